@@ -1,0 +1,428 @@
+"""The config file: YAML in, validated and typed settings out.
+
+Validation happens once, here, at the edge; everything downstream receives these frozen models.
+Every problem becomes one line naming file, line and dotted key path, what was expected and what
+arrived, e.g. ``config.yaml:7: search.space.lr.low: must be > 0 on a log scale (got 0)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from adamtune.errors import ConfigError
+from adamtune.yamlfile import YamlDoc, read_yaml
+
+BUILTIN_SOURCES = (
+    "digits",
+    "iris",
+    "wine",
+    "breast_cancer",
+    "diabetes",
+    "synthetic-classification",
+    "synthetic-regression",
+)
+BUILTIN_ARCHS = ("linear", "mlp", "cnn")
+PARAMS = ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad", "decoupled_weight_decay")
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _is_import_path(text: str) -> bool:
+    module, _, attr = text.partition(":")
+    return bool(module) and bool(attr) and all(p.isidentifier() for p in module.split("."))
+
+
+class DataConfig(_Strict):
+    source: str
+    target: str | None = None
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    standardize: bool = True
+    batch_size: int = Field(64, ge=1)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        if v in BUILTIN_SOURCES or v.endswith((".csv", ".npz")) or _is_import_path(v):
+            return v
+        raise ValueError(
+            f"expected a builtin dataset ({', '.join(BUILTIN_SOURCES)}), a .csv or .npz file, "
+            f"or 'package.module:function' (got {v!r})"
+        )
+
+
+class ModelConfig(_Strict):
+    arch: str = "mlp"
+    hidden: list[int] = Field(default_factory=lambda: [128, 128])
+    channels: list[int] = Field(default_factory=lambda: [16, 32])
+    dropout: float = Field(0.0, ge=0, lt=1)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, v: str) -> str:
+        if v in BUILTIN_ARCHS or _is_import_path(v):
+            return v
+        raise ValueError(
+            f"expected one of {', '.join(BUILTIN_ARCHS)} or 'package.module:Class' (got {v!r})"
+        )
+
+    @field_validator("hidden", "channels")
+    @classmethod
+    def _positive_widths(cls, v: list[int]) -> list[int]:
+        bad = [w for w in v if w < 1]
+        if bad:
+            raise ValueError(f"layer widths must be >= 1 (got {bad[0]})")
+        return v
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(20, ge=1)
+    loss: Literal["auto", "cross_entropy", "mse", "bce", "l1"] = "auto"
+    device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    objective: Literal["best", "last"] = "best"
+    repeats: int = Field(1, ge=1)
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        return check_device(v)
+
+
+def check_device(v: str) -> str:
+    if not _DEVICE.match(v):
+        raise ValueError(f"expected auto, cpu, cuda, cuda:N or mps (got {v!r})")
+    return v
+
+
+def _number_means_fixed(value: Any) -> Any:
+    """A plain number in the space fixes the parameter: ``beta2: 0.999``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"fixed": value}
+    return value
+
+
+class _Range(_Strict):
+    """A float range; ``fixed`` is set when the user wrote a plain number instead."""
+
+    low: float | None = None
+    high: float | None = None
+    fixed: float | None = None
+
+    _before = model_validator(mode="before")(classmethod(lambda cls, v: _number_means_fixed(v)))
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Range:
+        if self.fixed is not None:
+            if self.low is not None or self.high is not None:
+                raise ValueError("give either a fixed value or low/high, not both")
+            self._check_value(self.fixed)
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("a range needs both low and high (or write a plain number to fix it)")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low:g}) must not exceed high ({self.high:g})")
+        return self
+
+    def _check_value(self, v: float) -> None:  # overridden per parameter kind
+        pass
+
+    @property
+    def is_fixed(self) -> bool:
+        return self.fixed is not None or self.low == self.high
+
+
+class LogRange(_Range):
+    """lr and eps: sampled log-uniformly, so both ends must be > 0."""
+
+    @field_validator("low", "high")
+    @classmethod
+    def _positive(cls, v: float | None) -> float | None:
+        if v is not None and v <= 0:
+            raise ValueError(f"must be > 0 on a log scale (got {v:g})")
+        return v
+
+    def _check_value(self, v: float) -> None:
+        if v <= 0:
+            raise ValueError(f"must be > 0 (got {v:g})")
+
+
+class BetaRange(_Range):
+    """beta1 and beta2: in [0, 1); sampled as log(1 - beta) so values near 1 get resolution."""
+
+    @field_validator("low", "high", "fixed")
+    @classmethod
+    def _unit(cls, v: float | None) -> float | None:
+        if v is not None and not 0 <= v < 1:
+            raise ValueError(f"must be >= 0 and < 1 (got {v:g})")
+        return v
+
+
+class DecayRange(_Range):
+    """weight_decay: either exactly 0 (when ``zero``) or log-uniform in [low, high]."""
+
+    zero: bool = True
+
+    @field_validator("low", "high")
+    @classmethod
+    def _positive(cls, v: float | None) -> float | None:
+        if v is not None and v <= 0:
+            raise ValueError(
+                f"must be > 0 on a log scale (got {v:g}); zero: true already tries 0"
+            )
+        return v
+
+    def _check_value(self, v: float) -> None:
+        if v < 0:
+            raise ValueError(f"must be >= 0 (got {v:g})")
+
+
+def _choices(value: Any) -> Any:
+    return [value] if isinstance(value, (bool, str)) else value
+
+
+class SpaceConfig(_Strict):
+    lr: LogRange = Field(default_factory=lambda: LogRange(low=1e-5, high=1e-1))
+    beta1: BetaRange = Field(default_factory=lambda: BetaRange(low=0.5, high=0.999))
+    beta2: BetaRange = Field(default_factory=lambda: BetaRange(low=0.9, high=0.9999))
+    eps: LogRange = Field(default_factory=lambda: LogRange(low=1e-10, high=1e-3))
+    weight_decay: DecayRange = Field(default_factory=lambda: DecayRange(low=1e-6, high=1e-1))
+    amsgrad: list[bool] = Field(default_factory=lambda: [False, True])
+    decoupled_weight_decay: list[bool] = Field(default_factory=lambda: [False])
+    schedule: list[str] = Field(default_factory=lambda: ["none"])
+
+    @field_validator("amsgrad", "decoupled_weight_decay", "schedule", mode="before")
+    @classmethod
+    def _one_means_list(cls, v: Any) -> Any:
+        return _choices(v)
+
+    @field_validator("amsgrad", "decoupled_weight_decay", "schedule")
+    @classmethod
+    def _non_empty(cls, v: list[Any]) -> list[Any]:
+        if not v:
+            raise ValueError("must list at least one choice (got an empty list)")
+        return list(dict.fromkeys(v))
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _lr_auto(cls, v: Any) -> Any:
+        if v == "auto":
+            raise ValueError(
+                "'auto' (the LR range test first) is not there yet; give {low, high} or a number"
+            )
+        return _number_means_fixed(v)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedules_not_yet(cls, v: list[str]) -> list[str]:
+        if v != ["none"]:
+            raise ValueError(
+                f"the LR schedule stage is not there yet; only [none] is accepted (got {v})"
+            )
+        return v
+
+    def is_searched(self, param: str) -> bool:
+        value = getattr(self, param)
+        if isinstance(value, list):
+            return len(value) > 1
+        return not value.is_fixed
+
+
+class StageConfig(_Strict):
+    params: list[Literal["lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad",
+                         "decoupled_weight_decay"]]
+    trials: int | None = Field(None, ge=1)
+    name: str | None = None
+
+    @field_validator("params")
+    @classmethod
+    def _some(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("must name at least one parameter")
+        return list(dict.fromkeys(v))
+
+
+class SearchConfig(_Strict):
+    strategy: Literal["staged", "joint"] = "staged"
+    trials: int = Field(60, ge=1)
+    timeout: float | None = Field(None, gt=0)
+    sampler: Literal["tpe", "random", "qmc", "gp", "cmaes"] = "tpe"
+    pruner: Literal["none", "median", "hyperband"] = "median"
+    batch: int = Field(1, ge=1)
+    storage: str | None = None
+    space: SpaceConfig = Field(default_factory=SpaceConfig)
+    stages: list[StageConfig] | None = None
+
+    @field_validator("batch")
+    @classmethod
+    def _batch_not_yet(cls, v: int) -> int:
+        if v != 1:
+            raise ValueError(f"training trials in batches is not there yet; use 1 (got {v})")
+        return v
+
+    @model_validator(mode="after")
+    def _something_to_search(self) -> SearchConfig:
+        if not any(self.space.is_searched(p) for p in PARAMS):
+            raise ValueError("every parameter in search.space is fixed: nothing to search")
+        for i, stage in enumerate(self.stages or []):
+            fixed = [p for p in stage.params if not self.space.is_searched(p)]
+            if fixed:
+                raise ValueError(
+                    f"stages[{i}] searches {', '.join(fixed)}, which search.space fixes"
+                )
+        if self.stages is not None and not self.stages:
+            raise ValueError("stages: give at least one stage, or leave stages out")
+        return self
+
+
+class Config(_Strict):
+    name: str | None = None
+    seed: int = 0
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _usable_name(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+
+class Settings(BaseModel):
+    """A validated config plus where it came from (for relative paths and messages)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    config: Config
+    path: Path
+    study_name: str
+    doc: YamlDoc
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def problem(self, key: str, message: str) -> ConfigError:
+        """A ConfigError about dotted ``key`` that names file and line, for checks made later
+        than validation (a CSV without its target column, a model that cannot be built)."""
+        return ConfigError(f"{self.doc.where(tuple(key.split('.')))}: {key}: {message}")
+
+
+# --- turning pydantic's errors into one line each -------------------------------------------
+
+_TYPE_WORDS = {
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_type": "true or false",
+    "string_type": "text",
+    "list_type": "a list",
+    "dict_type": "a mapping of keys",
+    "model_type": "a mapping of keys",
+    "model_attributes_type": "a mapping of keys",
+}
+
+
+def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The pydantic model class that owns the keys at ``loc``, to suggest near-miss spellings."""
+    model: type[BaseModel] = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        found = [
+            a for a in [field.annotation, *typing.get_args(field.annotation)]
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        inner = [
+            b for a in typing.get_args(field.annotation) for b in typing.get_args(a)
+            if isinstance(b, type) and issubclass(b, BaseModel)
+        ]
+        if not found and not inner:
+            return None
+        model = (found or inner)[0]
+    return model
+
+
+def _describe(err: dict[str, Any]) -> str:
+    kind, value, loc = err["type"], err.get("input"), err["loc"]
+    if kind == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        known = list(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"unknown key{hint}; expected one of {', '.join(known)}" if known else "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind in _TYPE_WORDS:
+        return f"expected {_TYPE_WORDS[kind]} (got {value!r})"
+    if kind == "literal_error":
+        return f"expected one of {err['ctx']['expected']} (got {value!r})"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
+              "less_than_equal": "<="}[kind]
+        bound = next(iter(err["ctx"].values()))
+        return f"must be {op} {bound} (got {value!r})"
+    if kind == "value_error":
+        return str(err["msg"]).removeprefix("Value error, ")
+    return f"{err['msg']} (got {value!r})"
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    # A plain number is stored as {fixed: n}; the user wrote no 'fixed' key, so do not name it.
+    return tuple(loc[:-1]) if loc and loc[-1] == "fixed" else tuple(loc)
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
+
+
+def format_errors(exc: ValidationError, doc: YamlDoc) -> list[str]:
+    lines, seen = [], set()
+    for err in exc.errors(include_url=False):
+        loc = _clean_loc(err["loc"])
+        where = doc.where(loc)
+        line = f"{where}: {_dotted(loc)}: {_describe(err)}" if loc else f"{where}: {_describe(err)}"
+        if line not in seen:
+            seen.add(line)
+            lines.append(line)
+    return lines
+
+
+def validate_config(doc: YamlDoc) -> Config:
+    if doc.data is None:
+        raise ConfigError(f"{doc.source}: the config is empty; it needs at least data.source")
+    if not isinstance(doc.data, dict):
+        kind = type(doc.data).__name__
+        raise ConfigError(f"{doc.source}:1: the config must be a mapping of keys (got a {kind})")
+    try:
+        return Config.model_validate(doc.data)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc, doc)) from None
+
+
+def load_config(path: str | Path) -> Settings:
+    """Read and validate a config file. Raises ConfigError listing every problem found."""
+    path = Path(path)
+    doc = read_yaml(path)
+    config = validate_config(doc)
+    return Settings(config=config, path=path.resolve(), study_name=config.name or path.stem, doc=doc)

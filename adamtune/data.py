@@ -1,0 +1,289 @@
+"""Datasets: scikit-learn's bundled copies, synthetic ones, CSV and NPZ files, or user code.
+
+Everything ends up as a train/val pair of tensors (or, for user code that returns torch
+Datasets, a pair of Datasets). The validation split is fixed by the config's seed, and
+standardisation is fitted on the training split only, so nothing of val leaks into training.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from adamtune.config import DataConfig, Settings
+
+Kind = Literal["classification", "regression", "binary"]
+IMAGE_SHAPES = {"digits": (1, 8, 8)}
+
+
+@dataclass
+class TensorSplit:
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+Split = TensorSplit | Dataset
+
+
+@dataclass
+class TaskData:
+    """A train/val pair plus what a model and a loss need to know about it."""
+
+    train: Split
+    val: Split
+    kind: Kind
+    in_shape: tuple[int, ...]
+    out_features: int
+    description: str
+
+    @property
+    def in_memory(self) -> bool:
+        return isinstance(self.train, TensorSplit)
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train)  # type: ignore[arg-type]
+
+    @property
+    def n_val(self) -> int:
+        return len(self.val)  # type: ignore[arg-type]
+
+
+def _sklearn(source: str, seed: int, kwargs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn import datasets
+
+    if source == "synthetic-classification":
+        opts = {"n_samples": 2000, "n_features": 20, "n_informative": 10, "n_classes": 3}
+        return datasets.make_classification(**{**opts, **kwargs, "random_state": seed})
+    if source == "synthetic-regression":
+        opts = {"n_samples": 2000, "n_features": 20, "n_informative": 10, "noise": 10.0}
+        return datasets.make_regression(**{**opts, **kwargs, "random_state": seed})
+    loader = getattr(datasets, f"load_{source}")
+    x, y = loader(return_X_y=True)
+    return x, y
+
+
+def _read_csv(path: Path, target: str | None, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    if target is None:
+        raise settings.problem("data.target", "name the CSV column to predict (got nothing)")
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    if len(rows) < 2:
+        raise settings.problem("data.source", f"{path} has no data rows")
+    header, body = [h.strip() for h in rows[0]], rows[1:]
+    if target not in header:
+        raise settings.problem(
+            "data.target", f"column {target!r} is not in {path.name} (columns: {', '.join(header)})"
+        )
+    t = header.index(target)
+    features = [i for i in range(len(header)) if i != t]
+    x = np.empty((len(body), len(features)), dtype=np.float64)
+    for r, row in enumerate(body):
+        if len(row) != len(header):
+            raise settings.problem(
+                "data.source", f"{path.name} row {r + 2} has {len(row)} fields, expected {len(header)}"
+            )
+        for j, i in enumerate(features):
+            try:
+                x[r, j] = float(row[i])
+            except ValueError:
+                raise settings.problem(
+                    "data.source",
+                    f"{path.name} row {r + 2}, column {header[i]!r}: expected a number "
+                    f"(got {row[i]!r})",
+                ) from None
+    labels = [row[t].strip() for row in body]
+    try:
+        values = np.array([float(v) for v in labels])
+    except ValueError:
+        # Text labels: classes in sorted order, so the encoding does not depend on row order.
+        classes = sorted(set(labels))
+        return x, np.array([classes.index(v) for v in labels], dtype=np.int64)
+    if np.all(values == np.round(values)) and len(np.unique(values)) <= 50:
+        return x, values.astype(np.int64)
+    return x, values
+
+
+def _read_npz(path: Path, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path, allow_pickle=False) as arrays:
+        missing = [k for k in ("x", "y") if k not in arrays.files]
+        if missing:
+            raise settings.problem(
+                "data.source",
+                f"{path.name} must hold arrays 'x' and 'y' (has: {', '.join(arrays.files)})",
+            )
+        return arrays["x"], arrays["y"]
+
+
+def _kind_of(y: np.ndarray | torch.Tensor) -> Kind:
+    y = np.asarray(y)
+    if np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_):
+        return "classification"
+    if np.isin(y, (0.0, 1.0)).all() and y.ndim == 2:
+        return "binary"
+    return "regression"
+
+
+def _split(x: np.ndarray, y: np.ndarray, cfg: DataConfig, seed: int, kind: Kind):
+    from sklearn.model_selection import train_test_split
+
+    stratify = None
+    if kind == "classification":
+        _, counts = np.unique(y, return_counts=True)
+        if counts.min() >= 2:
+            stratify = y
+    return train_test_split(x, y, test_size=cfg.val_fraction, random_state=seed, stratify=stratify)
+
+
+def _standardize(train: np.ndarray, val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = train.mean(axis=0, keepdims=True)
+    std = train.std(axis=0, keepdims=True)
+    std[std == 0] = 1.0  # constant features (digits' blank border pixels) stay constant
+    return (train - mean) / std, (val - mean) / std
+
+
+def _as_targets(y: np.ndarray, kind: Kind) -> torch.Tensor:
+    if kind == "classification":
+        return torch.as_tensor(y, dtype=torch.long)
+    t = torch.as_tensor(y, dtype=torch.float32)
+    return t.unsqueeze(1) if t.ndim == 1 else t
+
+
+def _from_arrays(x: np.ndarray, y: np.ndarray, settings: Settings, source: str) -> TaskData:
+    cfg, seed = settings.config.data, settings.config.seed
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y)
+    if x.ndim < 2 or len(x) != len(y):
+        raise settings.problem(
+            "data.source", f"expected x of shape (rows, features...) and y with as many rows "
+            f"(got x {x.shape}, y {y.shape})"
+        )
+    kind = _kind_of(y)
+    if kind == "classification" and y.min() < 0:
+        raise settings.problem("data.source", f"class labels must be >= 0 (got {y.min()})")
+    x_tr, x_va, y_tr, y_va = _split(x, y, cfg, seed, kind)
+    shape = x.shape[1:]
+    if cfg.standardize:
+        flat_tr, flat_va = _standardize(x_tr.reshape(len(x_tr), -1), x_va.reshape(len(x_va), -1))
+        x_tr, x_va = flat_tr.reshape(-1, *shape), flat_va.reshape(-1, *shape)
+        if kind == "regression":
+            y_tr, y_va = _standardize(
+                y_tr.reshape(len(y_tr), -1), y_va.reshape(len(y_va), -1)
+            )
+    train = TensorSplit(torch.as_tensor(x_tr, dtype=torch.float32), _as_targets(y_tr, kind))
+    val = TensorSplit(torch.as_tensor(x_va, dtype=torch.float32), _as_targets(y_va, kind))
+    out = int(y.max()) + 1 if kind == "classification" else int(train.y.shape[1])
+    in_shape = IMAGE_SHAPES.get(source, tuple(int(s) for s in shape))
+    what = f"{kind}, {out} classes" if kind == "classification" else kind
+    return TaskData(
+        train, val, kind, in_shape, out,
+        f"{source}: {len(train)} train / {len(val)} val rows, input {in_shape}, {what}",
+    )
+
+
+def import_object(spec: str, base_dir: Path) -> Any:
+    """Resolve ``package.module:attr``; the config's folder is importable, so a model.py
+    beside the config works without installing anything."""
+    module_name, _, attr = spec.partition(":")
+    if str(base_dir) not in sys.path:
+        sys.path.insert(0, str(base_dir))
+    module = importlib.import_module(module_name)
+    obj = module
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _user_split(part: Any, name: str) -> Split:
+    if isinstance(part, Dataset):
+        return part
+    if isinstance(part, (tuple, list)) and len(part) == 2:
+        x, y = (torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v
+                for v in part)
+        return TensorSplit(x.float(), y if y.dtype in (torch.long, torch.int) else y.float())
+    raise TypeError(f"{name} must be an (x, y) pair or a torch Dataset (got {type(part).__name__})")
+
+
+def _from_function(settings: Settings) -> TaskData:
+    cfg = settings.config.data
+    try:
+        fn = import_object(cfg.source, settings.base_dir)
+    except (ImportError, AttributeError) as exc:
+        raise settings.problem("data.source", f"cannot import {cfg.source!r}: {exc}") from None
+    if not callable(fn):
+        raise settings.problem("data.source", f"{cfg.source!r} is not callable")
+    try:
+        result = fn(**cfg.kwargs)
+        train, val = result
+        train, val = _user_split(train, "train"), _user_split(val, "val")
+    except (TypeError, ValueError) as exc:
+        raise settings.problem(
+            "data.source", f"{cfg.source} must return (train, val): {exc}"
+        ) from None
+    if isinstance(train, TensorSplit) and isinstance(val, TensorSplit):
+        kind = _kind_of(train.y.numpy())
+        if kind == "classification":
+            train.y, val.y = train.y.long(), val.y.long()
+            out = int(max(train.y.max(), val.y.max())) + 1
+        else:
+            if train.y.ndim == 1:
+                train.y, val.y = train.y.unsqueeze(1), val.y.unsqueeze(1)
+            out = int(train.y.shape[1])
+        in_shape = tuple(train.x.shape[1:])
+    else:
+        x0, y0 = train[0]
+        y0 = torch.as_tensor(y0)
+        kind = "classification" if not y0.is_floating_point() else "regression"
+        if kind == "classification":
+            out = int(max(int(torch.as_tensor(val[i][1])) for i in range(len(val))) + 1)
+            out = max(out, int(max(int(torch.as_tensor(train[i][1])) for i in range(len(train))) + 1))
+        else:
+            out = int(y0.numel())
+        in_shape = tuple(torch.as_tensor(x0).shape)
+    return TaskData(
+        train, val, kind, in_shape, out,
+        f"{cfg.source}: {len(train)} train / {len(val)} val rows, input {in_shape}, {kind}",
+    )
+
+
+def load_data(settings: Settings) -> TaskData:
+    """Build the train/val data the config describes. Raises ConfigError naming data.* keys."""
+    cfg = settings.config.data
+    source = cfg.source
+    if source.endswith((".csv", ".npz")):
+        path = (settings.base_dir / source) if not Path(source).is_absolute() else Path(source)
+        if not path.is_file():
+            raise settings.problem("data.source", f"file not found: {path}")
+        try:
+            x, y = _read_csv(path, cfg.target, settings) if source.endswith(".csv") else _read_npz(
+                path, settings
+            )
+        except OSError as exc:
+            raise settings.problem("data.source", f"cannot read {path}: {exc}") from None
+        except ValueError as exc:
+            raise settings.problem("data.source", f"cannot read {path}: {exc}") from None
+        data = _from_arrays(x, y, settings, path.name)
+    elif ":" in source:
+        data = _from_function(settings)
+    else:
+        x, y = _sklearn(source, settings.config.seed, cfg.kwargs)
+        data = _from_arrays(x, y, settings, source)
+    if cfg.batch_size > data.n_train:
+        raise settings.problem(
+            "data.batch_size",
+            f"must not exceed the {data.n_train} training rows (got {cfg.batch_size})",
+        )
+    return data
+
+

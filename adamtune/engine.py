@@ -1,0 +1,169 @@
+"""Training one trial with ``torch.optim.Adam``.
+
+Every trial of a seed starts from the same initial weights and sees the same batch order
+(common random numbers), so the difference between two trials is the hyperparameters alone.
+With ``repeats`` > 1 the seeds are trained side by side, epoch by epoch, so that the value
+reported after each epoch (for pruning) is already the mean over seeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from adamtune.data import Split, TensorSplit
+from adamtune.space import AdamParams
+from adamtune.task import Task
+
+Status = Literal["complete", "pruned", "diverged"]
+# Called after each epoch with (epoch index, value so far); returning True stops the trial.
+EpochCallback = Callable[[int, float], bool]
+_VAL_CHUNK = 4096
+
+
+@dataclass
+class TrialOutcome:
+    status: Status
+    value: float | None  # the objective, when complete
+    val_curve: list[float] = field(default_factory=list)  # mean over seeds, per epoch
+    train_curve: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def epochs(self) -> int:
+        return len(self.val_curve)
+
+
+def make_optimizer(model: nn.Module, params: AdamParams) -> torch.optim.Adam:
+    kwargs = params.torch_kwargs()
+    kwargs["betas"] = tuple(kwargs["betas"])
+    return torch.optim.Adam(model.parameters(), **kwargs)
+
+
+def _autocast(task: Task) -> contextlib.AbstractContextManager[None]:
+    precision = task.settings.config.train.precision
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(task.device.type, dtype=dtype)
+
+
+def _batches(split: Split, batch_size: int, generator: torch.Generator,
+             device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Shuffled batches. In-memory data is indexed directly: a DataLoader costs about twice
+    the whole step on small models (shared/PERF-NOTES.md)."""
+    if isinstance(split, TensorSplit):
+        order = torch.randperm(len(split), generator=generator).to(split.x.device)
+        for start in range(0, len(split), batch_size):
+            idx = order[start:start + batch_size]
+            yield split.x[idx].to(device, non_blocking=True), split.y[idx].to(device,
+                                                                              non_blocking=True)
+    else:
+        loader = DataLoader(split, batch_size=batch_size, shuffle=True, generator=generator)
+        for x, y in loader:
+            yield x.to(device), y.to(device)
+
+
+class _Run:
+    """One seed's model, optimizer and batch-order generator."""
+
+    def __init__(self, task: Task, seed: int, params: AdamParams) -> None:
+        self.task = task
+        self.model = task.new_model(seed)
+        self.optimizer = make_optimizer(self.model, params)
+        self.generator = torch.Generator().manual_seed(seed)
+        fp16 = task.settings.config.train.precision == "fp16"
+        self.scaler = torch.amp.GradScaler(task.device.type) if fp16 else None
+        # Dropout draws from the global RNG: seed it so a seed's masks are the same every trial.
+        torch.manual_seed(seed)
+        self.rng_state = torch.get_rng_state()
+        self.val_losses: list[float] = []
+
+    def train_epoch(self) -> float:
+        """Mean training loss of one epoch; NaN as soon as a batch's loss is not finite."""
+        task, model, opt = self.task, self.model, self.optimizer
+        batch_size = task.settings.config.data.batch_size
+        model.train()
+        torch.set_rng_state(self.rng_state)
+        total = torch.zeros((), device=task.device)
+        seen = 0
+        for x, y in _batches(task.data.train, batch_size, self.generator, task.device):
+            with _autocast(task):
+                loss = task.loss_fn(model(x).float(), y)
+            if not torch.isfinite(loss):
+                return math.nan
+            opt.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(opt)
+                self.scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            total += loss.detach() * len(x)
+            seen += len(x)
+        self.rng_state = torch.get_rng_state()
+        return float(total) / seen
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        task, model = self.task, self.model
+        model.eval()
+        val = task.data.val
+        total, seen = 0.0, 0
+        if isinstance(val, TensorSplit):
+            chunks: Iterator[tuple[torch.Tensor, torch.Tensor]] = (
+                (val.x[i:i + _VAL_CHUNK].to(task.device), val.y[i:i + _VAL_CHUNK].to(task.device))
+                for i in range(0, len(val), _VAL_CHUNK)
+            )
+        else:
+            chunks = ((x.to(task.device), y.to(task.device))
+                      for x, y in DataLoader(val, batch_size=_VAL_CHUNK))
+        for x, y in chunks:
+            with _autocast(task):
+                out = model(x).float()
+            total += float(task.loss_fn(out, y)) * len(x)
+            seen += len(x)
+        loss = total / seen
+        self.val_losses.append(loss)
+        return loss
+
+    def objective(self) -> float:
+        if self.task.settings.config.train.objective == "last":
+            return self.val_losses[-1]
+        return min(self.val_losses)
+
+
+def train_trial(task: Task, params: AdamParams,
+                on_epoch: EpochCallback | None = None) -> TrialOutcome:
+    """Train ``params`` on every seed of the task; stop early on divergence or when told."""
+    started = time.perf_counter()
+    runs = [_Run(task, seed, params) for seed in task.seeds]
+    outcome = TrialOutcome(status="complete", value=None)
+    for epoch in range(task.settings.config.train.epochs):
+        train_losses = [run.train_epoch() for run in runs]
+        if not all(math.isfinite(t) for t in train_losses):
+            outcome.status = "diverged"
+            break
+        val_losses = [run.validate() for run in runs]
+        outcome.train_curve.append(sum(train_losses) / len(runs))
+        outcome.val_curve.append(sum(val_losses) / len(runs))
+        if not all(math.isfinite(v) for v in val_losses):
+            outcome.status = "diverged"
+            break
+        so_far = sum(run.objective() for run in runs) / len(runs)
+        if on_epoch is not None and on_epoch(epoch, so_far):
+            outcome.status = "pruned"
+            break
+    if outcome.status == "complete":
+        outcome.value = sum(run.objective() for run in runs) / len(runs)
+    outcome.seconds = time.perf_counter() - started
+    return outcome

@@ -1,0 +1,73 @@
+"""Optuna samplers and pruners by name, and the two small samplers the search needs."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.study import Study
+from optuna.trial import FrozenTrial
+
+
+class PresetSampler(BaseSampler):
+    """Returns values chosen elsewhere. The real study records a trial's parameters through
+    it, while the choice itself is made by a stage's own sampler on that stage's history."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
+        return {}
+
+    def sample_relative(self, study: Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return {}
+
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self.values[param_name]
+
+
+class _IndexedQMC(optuna.samplers.QMCSampler):
+    """QMC whose position in the sequence is the number of trials already in the stage.
+
+    Optuna keeps that position in the study; a stage's history is rebuilt for every trial
+    (so that resumed and concurrent searches sample alike), so it is derived instead.
+    """
+
+    def _find_sample_id(self, study: Study, search_space: dict[str, BaseDistribution]) -> int:
+        return len(study.get_trials(deepcopy=False))
+
+
+def make_sampler(name: str, seed: int, *, startup: int, joint: bool) -> BaseSampler:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "tpe":
+            return optuna.samplers.TPESampler(
+                seed=seed, n_startup_trials=startup, multivariate=True, group=joint,
+                constant_liar=True,
+            )
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "qmc":
+            return _IndexedQMC(seed=seed, scramble=True, warn_independent_sampling=False,
+                               warn_asynchronous_seeding=False)
+        if name == "gp":
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup,
+                                             warn_independent_sampling=False)
+        if name == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup,
+                                                warn_independent_sampling=False)
+    raise ValueError(f"unknown sampler {name!r}")
+
+
+def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    if name == "median":
+        # A few epochs of warm-up: early losses of good and bad learning rates cross over.
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 5))
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+    return optuna.pruners.NopPruner()

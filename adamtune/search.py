@@ -1,0 +1,336 @@
+"""The staged search over an Optuna study (ask and tell, one trial at a time).
+
+Trial 0 is Adam's defaults. Each later trial belongs to a stage; its stage's parameters are
+drawn by a sampler that sees only that stage's history (plus the incumbent it started from),
+and every other parameter is fixed at the best trial of the earlier stages. Drawing from a
+rebuilt per-stage history, seeded by the trial's position, makes a resumed search sample
+exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from adamtune.config import Settings
+from adamtune.engine import TrialOutcome, train_trial
+from adamtune.errors import SearchFailedError
+from adamtune.plan import BASELINE, Stage, current_stage, replan
+from adamtune.results import TrialRow, row_of
+from adamtune.samplers import PresetSampler, make_pruner, make_sampler
+from adamtune.space import (
+    ADAM_DEFAULTS,
+    AdamParams,
+    coordinates,
+    encode,
+    fixed_values,
+    searched,
+    suggest,
+)
+from adamtune.storage import open_storage, redact
+from adamtune.study import (
+    CONFIG_ATTR,
+    check_same_config,
+    counts_toward_budget,
+    fail_orphans,
+    relevant_config,
+    stage_of,
+    worker_id,
+)
+from adamtune.task import Task, build_task
+
+log = logging.getLogger(__name__)
+_MAX_ERRORS_IN_A_ROW = 3
+
+
+@dataclass
+class SearchOptions:
+    storage: str
+    study_name: str | None = None
+    trials: int | None = None
+    timeout: float | None = None
+    device: str | None = None
+    fresh: bool = False
+
+
+@dataclass
+class SearchStart:
+    study: str
+    storage: str  # redacted
+    task: str
+    plan: list[Stage]
+    total: int
+    done: int  # trials already in the study that count toward its budget
+
+
+class SearchObserver:
+    """Progress hooks; the CLI renders them, library users may subclass. All are no-ops."""
+
+    def search_started(self, start: SearchStart) -> None: ...
+
+    def trial_started(self, number: int, stage: str, params: AdamParams) -> None: ...
+
+    def epoch_finished(self, number: int, epoch: int, epochs: int, value: float) -> None: ...
+
+    def trial_finished(self, row: TrialRow, best: float | None) -> None: ...
+
+
+@dataclass
+class SearchRun:
+    """What one call of ``run_search`` did."""
+
+    study: str
+    storage: str  # redacted
+    started: SearchStart
+    ran: list[TrialRow] = field(default_factory=list)
+    stopped_by: str = "budget"  # budget | timeout
+
+
+def _best(trials: list[FrozenTrial]) -> FrozenTrial | None:
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    return min(done, key=lambda t: (t.value, t.number)) if done else None
+
+
+class _Search:
+    def __init__(self, settings: Settings, task: Task, study: optuna.Study,
+                 observer: SearchObserver) -> None:
+        self.settings, self.task, self.study, self.observer = settings, task, study, observer
+        self.config = settings.config
+        self.space = self.config.search.space
+        self.joint = self.config.search.strategy == "joint"
+        self.preset = PresetSampler()
+        study.sampler = self.preset
+
+    # --- reading the study ---------------------------------------------------------------
+    def trials(self) -> list[FrozenTrial]:
+        return self.study.get_trials(deepcopy=False)
+
+    def done_per_stage(self, trials: list[FrozenTrial]) -> dict[str, int]:
+        done: dict[str, int] = {}
+        for t in trials:
+            if counts_toward_budget(t):
+                done[stage_of(t)] = done.get(stage_of(t), 0) + 1
+        return done
+
+    def incumbent(self, trials: list[FrozenTrial], plan: list[Stage],
+                  stage: Stage) -> tuple[AdamParams, FrozenTrial | None]:
+        """The best trial of the baseline and the stages before ``stage``, and its params
+        with the user's fixed values applied."""
+        earlier = {BASELINE} | {s.name for s in plan[: plan.index(stage)]}
+        best = _best([t for t in trials if stage_of(t) in earlier])
+        params = AdamParams.from_dict(best.user_attrs["adam"]) if best else ADAM_DEFAULTS
+        return params.with_values(fixed_values(self.space)), best
+
+    # --- drawing a trial's parameters ----------------------------------------------------
+    def draw(self, stage: Stage, stage_index: int, trials: list[FrozenTrial],
+             incumbent: AdamParams, incumbent_trial: FrozenTrial | None) -> dict[str, Any]:
+        """Values for ``stage.params`` from a sampler that sees this stage's history only."""
+        names = list(stage.params)
+        history = [t for t in trials if stage_of(t) == stage.name]
+        untried = self._untried_choices(names, history, incumbent)
+        if untried is not None:
+            return untried
+        sampler = make_sampler(
+            self.config.search.sampler,
+            seed=self.config.seed * 1_000_003 + stage_index * 10_007 + len(history),
+            startup=max(2, min(10, stage.trials // 3)),
+            joint=self.joint,
+        )
+        shadow = optuna.create_study(sampler=sampler, direction="minimize")
+        anchors = [incumbent_trial] if incumbent_trial is not None else []
+        for t in anchors + history:
+            copy = self._shadow_trial(t, names, incumbent if t in anchors else None)
+            if copy is not None:
+                shadow.add_trial(copy)
+        trial = shadow.ask()
+        suggest(trial, names, self.space, with_zero=self.joint)
+        return dict(trial.params)
+
+    def _untried_choices(self, names: list[str], history: list[FrozenTrial],
+                         incumbent: AdamParams) -> dict[str, Any] | None:
+        """For a stage of choices only (amsgrad), the first combination neither the incumbent
+        nor an earlier trial of the stage has tried: sampling could repeat one, wasting a trial."""
+        dists = {}
+        for param in names:
+            dists.update(coordinates(param, self.space, with_zero=self.joint))
+        if not all(isinstance(d, CategoricalDistribution) for d in dists.values()):
+            return None
+        seen = [dict(t.params) for t in history]
+        seen.append({k: v for k, (v, _) in encode(incumbent, names, self.space).items()})
+        for combo in itertools.product(*(d.choices for d in dists.values())):  # type: ignore[attr-defined]
+            candidate = dict(zip(dists, combo, strict=True))
+            if candidate not in seen:
+                return candidate
+        return None
+
+    def _shadow_trial(self, t: FrozenTrial, names: list[str],
+                      as_params: AdamParams | None) -> FrozenTrial | None:
+        if t.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+            return None
+        if as_params is not None:  # the incumbent, seen in this stage's coordinates
+            coords = encode(as_params, names, self.space, with_zero=self.joint)
+        else:
+            coords = {k: (t.params[k], t.distributions[k]) for k in t.params}
+        if not coords:
+            return None
+        return optuna.trial.create_trial(
+            params={k: v for k, (v, _) in coords.items()},
+            distributions={k: d for k, (_, d) in coords.items()},
+            value=t.value if t.state == TrialState.COMPLETE else None,
+            intermediate_values=dict(t.intermediate_values),
+            state=t.state,
+        )
+
+    # --- running one trial ---------------------------------------------------------------
+    def run_trial(self, stage_name: str, coords: dict[str, Any], names: list[str],
+                  base: AdamParams, prunable: bool) -> TrialRow:
+        self.preset.values = coords
+        trial = self.study.ask()
+        drawn = suggest(trial, names, self.space, with_zero=self.joint) if names else {}
+        # The baseline records its coordinates but trains Adam's defaults to the bit.
+        params = base if stage_name == BASELINE else base.with_values(drawn)
+        for key, value in (("stage", stage_name), ("adam", params.as_dict()),
+                           ("worker", worker_id())):
+            trial.set_user_attr(key, value)
+        self.observer.trial_started(trial.number, stage_name, params)
+        epochs = self.config.train.epochs
+
+        def on_epoch(epoch: int, value: float) -> bool:
+            trial.report(value, epoch)
+            self.observer.epoch_finished(trial.number, epoch, epochs, value)
+            return prunable and trial.should_prune()
+
+        try:
+            outcome = train_trial(self.task, params, on_epoch)
+        except KeyboardInterrupt:
+            trial.set_user_attr("status", "interrupted")
+            self.study.tell(trial, state=TrialState.FAIL)
+            raise
+        except Exception as exc:  # a bug in user code, say; recorded, then judged by caller
+            log.debug("trial %d raised", trial.number, exc_info=True)
+            trial.set_user_attr("status", "failed")
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+            frozen = self.study.tell(trial, state=TrialState.FAIL)
+            return row_of(frozen)
+        self._record(trial, outcome)
+        if outcome.status == "complete":
+            frozen = self.study.tell(trial, outcome.value)
+        else:
+            frozen = self.study.tell(trial, state=TrialState.PRUNED)
+        return row_of(frozen)
+
+    @staticmethod
+    def _record(trial: optuna.Trial, outcome: TrialOutcome) -> None:
+        trial.set_user_attr("status", outcome.status)
+        trial.set_user_attr("epochs", outcome.epochs)
+        trial.set_user_attr("seconds", round(outcome.seconds, 4))
+        trial.set_user_attr("val_curve", [_finite_or_none(v) for v in outcome.val_curve])
+        trial.set_user_attr("train_curve", [_finite_or_none(v) for v in outcome.train_curve])
+        if outcome.status == "diverged":
+            trial.set_user_attr("reason", "diverged")
+            # Teach the sampler: a diverged trial ranks below every pruned one at its step.
+            trial.report(math.inf, outcome.epochs)
+
+
+def _finite_or_none(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+def open_study(settings: Settings, options: SearchOptions) -> optuna.Study:
+    storage = open_storage(options.storage)
+    name = options.study_name or settings.study_name
+    if options.fresh:
+        try:
+            optuna.delete_study(study_name=name, storage=storage)
+        except KeyError:
+            pass
+    study = optuna.create_study(storage=storage, study_name=name, direction="minimize",
+                                load_if_exists=True,
+                                pruner=make_pruner(settings.config.search.pruner,
+                                                   settings.config.train.epochs))
+    check_same_config(study, settings.config, str(settings.path))
+    if CONFIG_ATTR not in study.user_attrs:
+        study.set_user_attr(CONFIG_ATTR, relevant_config(settings.config))
+        study.set_user_attr("adamtune_strategy", settings.config.search.strategy)
+    return study
+
+
+def run_search(settings: Settings, options: SearchOptions,
+               observer: SearchObserver | None = None,
+               clock: Callable[[], float] = time.monotonic) -> SearchRun:
+    """Run (or resume) the study that ``settings`` describe, up to its total budget."""
+    observer = observer or SearchObserver()
+    task = build_task(settings, options.device)  # data and model are checked before storage
+    config = settings.config
+    total = options.trials or config.search.trials
+    timeout = options.timeout if options.timeout is not None else config.search.timeout
+    study = open_study(settings, options)
+    fail_orphans(study)
+    search = _Search(settings, task, study, observer)
+    trials = search.trials()
+    done = search.done_per_stage(trials)
+    plan = replan(config.search, total, done)
+    start = SearchStart(study.study_name, redact(options.storage), task.describe(), plan, total,
+                        sum(done.values()))
+    observer.search_started(start)
+    run = SearchRun(study.study_name, start.storage, start)
+    began, errors_in_a_row = clock(), 0
+    while True:
+        trials = search.trials()
+        done = search.done_per_stage(trials)
+        if sum(done.values()) >= total:
+            break
+        if timeout is not None and clock() - began >= timeout:
+            run.stopped_by = "timeout"
+            break
+        if done.get(BASELINE, 0) == 0:
+            coords = {k: v for k, (v, _) in encode(
+                ADAM_DEFAULTS, searched(search.space), search.space, with_zero=search.joint
+            ).items()}
+            row = search.run_trial(BASELINE, coords, list(coords_params(coords)), ADAM_DEFAULTS,
+                                   prunable=False)
+            if row.state == "failed":
+                raise SearchFailedError(
+                    f"trial {row.number} (Adam's defaults) failed: {row.error}; fix the model or "
+                    f"data, then rerun (--debug shows the traceback)"
+                )
+        else:
+            stage = current_stage(plan, done)
+            if stage is None:
+                break
+            base, best_before = search.incumbent(trials, plan, stage)
+            coords = search.draw(stage, plan.index(stage), trials, base, best_before)
+            row = search.run_trial(stage.name, coords, list(stage.params), base, prunable=True)
+        run.ran.append(row)
+        best = _best(search.trials())
+        observer.trial_finished(row, best.value if best else None)
+        errors_in_a_row = errors_in_a_row + 1 if row.state == "failed" else 0
+        if errors_in_a_row >= _MAX_ERRORS_IN_A_ROW:
+            raise SearchFailedError(
+                f"{errors_in_a_row} trials in a row failed; the last: {row.error}"
+            )
+    if _best(search.trials()) is None:
+        raise SearchFailedError(
+            f"study {study.study_name!r} has no completed trial: every trial diverged, was "
+            f"pruned or failed"
+        )
+    return run
+
+
+def coords_params(coords: dict[str, Any]) -> list[str]:
+    """The Adam parameters behind coordinate names (``one_minus_beta1`` -> ``beta1``)."""
+    out: list[str] = []
+    for name in coords:
+        param = name.removeprefix("one_minus_").removesuffix("_on")
+        if param not in out:
+            out.append(param)
+    return out

@@ -1,0 +1,111 @@
+"""Where studies live: resolving, checking, opening and listing Optuna storages.
+
+A storage URL may carry a password; it never leaves this module unredacted in a message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from adamtune.errors import ConfigError, StorageError, StudyNotFoundError
+
+if TYPE_CHECKING:
+    import optuna
+
+DEFAULT_STORAGE = "sqlite:///adamtune.db"
+ENV_VAR = "ADAMTUNE_STORAGE"
+_SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
+_DRIVERS = {"postgresql": ("psycopg2", "psycopg2-binary"), "mysql": ("pymysql", "PyMySQL")}
+_PASSWORD = re.compile(r"(?P<head>://[^:/@]*:)(?P<secret>[^@]*)(?P<tail>@)")
+
+
+def redact(text: str) -> str:
+    """Hide the password of any URL in ``text``: ``postgresql://u:***@host/db``."""
+    return _PASSWORD.sub(r"\g<head>***\g<tail>", text)
+
+
+def resolve_storage(option: str | None, config_value: str | None = None) -> str:
+    """--storage, then $ADAMTUNE_STORAGE, then search.storage, then sqlite:///adamtune.db."""
+    url = option or os.environ.get(ENV_VAR) or config_value or DEFAULT_STORAGE
+    check_url(url)
+    return url
+
+
+def check_url(url: str) -> None:
+    scheme = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
+    if scheme not in _SCHEMES:
+        raise ConfigError(
+            f"storage {redact(url)!r}: expected a database URL such as sqlite:///adamtune.db "
+            f"or postgresql://user@host/db"
+        )
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a sqlite URL (None for other databases or in-memory sqlite)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///"):]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.BaseStorage:
+    """An Optuna RDB storage. ``must_exist`` refuses to create a new SQLite file, so that
+    read-only commands (best, trials) never leave an empty database behind."""
+    import optuna
+    import sqlalchemy.exc
+
+    path = sqlite_path(url)
+    if path is not None:
+        if must_exist and not path.exists():
+            raise StudyNotFoundError(f"no study found: {path} does not exist (storage {url})")
+        if not must_exist and not os.access(path.parent.resolve(), os.W_OK):
+            raise StorageError(f"storage {url}: cannot write in {path.parent.resolve()}")
+    scheme = url.split("://", 1)[0]
+    driver = _DRIVERS.get(scheme)
+    if driver is not None:
+        try:
+            __import__(driver[0])
+        except ImportError:
+            raise ConfigError(
+                f"storage {redact(url)}: the database driver {driver[0]} is not installed "
+                f"(pip install {driver[1]})"
+            ) from None
+    engine_kwargs = {"connect_args": {"timeout": 30}} if path is not None else {}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+        first = redact(str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
+        raise StorageError(f"storage {redact(url)} is unreachable: {first}") from None
+
+
+def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    return [s.study_name for s in storage.get_all_studies()]
+
+
+def latest_study(storage: optuna.storages.BaseStorage, url: str) -> str:
+    """The study whose newest trial started or finished last (``best`` with no argument)."""
+    newest: tuple[float, str] | None = None
+    for frozen in storage.get_all_studies():
+        stamps = [
+            t.datetime_complete or t.datetime_start
+            for t in storage.get_all_trials(frozen._study_id, deepcopy=False)
+        ]
+        stamp = max((s.timestamp() for s in stamps if s is not None), default=0.0)
+        if newest is None or stamp > newest[0]:
+            newest = (stamp, frozen.study_name)
+    if newest is None:
+        raise StudyNotFoundError(f"no study found in {redact(url)}")
+    return newest[1]
+
+
+def load_study(name: str, storage: optuna.storages.BaseStorage, url: str) -> optuna.Study:
+    import optuna
+
+    names = study_names(storage)
+    if name not in names:
+        known = f"; studies there: {', '.join(names)}" if names else "; it holds no study"
+        raise StudyNotFoundError(f"no study named {name!r} in {redact(url)}{known}")
+    return optuna.load_study(study_name=name, storage=storage)

@@ -1,0 +1,115 @@
+"""What adamtune keeps in an Optuna study, and how it reads it back.
+
+Each trial records, beside the Optuna parameters its stage searched, user attributes:
+``stage``, ``adam`` (the full parameter set, so any trial is reproducible alone), ``status``
+(complete, pruned, diverged, failed, interrupted), ``epochs``, the learning curves and the
+worker that ran it. The study records the search-relevant config, so a resumed search can
+refuse a changed one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from adamtune.config import Config
+from adamtune.errors import ConfigError
+
+CONFIG_ATTR = "adamtune_config"
+# Not search-relevant: changing these never changes a trial's result (or only the budget).
+_NOT_RELEVANT = {("name",), ("search", "trials"), ("search", "timeout"), ("search", "storage"),
+                 ("search", "batch"), ("train", "device")}
+
+
+def stage_of(trial: FrozenTrial) -> str:
+    return str(trial.user_attrs.get("stage", "?"))
+
+
+def status_of(trial: FrozenTrial) -> str:
+    if "status" in trial.user_attrs:
+        return str(trial.user_attrs["status"])
+    return {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned",
+            TrialState.FAIL: "failed", TrialState.RUNNING: "running",
+            TrialState.WAITING: "waiting"}[trial.state]
+
+
+def counts_toward_budget(trial: FrozenTrial) -> bool:
+    """Finished trials count; a failure counts only when the trial itself raised (it would
+    fail again), not when its process was killed or interrupted (it is retried)."""
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return trial.state == TrialState.FAIL and status_of(trial) == "failed"
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_orphans(study: optuna.Study) -> int:
+    """Mark as failed the RUNNING trials whose process on this host is gone (killed, crashed).
+    Trials of live workers, here or on other hosts, are left alone."""
+    host = socket.gethostname()
+    failed = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = str(trial.user_attrs.get("worker", ""))
+        name, _, pid = owner.rpartition(":")
+        if name == host and pid.isdigit() and not _alive(int(pid)):
+            study._storage.set_trial_user_attr(trial._trial_id, "status", "killed")
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            failed += 1
+    return failed
+
+
+def relevant_config(config: Config) -> dict[str, Any]:
+    data = config.model_dump(mode="json")
+    for path in _NOT_RELEVANT:
+        node = data
+        for key in path[:-1]:
+            node = node[key]
+        node.pop(path[-1], None)
+    return data
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flatten(value, f"{prefix}.{key}" if prefix else key))
+        return out
+    return {prefix: data}
+
+
+def config_changes(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    old, new = _flatten(stored), _flatten(current)
+    return [
+        f"{key}: {json.dumps(old.get(key))} -> {json.dumps(new.get(key))}"
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
+    ]
+
+
+def check_same_config(study: optuna.Study, config: Config, source: str) -> None:
+    stored = study.user_attrs.get(CONFIG_ATTR)
+    if stored is None:
+        return
+    changes = config_changes(stored, relevant_config(config))
+    if changes:
+        raise ConfigError(
+            f"{source}: the search config changed since study {study.study_name!r} started "
+            f"({'; '.join(changes)}); run with --fresh to start over, or give the study a new name"
+        )

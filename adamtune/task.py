@@ -1,0 +1,129 @@
+"""A task: data, model and loss built from the config, placed on a device, ready to train."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from adamtune.config import Settings, check_device
+from adamtune.data import TaskData, TensorSplit, load_data
+from adamtune.errors import ConfigError
+from adamtune.models import build_model, count_parameters
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+_LOSSES: dict[str, LossFn] = {
+    "cross_entropy": F.cross_entropy,
+    "mse": F.mse_loss,
+    "bce": F.binary_cross_entropy_with_logits,
+    "l1": F.l1_loss,
+}
+_AUTO_LOSS = {"classification": "cross_entropy", "regression": "mse", "binary": "bce"}
+# Above this share of a GPU's free memory, data stays in host memory and batches are copied.
+_DEVICE_DATA_SHARE = 0.25
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; an explicit device must exist."""
+    try:
+        check_device(name)
+    except ValueError as exc:
+        raise ConfigError(f"--device: {exc}") from None
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name}: no CUDA GPU is visible to torch on this machine")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+            )
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device mps: MPS is not available on this machine")
+    return torch.device(name)
+
+
+@dataclass
+class Task:
+    settings: Settings
+    data: TaskData
+    device: torch.device
+    loss_name: str
+    loss_fn: LossFn
+    n_params: int
+    _init_states: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)
+
+    @property
+    def seeds(self) -> list[int]:
+        """One seed per repeat; repeat r uses the config seed + r."""
+        cfg = self.settings.config
+        return [cfg.seed + r for r in range(cfg.train.repeats)]
+
+    def new_model(self, seed: int) -> nn.Module:
+        """The model with the initial weights of ``seed``: identical for every trial.
+
+        The first build for a seed is cached, so even a user model whose init draws from
+        another RNG starts every trial from the same weights.
+        """
+        torch.manual_seed(seed)
+        model = build_model(self.settings, self.data)
+        if seed in self._init_states:
+            model.load_state_dict(self._init_states[seed])
+        else:
+            self._init_states[seed] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return model.to(self.device)
+
+    def describe(self) -> str:
+        cfg = self.settings.config
+        return (
+            f"{self.data.description}; model {cfg.model.arch} ({self.n_params:,} parameters); "
+            f"loss {self.loss_name}; device {self.device}; precision {cfg.train.precision}"
+        )
+
+
+def _pick_loss(settings: Settings, data: TaskData) -> str:
+    name = settings.config.train.loss
+    if name == "auto":
+        return _AUTO_LOSS[data.kind]
+    if name == "cross_entropy" and data.kind != "classification":
+        raise settings.problem("train.loss", "cross_entropy needs integer class labels")
+    return name
+
+
+def _place(data: TaskData, device: torch.device, loss_name: str) -> None:
+    """Put tensor data on the device when it fits comfortably, and match targets to the loss."""
+    for split in (data.train, data.val):
+        if not isinstance(split, TensorSplit):
+            continue
+        if loss_name != "cross_entropy":
+            split.y = split.y.float()
+            if split.y.ndim == 1:
+                split.y = split.y.unsqueeze(1)
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            size = split.x.element_size() * split.x.nelement()
+            if size > _DEVICE_DATA_SHARE * free:
+                continue
+        split.x, split.y = split.x.to(device), split.y.to(device)
+
+
+def build_task(settings: Settings, device: str | None = None) -> Task:
+    """Load data and check that the model builds, without training anything."""
+    dev = resolve_device(device or settings.config.train.device)
+    data = load_data(settings)
+    loss_name = _pick_loss(settings, data)
+    if loss_name != "cross_entropy" and data.kind == "classification":
+        data.out_features = 1  # labels used as numeric targets (e.g. mse on a 0..5 rating)
+    _place(data, dev, loss_name)
+    torch.manual_seed(settings.config.seed)
+    model = build_model(settings, data)
+    return Task(settings, data, dev, loss_name, _LOSSES[loss_name], count_parameters(model))
