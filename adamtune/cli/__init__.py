@@ -1,0 +1,282 @@
+"""The ``adamtune`` command: a thin layer that parses options, calls the library, renders
+results, and turns errors into one line and an exit code (0 ok, 1 runtime, 2 usage/config).
+
+torch and optuna are imported inside commands, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from adamtune import __version__
+from adamtune.errors import AdamtuneError
+
+app = typer.Typer(
+    name="adamtune",
+    help="Find the best torch.optim.Adam hyperparameters for your own model and data.\n\n"
+    "Example: adamtune search configs/digits-mlp.yaml && adamtune best",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+# Results on stdout, diagnostics and progress on stderr. Piped output gets room for tables.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+class BestFormat(str, Enum):
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+    torch = "torch"
+
+
+class TrialsFormat(str, Enum):
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+
+
+ConfigArg = Annotated[Path, typer.Argument(help="The study's YAML config.", show_default=False)]
+OptConfigArg = Annotated[
+    Path | None,
+    typer.Argument(help="The study's YAML config (default: the most recently updated study).",
+                   show_default=False),
+]
+StorageOpt = Annotated[
+    str | None,
+    typer.Option("--storage", help="Optuna storage URL (env ADAMTUNE_STORAGE; default "
+                 "sqlite:///adamtune.db).", show_default=False),
+]
+StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name (default: the "
+                                              "config's name:, else its file stem).")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda | cuda:N | "
+                                               "mps (overrides train.device).")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Plain one-line-per-trial logs.")]
+
+
+@contextlib.contextmanager
+def _errors(debug: bool) -> Iterator[None]:
+    """The one place where errors become one line on stderr and an exit code."""
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        yield
+    except AdamtuneError as exc:
+        if debug:
+            raise
+        from adamtune.storage import redact
+
+        for line in str(exc).splitlines():
+            err.print(f"error: {redact(line)}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted: finished trials are kept; run the same command to resume",
+                  highlight=False)
+        raise typer.Exit(130) from None
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _settings(path: Path) -> Any:
+    from adamtune.config import load_config
+
+    return load_config(path)
+
+
+def _open_study(config: Path | None, storage: str | None, study: str | None) -> tuple[Any, str]:
+    """The study a read command is about: by config, by --study, or the latest one."""
+    from adamtune.storage import latest_study, load_study, open_storage, redact, resolve_storage
+
+    _quiet_optuna()
+    settings = _settings(config) if config is not None else None
+    url = resolve_storage(storage, settings.config.search.storage if settings else None)
+    backend = open_storage(url, must_exist=True)
+    name = study or (settings.study_name if settings else None) or latest_study(backend, url)
+    return load_study(name, backend, url), redact(url)
+
+
+@app.command()
+def search(
+    config: ConfigArg,
+    storage: StorageOpt = None,
+    study: StudyOpt = None,
+    device: DeviceOpt = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="Total trials for the study, "
+                                               "baseline included (overrides search.trials).")]
+    = None,
+    timeout: Annotated[float | None, typer.Option(min=0, help="Stop starting trials after "
+                                                  "this many seconds.")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Delete the study and start over.")]
+    = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run (or resume) the study a config describes.
+
+    Example: adamtune search configs/digits-mlp.yaml --trials 30
+    """
+    with _errors(debug):
+        settings = _settings(config)
+        from adamtune.cli.progress import LiveProgress, PlainProgress
+        from adamtune.cli.render import print_search_summary
+        from adamtune.results import best_result
+        from adamtune.search import SearchOptions, run_search
+        from adamtune.storage import load_study, open_storage, resolve_storage
+
+        _quiet_optuna()
+        url = resolve_storage(storage, settings.config.search.storage)
+        options = SearchOptions(storage=url, study_name=study, trials=trials, timeout=timeout,
+                                device=device, fresh=fresh)
+        live = not quiet and err.is_terminal
+        observer = LiveProgress(err) if live else PlainProgress(err)
+        try:
+            run = run_search(settings, options, observer)
+        finally:
+            if isinstance(observer, LiveProgress):
+                observer.stop()
+        best = best_result(load_study(run.study, open_storage(url), url), run.storage)
+        print_search_summary(out, best, len(run.ran), run.stopped_by)
+
+
+@app.command()
+def best(
+    config: OptConfigArg = None,
+    storage: StorageOpt = None,
+    study: StudyOpt = None,
+    format: Annotated[BestFormat, typer.Option("--format", "-f", help="Output format.")]
+    = BestFormat.table,
+    debug: DebugOpt = False,
+) -> None:
+    """Print the winning hyperparameters.
+
+    Example: adamtune best --format json   (or --format torch for code to paste)
+    """
+    with _errors(debug):
+        from adamtune.cli.render import best_table, stages_table
+        from adamtune.formats import to_json, to_yaml, torch_code
+        from adamtune.results import best_result
+
+        found, url = _open_study(config, storage, study)
+        result = best_result(found, url)
+        if format is BestFormat.json:
+            print(to_json(result.as_dict()))
+        elif format is BestFormat.yaml:
+            print(to_yaml(result.as_dict()), end="")
+        elif format is BestFormat.torch:
+            print(torch_code(result))
+        else:
+            out.print(best_table(result))
+            out.print(stages_table(result.stages))
+
+
+@app.command()
+def trials(
+    config: OptConfigArg = None,
+    storage: StorageOpt = None,
+    study: StudyOpt = None,
+    format: Annotated[TrialsFormat, typer.Option("--format", "-f", help="Output format.")]
+    = TrialsFormat.table,
+    debug: DebugOpt = False,
+) -> None:
+    """One row per trial: number, stage, state, params, value, epochs run.
+
+    Example: adamtune trials configs/digits-mlp.yaml --format json
+    """
+    with _errors(debug):
+        from adamtune.cli.render import trials_table
+        from adamtune.formats import to_json, to_yaml, trials_data
+        from adamtune.results import trial_rows
+
+        found, url = _open_study(config, storage, study)
+        rows = trial_rows(found)
+        if format is TrialsFormat.json:
+            print(to_json(trials_data(rows)))
+        elif format is TrialsFormat.yaml:
+            print(to_yaml(trials_data(rows)), end="")
+        else:
+            out.print(trials_table(rows, f"study {found.study_name} ({url}): {len(rows)} trials"))
+
+
+@app.command()
+def validate(
+    config: ConfigArg,
+    device: DeviceOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Check a config without training: keys, values, data and model (exit 0 or 2).
+
+    Example: adamtune validate configs/digits-mlp.yaml
+    """
+    with _errors(debug):
+        settings = _settings(config)
+        from adamtune.plan import make_plan
+        from adamtune.task import build_task
+
+        task = build_task(settings, device)
+        search_cfg = settings.config.search
+        plan = ", ".join(f"{s.name} {s.trials}" for s in make_plan(search_cfg, search_cfg.trials))
+        out.print(f"{config}: valid", highlight=False)
+        out.print(f"study {settings.study_name}: {task.describe()}", highlight=False)
+        out.print(f"{search_cfg.strategy} search, {search_cfg.trials} trials: defaults 1"
+                  + (f", {plan}" if plan else ""), highlight=False)
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path(
+        "adamtune.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Write a commented starter config (it validates and runs as it is).
+
+    Example: adamtune init my-study.yaml && adamtune search my-study.yaml
+    """
+    with _errors(debug):
+        from importlib.resources import files
+
+        from adamtune.errors import ConfigError
+
+        if path.exists() and not force:
+            raise ConfigError(f"{path} already exists; use --force to overwrite it")
+        text = files("adamtune").joinpath("starter.yaml").read_text(encoding="utf-8")
+        text = text.replace("name: my-study ", f"name: {path.stem} ".ljust(len("name: my-study ")))
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot write ({exc.strerror})") from None
+        out.print(f"wrote {path}; next: adamtune search {path}", highlight=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"adamtune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Find the best torch.optim.Adam hyperparameters for your own model and data."""
+
+
+def main() -> None:
+    sys.exit(app())
