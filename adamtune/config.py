@@ -177,9 +177,7 @@ class DecayRange(_Range):
     @classmethod
     def _positive(cls, v: float | None) -> float | None:
         if v is not None and v <= 0:
-            raise ValueError(
-                f"must be > 0 on a log scale (got {v:g}); zero: true already tries 0"
-            )
+            raise ValueError(f"must be > 0 on a log scale (got {v:g}); zero: true already tries 0")
         return v
 
     def _check_value(self, v: float) -> None:
@@ -239,8 +237,9 @@ class SpaceConfig(_Strict):
 
 
 class StageConfig(_Strict):
-    params: list[Literal["lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad",
-                         "decoupled_weight_decay"]]
+    params: list[
+        Literal["lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad", "decoupled_weight_decay"]
+    ]
     trials: int | None = Field(None, ge=1)
     name: str | None = None
 
@@ -347,11 +346,14 @@ def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
         if field is None:
             return None
         found = [
-            a for a in [field.annotation, *typing.get_args(field.annotation)]
+            a
+            for a in [field.annotation, *typing.get_args(field.annotation)]
             if isinstance(a, type) and issubclass(a, BaseModel)
         ]
         inner = [
-            b for a in typing.get_args(field.annotation) for b in typing.get_args(a)
+            b
+            for a in typing.get_args(field.annotation)
+            for b in typing.get_args(a)
             if isinstance(b, type) and issubclass(b, BaseModel)
         ]
         if not found and not inner:
@@ -375,8 +377,12 @@ def _describe(err: dict[str, Any]) -> str:
     if kind == "literal_error":
         return f"expected one of {err['ctx']['expected']} (got {value!r})"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
-              "less_than_equal": "<="}[kind]
+        op = {
+            "greater_than": ">",
+            "greater_than_equal": ">=",
+            "less_than": "<",
+            "less_than_equal": "<=",
+        }[kind]
         bound = next(iter(err["ctx"].values()))
         return f"must be {op} {bound} (got {value!r})"
     if kind == "value_error":
@@ -425,4 +431,6 @@ def load_config(path: str | Path) -> Settings:
     path = Path(path)
     doc = read_yaml(path)
     config = validate_config(doc)
-    return Settings(config=config, path=path.resolve(), study_name=config.name or path.stem, doc=doc)
+    return Settings(
+        config=config, path=path.resolve(), study_name=config.name or path.stem, doc=doc
+    )

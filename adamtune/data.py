@@ -92,7 +92,8 @@ def _read_csv(path: Path, target: str | None, settings: Settings) -> tuple[np.nd
     for r, row in enumerate(body):
         if len(row) != len(header):
             raise settings.problem(
-                "data.source", f"{path.name} row {r + 2} has {len(row)} fields, expected {len(header)}"
+                "data.source",
+                f"{path.name} row {r + 2} has {len(row)} fields, expected {len(header)}",
             )
         for j, i in enumerate(features):
             try:
@@ -161,33 +162,50 @@ def _as_targets(y: np.ndarray, kind: Kind) -> torch.Tensor:
 
 
 def _from_arrays(x: np.ndarray, y: np.ndarray, settings: Settings, source: str) -> TaskData:
-    cfg, seed = settings.config.data, settings.config.seed
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y)
     if x.ndim < 2 or len(x) != len(y):
         raise settings.problem(
-            "data.source", f"expected x of shape (rows, features...) and y with as many rows "
-            f"(got x {x.shape}, y {y.shape})"
+            "data.source",
+            f"expected x of shape (rows, features...) and y with as many rows "
+            f"(got x {x.shape}, y {y.shape})",
         )
-    kind = _kind_of(y)
-    if kind == "classification" and y.min() < 0:
-        raise settings.problem("data.source", f"class labels must be >= 0 (got {y.min()})")
-    x_tr, x_va, y_tr, y_va = _split(x, y, cfg, seed, kind)
-    shape = x.shape[1:]
-    if cfg.standardize:
+    x_tr, x_va, y_tr, y_va = _split(x, y, settings.config.data, settings.config.seed, _kind_of(y))
+    return _assemble(x_tr, y_tr, x_va, y_va, settings, source)
+
+
+def _assemble(
+    x_tr: np.ndarray,
+    y_tr: np.ndarray,
+    x_va: np.ndarray,
+    y_va: np.ndarray,
+    settings: Settings,
+    source: str,
+) -> TaskData:
+    """Standardise (fitted on train only) and turn a split into tensors."""
+    kind = _kind_of(np.concatenate([y_tr, y_va]))
+    if kind == "classification" and min(y_tr.min(), y_va.min()) < 0:
+        raise settings.problem("data.source", f"class labels must be >= 0 (got {y_tr.min()})")
+    shape = x_tr.shape[1:]
+    if settings.config.data.standardize:
         flat_tr, flat_va = _standardize(x_tr.reshape(len(x_tr), -1), x_va.reshape(len(x_va), -1))
         x_tr, x_va = flat_tr.reshape(-1, *shape), flat_va.reshape(-1, *shape)
         if kind == "regression":
-            y_tr, y_va = _standardize(
-                y_tr.reshape(len(y_tr), -1), y_va.reshape(len(y_va), -1)
-            )
+            y_tr, y_va = _standardize(y_tr.reshape(len(y_tr), -1), y_va.reshape(len(y_va), -1))
     train = TensorSplit(torch.as_tensor(x_tr, dtype=torch.float32), _as_targets(y_tr, kind))
     val = TensorSplit(torch.as_tensor(x_va, dtype=torch.float32), _as_targets(y_va, kind))
-    out = int(y.max()) + 1 if kind == "classification" else int(train.y.shape[1])
+    if kind == "classification":
+        out = int(max(y_tr.max(), y_va.max())) + 1
+    else:
+        out = int(train.y.shape[1])
     in_shape = IMAGE_SHAPES.get(source, tuple(int(s) for s in shape))
     what = f"{kind}, {out} classes" if kind == "classification" else kind
     return TaskData(
-        train, val, kind, in_shape, out,
+        train,
+        val,
+        kind,
+        in_shape,
+        out,
         f"{source}: {len(train)} train / {len(val)} val rows, input {in_shape}, {what}",
     )
 
@@ -205,14 +223,41 @@ def import_object(spec: str, base_dir: Path) -> Any:
     return obj
 
 
-def _user_split(part: Any, name: str) -> Split:
+def _user_split(part: Any, name: str) -> Dataset | tuple[np.ndarray, np.ndarray]:
     if isinstance(part, Dataset):
         return part
     if isinstance(part, (tuple, list)) and len(part) == 2:
-        x, y = (torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v
-                for v in part)
-        return TensorSplit(x.float(), y if y.dtype in (torch.long, torch.int) else y.float())
+        x, y = (
+            v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v) for v in part
+        )
+        if len(x) != len(y):
+            raise ValueError(f"{name} has {len(x)} inputs but {len(y)} targets")
+        return x.astype(np.float64), y
     raise TypeError(f"{name} must be an (x, y) pair or a torch Dataset (got {type(part).__name__})")
+
+
+def _dataset_task(train: Dataset, val: Dataset, source: str) -> TaskData:
+    """User Datasets are used as they are (no standardisation); sizes come from the items."""
+    x0, y0 = train[0]
+    y0 = torch.as_tensor(y0)
+    if y0.is_floating_point():
+        kind: Kind = "regression"
+        out = int(y0.numel())
+    else:
+        kind = "classification"
+        labels = [
+            int(torch.as_tensor(part[i][1])) for part in (train, val) for i in range(len(part))
+        ]  # type: ignore[arg-type]
+        out = max(labels) + 1
+    in_shape = tuple(torch.as_tensor(x0).shape)
+    return TaskData(
+        train,
+        val,
+        kind,
+        in_shape,
+        out,
+        f"{source}: {len(train)} train / {len(val)} val rows, input {in_shape}, {kind}",  # type: ignore[arg-type]
+    )
 
 
 def _from_function(settings: Settings) -> TaskData:
@@ -224,37 +269,17 @@ def _from_function(settings: Settings) -> TaskData:
     if not callable(fn):
         raise settings.problem("data.source", f"{cfg.source!r} is not callable")
     try:
-        result = fn(**cfg.kwargs)
-        train, val = result
+        train, val = fn(**cfg.kwargs)
         train, val = _user_split(train, "train"), _user_split(val, "val")
     except (TypeError, ValueError) as exc:
         raise settings.problem(
             "data.source", f"{cfg.source} must return (train, val): {exc}"
         ) from None
-    if isinstance(train, TensorSplit) and isinstance(val, TensorSplit):
-        kind = _kind_of(train.y.numpy())
-        if kind == "classification":
-            train.y, val.y = train.y.long(), val.y.long()
-            out = int(max(train.y.max(), val.y.max())) + 1
-        else:
-            if train.y.ndim == 1:
-                train.y, val.y = train.y.unsqueeze(1), val.y.unsqueeze(1)
-            out = int(train.y.shape[1])
-        in_shape = tuple(train.x.shape[1:])
-    else:
-        x0, y0 = train[0]
-        y0 = torch.as_tensor(y0)
-        kind = "classification" if not y0.is_floating_point() else "regression"
-        if kind == "classification":
-            out = int(max(int(torch.as_tensor(val[i][1])) for i in range(len(val))) + 1)
-            out = max(out, int(max(int(torch.as_tensor(train[i][1])) for i in range(len(train))) + 1))
-        else:
-            out = int(y0.numel())
-        in_shape = tuple(torch.as_tensor(x0).shape)
-    return TaskData(
-        train, val, kind, in_shape, out,
-        f"{cfg.source}: {len(train)} train / {len(val)} val rows, input {in_shape}, {kind}",
-    )
+    if isinstance(train, Dataset) and isinstance(val, Dataset):
+        return _dataset_task(train, val, cfg.source)
+    if isinstance(train, Dataset) or isinstance(val, Dataset):
+        raise settings.problem("data.source", "train and val must both be Datasets or both pairs")
+    return _assemble(train[0], train[1], val[0], val[1], settings, cfg.source)
 
 
 def load_data(settings: Settings) -> TaskData:
@@ -266,8 +291,10 @@ def load_data(settings: Settings) -> TaskData:
         if not path.is_file():
             raise settings.problem("data.source", f"file not found: {path}")
         try:
-            x, y = _read_csv(path, cfg.target, settings) if source.endswith(".csv") else _read_npz(
-                path, settings
+            x, y = (
+                _read_csv(path, cfg.target, settings)
+                if source.endswith(".csv")
+                else _read_npz(path, settings)
             )
         except OSError as exc:
             raise settings.problem("data.source", f"cannot read {path}: {exc}") from None
@@ -285,5 +312,3 @@ def load_data(settings: Settings) -> TaskData:
             f"must not exceed the {data.n_train} training rows (got {cfg.batch_size})",
         )
     return data
-
-

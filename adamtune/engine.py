@@ -56,16 +56,19 @@ def _autocast(task: Task) -> contextlib.AbstractContextManager[None]:
     return torch.autocast(task.device.type, dtype=dtype)
 
 
-def _batches(split: Split, batch_size: int, generator: torch.Generator,
-             device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _batches(
+    split: Split, batch_size: int, generator: torch.Generator, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Shuffled batches. In-memory data is indexed directly: a DataLoader costs about twice
     the whole step on small models (shared/PERF-NOTES.md)."""
     if isinstance(split, TensorSplit):
         order = torch.randperm(len(split), generator=generator).to(split.x.device)
         for start in range(0, len(split), batch_size):
-            idx = order[start:start + batch_size]
-            yield split.x[idx].to(device, non_blocking=True), split.y[idx].to(device,
-                                                                              non_blocking=True)
+            idx = order[start : start + batch_size]
+            yield (
+                split.x[idx].to(device, non_blocking=True),
+                split.y[idx].to(device, non_blocking=True),
+            )
     else:
         loader = DataLoader(split, batch_size=batch_size, shuffle=True, generator=generator)
         for x, y in loader:
@@ -121,12 +124,17 @@ class _Run:
         total, seen = 0.0, 0
         if isinstance(val, TensorSplit):
             chunks: Iterator[tuple[torch.Tensor, torch.Tensor]] = (
-                (val.x[i:i + _VAL_CHUNK].to(task.device), val.y[i:i + _VAL_CHUNK].to(task.device))
+                (
+                    val.x[i : i + _VAL_CHUNK].to(task.device),
+                    val.y[i : i + _VAL_CHUNK].to(task.device),
+                )
                 for i in range(0, len(val), _VAL_CHUNK)
             )
         else:
-            chunks = ((x.to(task.device), y.to(task.device))
-                      for x, y in DataLoader(val, batch_size=_VAL_CHUNK))
+            chunks = (
+                (x.to(task.device), y.to(task.device))
+                for x, y in DataLoader(val, batch_size=_VAL_CHUNK)
+            )
         for x, y in chunks:
             with _autocast(task):
                 out = model(x).float()
@@ -142,8 +150,9 @@ class _Run:
         return min(self.val_losses)
 
 
-def train_trial(task: Task, params: AdamParams,
-                on_epoch: EpochCallback | None = None) -> TrialOutcome:
+def train_trial(
+    task: Task, params: AdamParams, on_epoch: EpochCallback | None = None
+) -> TrialOutcome:
     """Train ``params`` on every seed of the task; stop early on divergence or when told."""
     started = time.perf_counter()
     runs = [_Run(task, seed, params) for seed in task.seeds]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import math
 
-
 from torch import nn
 
 from adamtune.config import Settings
@@ -24,8 +23,9 @@ def _mlp(in_features: int, hidden: list[int], out: int, dropout: float) -> list[
     return layers
 
 
-def _cnn(in_shape: tuple[int, ...], channels: list[int], hidden: list[int], out: int,
-         dropout: float) -> nn.Module:
+def _cnn(
+    in_shape: tuple[int, ...], channels: list[int], hidden: list[int], out: int, dropout: float
+) -> nn.Module:
     shape = (1, *in_shape) if len(in_shape) == 2 else in_shape
     c, h, w = shape
     layers: list[nn.Module] = [nn.Unflatten(1, shape)] if len(in_shape) != 3 else []
@@ -80,8 +80,9 @@ def build_model(settings: Settings, data: TaskData) -> nn.Module:
     if cfg.arch == "linear":
         return nn.Sequential(nn.Flatten(), nn.Linear(in_features, data.out_features))
     if cfg.arch == "mlp":
-        return nn.Sequential(nn.Flatten(), *_mlp(in_features, cfg.hidden, data.out_features,
-                                                  cfg.dropout))
+        return nn.Sequential(
+            nn.Flatten(), *_mlp(in_features, cfg.hidden, data.out_features, cfg.dropout)
+        )
     if cfg.arch == "cnn":
         if len(data.in_shape) not in (2, 3):
             raise settings.problem(
@@ -95,5 +96,3 @@ def build_model(settings: Settings, data: TaskData) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-

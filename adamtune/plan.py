@@ -62,8 +62,13 @@ def _default_stages(search: SearchConfig, rest: int) -> list[Stage]:
     fixed_share = {n: len(search.space.amsgrad) - 1 for n, _, w in stages if w == 0}
     fixed_total = min(sum(fixed_share.values()), rest)
     weighted = [(n, ps, w) for n, ps, w in stages if w > 0]
-    shares = dict(zip([n for n, _, _ in weighted],
-                      _split(rest - fixed_total, [w for _, _, w in weighted]), strict=True))
+    shares = dict(
+        zip(
+            [n for n, _, _ in weighted],
+            _split(rest - fixed_total, [w for _, _, w in weighted]),
+            strict=True,
+        )
+    )
     shares.update(fixed_share)
     return [Stage(n, tuple(ps), shares[n]) for n, ps, _ in stages if shares[n] > 0]
 

@@ -95,9 +95,13 @@ class BestResult:
             "n_trials": self.n_trials,
             "storage": self.storage,
             "stages": [
-                {"name": s.name, "trials": s.trials, "best_value": s.best_value,
-                 "best_trial": s.best_trial,
-                 "changed": {k: list(v) for k, v in s.changed.items()}}
+                {
+                    "name": s.name,
+                    "trials": s.trials,
+                    "best_value": s.best_value,
+                    "best_trial": s.best_trial,
+                    "changed": {k: list(v) for k, v in s.changed.items()},
+                }
                 for s in self.stages
             ],
         }
@@ -119,13 +123,13 @@ def stage_summaries(rows: list[TrialRow]) -> list[StageSummary]:
         mine = [r for r in rows if r.stage == name]
         done = [r for r in mine if r.value is not None]
         best = min(done, key=lambda r: (r.value, r.number)) if done else None
-        summary = StageSummary(name, len(mine), best.value if best else None,
-                               best.number if best else None)
+        summary = StageSummary(
+            name, len(mine), best.value if best else None, best.number if best else None
+        )
         if best is not None and (incumbent is None or best.value < incumbent.value):  # type: ignore[operator]
             if incumbent is not None and incumbent.params and best.params:
                 before, after = incumbent.params.as_dict(), best.params.as_dict()
-                summary.changed = {k: (before[k], after[k]) for k in after
-                                   if before[k] != after[k]}
+                summary.changed = {k: (before[k], after[k]) for k in after if before[k] != after[k]}
             incumbent = best
         out.append(summary)
     return out

@@ -22,12 +22,18 @@ class PresetSampler(BaseSampler):
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
         return {}
 
-    def sample_relative(self, study: Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         return {}
 
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
         return self.values[param_name]
 
 
@@ -47,20 +53,29 @@ def make_sampler(name: str, seed: int, *, startup: int, joint: bool) -> BaseSamp
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "tpe":
             return optuna.samplers.TPESampler(
-                seed=seed, n_startup_trials=startup, multivariate=True, group=joint,
+                seed=seed,
+                n_startup_trials=startup,
+                multivariate=True,
+                group=joint,
                 constant_liar=True,
             )
         if name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         if name == "qmc":
-            return _IndexedQMC(seed=seed, scramble=True, warn_independent_sampling=False,
-                               warn_asynchronous_seeding=False)
+            return _IndexedQMC(
+                seed=seed,
+                scramble=True,
+                warn_independent_sampling=False,
+                warn_asynchronous_seeding=False,
+            )
         if name == "gp":
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup,
-                                             warn_independent_sampling=False)
+            return optuna.samplers.GPSampler(
+                seed=seed, n_startup_trials=startup, warn_independent_sampling=False
+            )
         if name == "cmaes":
-            return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=startup,
-                                                warn_independent_sampling=False)
+            return optuna.samplers.CmaEsSampler(
+                seed=seed, n_startup_trials=startup, warn_independent_sampling=False
+            )
     raise ValueError(f"unknown sampler {name!r}")
 
 

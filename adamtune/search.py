@@ -9,6 +9,7 @@ exactly as an uninterrupted one would.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -101,8 +102,9 @@ def _best(trials: list[FrozenTrial]) -> FrozenTrial | None:
 
 
 class _Search:
-    def __init__(self, settings: Settings, task: Task, study: optuna.Study,
-                 observer: SearchObserver) -> None:
+    def __init__(
+        self, settings: Settings, task: Task, study: optuna.Study, observer: SearchObserver
+    ) -> None:
         self.settings, self.task, self.study, self.observer = settings, task, study, observer
         self.config = settings.config
         self.space = self.config.search.space
@@ -121,8 +123,9 @@ class _Search:
                 done[stage_of(t)] = done.get(stage_of(t), 0) + 1
         return done
 
-    def incumbent(self, trials: list[FrozenTrial], plan: list[Stage],
-                  stage: Stage) -> tuple[AdamParams, FrozenTrial | None]:
+    def incumbent(
+        self, trials: list[FrozenTrial], plan: list[Stage], stage: Stage
+    ) -> tuple[AdamParams, FrozenTrial | None]:
         """The best trial of the baseline and the stages before ``stage``, and its params
         with the user's fixed values applied."""
         earlier = {BASELINE} | {s.name for s in plan[: plan.index(stage)]}
@@ -131,8 +134,14 @@ class _Search:
         return params.with_values(fixed_values(self.space)), best
 
     # --- drawing a trial's parameters ----------------------------------------------------
-    def draw(self, stage: Stage, stage_index: int, trials: list[FrozenTrial],
-             incumbent: AdamParams, incumbent_trial: FrozenTrial | None) -> dict[str, Any]:
+    def draw(
+        self,
+        stage: Stage,
+        stage_index: int,
+        trials: list[FrozenTrial],
+        incumbent: AdamParams,
+        incumbent_trial: FrozenTrial | None,
+    ) -> dict[str, Any]:
         """Values for ``stage.params`` from a sampler that sees this stage's history only."""
         names = list(stage.params)
         history = [t for t in trials if stage_of(t) == stage.name]
@@ -155,8 +164,9 @@ class _Search:
         suggest(trial, names, self.space, with_zero=self.joint)
         return dict(trial.params)
 
-    def _untried_choices(self, names: list[str], history: list[FrozenTrial],
-                         incumbent: AdamParams) -> dict[str, Any] | None:
+    def _untried_choices(
+        self, names: list[str], history: list[FrozenTrial], incumbent: AdamParams
+    ) -> dict[str, Any] | None:
         """For a stage of choices only (amsgrad), the first combination neither the incumbent
         nor an earlier trial of the stage has tried: sampling could repeat one, wasting a trial."""
         dists = {}
@@ -172,8 +182,9 @@ class _Search:
                 return candidate
         return None
 
-    def _shadow_trial(self, t: FrozenTrial, names: list[str],
-                      as_params: AdamParams | None) -> FrozenTrial | None:
+    def _shadow_trial(
+        self, t: FrozenTrial, names: list[str], as_params: AdamParams | None
+    ) -> FrozenTrial | None:
         if t.state not in (TrialState.COMPLETE, TrialState.PRUNED):
             return None
         if as_params is not None:  # the incumbent, seen in this stage's coordinates
@@ -191,15 +202,24 @@ class _Search:
         )
 
     # --- running one trial ---------------------------------------------------------------
-    def run_trial(self, stage_name: str, coords: dict[str, Any], names: list[str],
-                  base: AdamParams, prunable: bool) -> TrialRow:
+    def run_trial(
+        self,
+        stage_name: str,
+        coords: dict[str, Any],
+        names: list[str],
+        base: AdamParams,
+        prunable: bool,
+    ) -> TrialRow:
         self.preset.values = coords
         trial = self.study.ask()
         drawn = suggest(trial, names, self.space, with_zero=self.joint) if names else {}
         # The baseline records its coordinates but trains Adam's defaults to the bit.
         params = base if stage_name == BASELINE else base.with_values(drawn)
-        for key, value in (("stage", stage_name), ("adam", params.as_dict()),
-                           ("worker", worker_id())):
+        for key, value in (
+            ("stage", stage_name),
+            ("adam", params.as_dict()),
+            ("worker", worker_id()),
+        ):
             trial.set_user_attr(key, value)
         self.observer.trial_started(trial.number, stage_name, params)
         epochs = self.config.train.epochs
@@ -249,14 +269,15 @@ def open_study(settings: Settings, options: SearchOptions) -> optuna.Study:
     storage = open_storage(options.storage)
     name = options.study_name or settings.study_name
     if options.fresh:
-        try:
+        with contextlib.suppress(KeyError):
             optuna.delete_study(study_name=name, storage=storage)
-        except KeyError:
-            pass
-    study = optuna.create_study(storage=storage, study_name=name, direction="minimize",
-                                load_if_exists=True,
-                                pruner=make_pruner(settings.config.search.pruner,
-                                                   settings.config.train.epochs))
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        direction="minimize",
+        load_if_exists=True,
+        pruner=make_pruner(settings.config.search.pruner, settings.config.train.epochs),
+    )
     check_same_config(study, settings.config, str(settings.path))
     if CONFIG_ATTR not in study.user_attrs:
         study.set_user_attr(CONFIG_ATTR, relevant_config(settings.config))
@@ -264,9 +285,12 @@ def open_study(settings: Settings, options: SearchOptions) -> optuna.Study:
     return study
 
 
-def run_search(settings: Settings, options: SearchOptions,
-               observer: SearchObserver | None = None,
-               clock: Callable[[], float] = time.monotonic) -> SearchRun:
+def run_search(
+    settings: Settings,
+    options: SearchOptions,
+    observer: SearchObserver | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> SearchRun:
     """Run (or resume) the study that ``settings`` describe, up to its total budget."""
     observer = observer or SearchObserver()
     task = build_task(settings, options.device)  # data and model are checked before storage
@@ -279,8 +303,9 @@ def run_search(settings: Settings, options: SearchOptions,
     trials = search.trials()
     done = search.done_per_stage(trials)
     plan = replan(config.search, total, done)
-    start = SearchStart(study.study_name, redact(options.storage), task.describe(), plan, total,
-                        sum(done.values()))
+    start = SearchStart(
+        study.study_name, redact(options.storage), task.describe(), plan, total, sum(done.values())
+    )
     observer.search_started(start)
     run = SearchRun(study.study_name, start.storage, start)
     began, errors_in_a_row = clock(), 0
@@ -293,11 +318,15 @@ def run_search(settings: Settings, options: SearchOptions,
             run.stopped_by = "timeout"
             break
         if done.get(BASELINE, 0) == 0:
-            coords = {k: v for k, (v, _) in encode(
-                ADAM_DEFAULTS, searched(search.space), search.space, with_zero=search.joint
-            ).items()}
-            row = search.run_trial(BASELINE, coords, list(coords_params(coords)), ADAM_DEFAULTS,
-                                   prunable=False)
+            coords = {
+                k: v
+                for k, (v, _) in encode(
+                    ADAM_DEFAULTS, searched(search.space), search.space, with_zero=search.joint
+                ).items()
+            }
+            row = search.run_trial(
+                BASELINE, coords, list(coords_params(coords)), ADAM_DEFAULTS, prunable=False
+            )
             if row.state == "failed":
                 raise SearchFailedError(
                     f"trial {row.number} (Adam's defaults) failed: {row.error}; fix the model or "

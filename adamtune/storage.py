@@ -47,7 +47,7 @@ def sqlite_path(url: str) -> Path | None:
     """The file behind a sqlite URL (None for other databases or in-memory sqlite)."""
     if not url.startswith("sqlite:///"):
         return None
-    path = url[len("sqlite:///"):]
+    path = url[len("sqlite:///") :]
     return Path(path) if path and path != ":memory:" else None
 
 

@@ -22,8 +22,14 @@ from adamtune.errors import ConfigError
 
 CONFIG_ATTR = "adamtune_config"
 # Not search-relevant: changing these never changes a trial's result (or only the budget).
-_NOT_RELEVANT = {("name",), ("search", "trials"), ("search", "timeout"), ("search", "storage"),
-                 ("search", "batch"), ("train", "device")}
+_NOT_RELEVANT = {
+    ("name",),
+    ("search", "trials"),
+    ("search", "timeout"),
+    ("search", "storage"),
+    ("search", "batch"),
+    ("train", "device"),
+}
 
 
 def stage_of(trial: FrozenTrial) -> str:
@@ -33,9 +39,13 @@ def stage_of(trial: FrozenTrial) -> str:
 def status_of(trial: FrozenTrial) -> str:
     if "status" in trial.user_attrs:
         return str(trial.user_attrs["status"])
-    return {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned",
-            TrialState.FAIL: "failed", TrialState.RUNNING: "running",
-            TrialState.WAITING: "waiting"}[trial.state]
+    return {
+        TrialState.COMPLETE: "complete",
+        TrialState.PRUNED: "pruned",
+        TrialState.FAIL: "failed",
+        TrialState.RUNNING: "running",
+        TrialState.WAITING: "waiting",
+    }[trial.state]
 
 
 def counts_toward_budget(trial: FrozenTrial) -> bool:

@@ -50,18 +50,27 @@ class TrialsFormat(str, Enum):
 ConfigArg = Annotated[Path, typer.Argument(help="The study's YAML config.", show_default=False)]
 OptConfigArg = Annotated[
     Path | None,
-    typer.Argument(help="The study's YAML config (default: the most recently updated study).",
-                   show_default=False),
+    typer.Argument(
+        help="The study's YAML config (default: the most recently updated study).",
+        show_default=False,
+    ),
 ]
 StorageOpt = Annotated[
     str | None,
-    typer.Option("--storage", help="Optuna storage URL (env ADAMTUNE_STORAGE; default "
-                 "sqlite:///adamtune.db).", show_default=False),
+    typer.Option(
+        "--storage",
+        help="Optuna storage URL (env ADAMTUNE_STORAGE; default sqlite:///adamtune.db).",
+        show_default=False,
+    ),
 ]
-StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name (default: the "
-                                              "config's name:, else its file stem).")]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda | cuda:N | "
-                                               "mps (overrides train.device).")]
+StudyOpt = Annotated[
+    str | None,
+    typer.Option("--study", help="Study name (default: the config's name:, else its file stem)."),
+]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option("--device", help="auto | cpu | cuda | cuda:N | mps (overrides train.device)."),
+]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Plain one-line-per-trial logs.")]
 
@@ -69,8 +78,10 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Plain one-line-pe
 @contextlib.contextmanager
 def _errors(debug: bool) -> Iterator[None]:
     """The one place where errors become one line on stderr and an exit code."""
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         yield
     except AdamtuneError as exc:
@@ -82,8 +93,9 @@ def _errors(debug: bool) -> Iterator[None]:
             err.print(f"error: {redact(line)}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        err.print("interrupted: finished trials are kept; run the same command to resume",
-                  highlight=False)
+        err.print(
+            "interrupted: finished trials are kept; run the same command to resume", highlight=False
+        )
         raise typer.Exit(130) from None
 
 
@@ -117,13 +129,18 @@ def search(
     storage: StorageOpt = None,
     study: StudyOpt = None,
     device: DeviceOpt = None,
-    trials: Annotated[int | None, typer.Option(min=1, help="Total trials for the study, "
-                                               "baseline included (overrides search.trials).")]
-    = None,
-    timeout: Annotated[float | None, typer.Option(min=0, help="Stop starting trials after "
-                                                  "this many seconds.")] = None,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Delete the study and start over.")]
-    = False,
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Total trials for the study, baseline included (overrides search.trials)."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=0, help="Stop starting trials after this many seconds.")
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Delete the study and start over.")
+    ] = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -141,8 +158,14 @@ def search(
 
         _quiet_optuna()
         url = resolve_storage(storage, settings.config.search.storage)
-        options = SearchOptions(storage=url, study_name=study, trials=trials, timeout=timeout,
-                                device=device, fresh=fresh)
+        options = SearchOptions(
+            storage=url,
+            study_name=study,
+            trials=trials,
+            timeout=timeout,
+            device=device,
+            fresh=fresh,
+        )
         live = not quiet and err.is_terminal
         observer = LiveProgress(err) if live else PlainProgress(err)
         try:
@@ -159,8 +182,9 @@ def best(
     config: OptConfigArg = None,
     storage: StorageOpt = None,
     study: StudyOpt = None,
-    format: Annotated[BestFormat, typer.Option("--format", "-f", help="Output format.")]
-    = BestFormat.table,
+    format: Annotated[
+        BestFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = BestFormat.table,
     debug: DebugOpt = False,
 ) -> None:
     """Print the winning hyperparameters.
@@ -190,8 +214,9 @@ def trials(
     config: OptConfigArg = None,
     storage: StorageOpt = None,
     study: StudyOpt = None,
-    format: Annotated[TrialsFormat, typer.Option("--format", "-f", help="Output format.")]
-    = TrialsFormat.table,
+    format: Annotated[
+        TrialsFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = TrialsFormat.table,
     debug: DebugOpt = False,
 ) -> None:
     """One row per trial: number, stage, state, params, value, epochs run.
@@ -233,14 +258,18 @@ def validate(
         plan = ", ".join(f"{s.name} {s.trials}" for s in make_plan(search_cfg, search_cfg.trials))
         out.print(f"{config}: valid", highlight=False)
         out.print(f"study {settings.study_name}: {task.describe()}", highlight=False)
-        out.print(f"{search_cfg.strategy} search, {search_cfg.trials} trials: defaults 1"
-                  + (f", {plan}" if plan else ""), highlight=False)
+        out.print(
+            f"{search_cfg.strategy} search, {search_cfg.trials} trials: defaults 1"
+            + (f", {plan}" if plan else ""),
+            highlight=False,
+        )
 
 
 @app.command()
 def init(
     path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path(
-        "adamtune.yaml"),
+        "adamtune.yaml"
+    ),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -272,8 +301,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Find the best torch.optim.Adam hyperparameters for your own model and data."""
 

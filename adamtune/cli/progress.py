@@ -19,9 +19,13 @@ class PlainProgress(SearchObserver):
 
     def search_started(self, start: SearchStart) -> None:
         plan = ", ".join(f"{s.name} {s.trials}" for s in start.plan)
-        self.console.print(f"study {start.study} in {start.storage}: {start.done} of "
-                           f"{start.total} trials done; plan: defaults 1, {plan}",
-                           highlight=False, markup=False, soft_wrap=True)
+        self.console.print(
+            f"study {start.study} in {start.storage}: {start.done} of "
+            f"{start.total} trials done; plan: defaults 1, {plan}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
         self.console.print(start.task, highlight=False, markup=False, soft_wrap=True)
 
     def trial_finished(self, row: TrialRow, best: float | None) -> None:
@@ -34,8 +38,12 @@ class LiveProgress(PlainProgress):
     def __init__(self, console: Console) -> None:
         super().__init__(console)
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=console,
             transient=False,
         )
         self.trials_bar = self.progress.add_task("trials", total=1, info="")
@@ -50,17 +58,23 @@ class LiveProgress(PlainProgress):
     def trial_started(self, number: int, stage: str, params: AdamParams) -> None:
         best = f"best {self.best:.4g}" if self.best is not None else ""
         self.progress.update(self.trials_bar, info=f"stage {stage}  {best}")
-        self.progress.update(self.epochs_bar, completed=0,
-                             info=f"trial {number}  lr {params.lr:.3g}")
+        self.progress.update(
+            self.epochs_bar, completed=0, info=f"trial {number}  lr {params.lr:.3g}"
+        )
 
     def epoch_finished(self, number: int, epoch: int, epochs: int, value: float) -> None:
-        self.progress.update(self.epochs_bar, total=epochs, completed=epoch + 1,
-                             info=f"trial {number}  val {value:.4g}")
+        self.progress.update(
+            self.epochs_bar,
+            total=epochs,
+            completed=epoch + 1,
+            info=f"trial {number}  val {value:.4g}",
+        )
 
     def trial_finished(self, row: TrialRow, best: float | None) -> None:
         self.best = best
-        self.progress.console.print(trial_line(row, best), highlight=False, markup=False,
-                                    soft_wrap=True)
+        self.progress.console.print(
+            trial_line(row, best), highlight=False, markup=False, soft_wrap=True
+        )
         if row.state not in ("killed", "interrupted"):
             self.progress.advance(self.trials_bar)
 

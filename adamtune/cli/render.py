@@ -57,16 +57,30 @@ def stages_table(stages: list[StageSummary]) -> Table:
 
 def trials_table(rows: list[TrialRow], title: str) -> Table:
     table = Table(title=title, title_justify="left")
-    cols = ["#", "stage", "state", "lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad",
-            "value", "epochs"]
+    cols = [
+        "#",
+        "stage",
+        "state",
+        "lr",
+        "beta1",
+        "beta2",
+        "eps",
+        "weight_decay",
+        "amsgrad",
+        "value",
+        "epochs",
+    ]
     for col in cols:
         table.add_column(col, justify="left" if col in ("stage", "state") else "right")
     for r in rows:
         p = r.params.as_dict() if r.params else {}
         table.add_row(
-            str(r.number), r.stage, r.state,
+            str(r.number),
+            r.stage,
+            r.state,
             *(_param_text(k, p[k]) if k in p else "-" for k in cols[3:9]),
-            _num(r.value), "-" if r.epochs is None else str(r.epochs),
+            _num(r.value),
+            "-" if r.epochs is None else str(r.epochs),
         )
     return table
 
@@ -74,19 +88,28 @@ def trials_table(rows: list[TrialRow], title: str) -> Table:
 def trial_line(row: TrialRow, best: float | None) -> str:
     """One plain line per finished trial, for logs and non-terminals."""
     p = row.params
-    params = (f"lr={p.lr:.3g} betas=({p.beta1:.4g}, {p.beta2:.5g}) eps={p.eps:.2g} "
-              f"wd={p.weight_decay:.2g} amsgrad={str(p.amsgrad).lower()}") if p else ""
+    params = (
+        (
+            f"lr={p.lr:.3g} betas=({p.beta1:.4g}, {p.beta2:.5g}) eps={p.eps:.2g} "
+            f"wd={p.weight_decay:.2g} amsgrad={str(p.amsgrad).lower()}"
+        )
+        if p
+        else ""
+    )
     value = f" val_loss={row.value:.5g}" if row.value is not None else ""
     extra = f" error: {row.error}" if row.error else ""
     epochs = f" epochs={row.epochs}" if row.epochs is not None else ""
-    return (f"trial {row.number} [{row.stage}] {row.state}{value} {params}{epochs} "
-            f"best={_num(best, 5)}{extra}")
+    return (
+        f"trial {row.number} [{row.stage}] {row.state}{value} {params}{epochs} "
+        f"best={_num(best, 5)}{extra}"
+    )
 
 
 def print_search_summary(console: Console, best: BestResult, ran: int, stopped_by: str) -> None:
-    console.print(f"study {best.study}: {best.n_trials} trials ({ran} run now), "
-                  f"storage {best.storage}" + (" [stopped by timeout]" if stopped_by == "timeout"
-                                               else ""))
+    console.print(
+        f"study {best.study}: {best.n_trials} trials ({ran} run now), "
+        f"storage {best.storage}" + (" [stopped by timeout]" if stopped_by == "timeout" else "")
+    )
     console.print(gain_line(best))
     console.print(stages_table(best.stages))
     console.print(best_table(best))
