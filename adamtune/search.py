@@ -14,7 +14,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,7 @@ from adamtune.task import Task, build_task
 
 log = logging.getLogger(__name__)
 _MAX_ERRORS_IN_A_ROW = 3
+_REDRAWS = 5
 
 
 @dataclass
@@ -154,14 +155,22 @@ class _Search:
             startup=max(2, min(10, stage.trials // 3)),
             joint=self.joint,
         )
-        shadow = optuna.create_study(sampler=sampler, direction="minimize")
+        with _quiet("optuna.storages._in_memory"):  # one throwaway study per trial
+            shadow = optuna.create_study(sampler=sampler, direction="minimize")
         anchors = [incumbent_trial] if incumbent_trial is not None else []
         for t in anchors + history:
             copy = self._shadow_trial(t, names, incumbent if t in anchors else None)
             if copy is not None:
                 shadow.add_trial(copy)
-        trial = shadow.ask()
-        suggest(trial, names, self.space, with_zero=self.joint)
+        # Trials are deterministic (common random numbers), so a repeated point teaches
+        # nothing: ask again (the unanswered ask stays running, steering constant-liar TPE).
+        seen = [t.params for t in shadow.get_trials(deepcopy=False)]
+        for _ in range(_REDRAWS):
+            trial = shadow.ask()
+            suggest(trial, names, self.space, with_zero=self.joint)
+            if trial.params not in seen:
+                break
+            seen.append(trial.params)
         return dict(trial.params)
 
     def _untried_choices(
@@ -259,6 +268,17 @@ class _Search:
             trial.set_user_attr("reason", "diverged")
             # Teach the sampler: a diverged trial ranks below every pruned one at its step.
             trial.report(math.inf, outcome.epochs)
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _finite_or_none(v: float) -> float | None:

@@ -1,0 +1,189 @@
+"""The command line, run in-process (CliRunner) and once as the installed program."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from adamtune.cli import app
+
+runner = CliRunner()
+COMMANDS = ["search", "best", "trials", "validate", "init"]
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):  # noqa: ANN201
+    return runner.invoke(app, list(args), env=env)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(command: str) -> None:
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert "Example: adamtune" in result.stdout
+
+
+def test_search_then_best_end_to_end(write_config: Callable[..., Path]) -> None:
+    path = write_config(trials=10)
+    result = invoke("search", str(path), "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "trial 0 [defaults] complete" in result.stderr
+    assert "vs Adam's defaults" in result.stdout
+    assert Path("adamtune.db").exists()  # the default storage, in the working directory
+
+    best = json.loads(invoke("best", "--format", "json").stdout)
+    for key in ("study", "value", "trial", "stage", "params", "schedule", "default_value",
+                "n_trials"):
+        assert key in best
+    assert best["study"] == "tiny" and best["n_trials"] == 10 and best["schedule"] is None
+    assert best["value"] <= best["default_value"]
+    model = torch.nn.Linear(4, 3)
+    optimizer = torch.optim.Adam(model.parameters(), **best["params"])
+    group = optimizer.param_groups[0]
+    assert group["lr"] == best["params"]["lr"] and list(group["betas"]) == best["params"]["betas"]
+
+    code = invoke("best", "--format", "torch").stdout
+    scope: dict[str, object] = {"torch": torch, "model": model}
+    exec(code, scope)
+    pasted = scope["optimizer"].param_groups[0]  # type: ignore[attr-defined]
+    assert pasted["lr"] == best["params"]["lr"] and pasted["eps"] == best["params"]["eps"]
+
+    as_yaml = yaml.safe_load(invoke("best", "tiny.yaml", "--format", "yaml").stdout)
+    assert as_yaml["value"] == best["value"]
+    table = invoke("best")
+    assert table.exit_code == 0 and "weight_decay" in table.stdout
+
+
+def test_trials_lists_defaults_then_stages_in_order(write_config: Callable[..., Path]) -> None:
+    path = write_config(trials=12)
+    assert invoke("search", str(path), "-q").exit_code == 0
+    rows = json.loads(invoke("trials", str(path), "--format", "json").stdout)
+    assert rows[0]["stage"] == "defaults" and rows[0]["params"]["lr"] == 1e-3
+    order = [r["stage"] for i, r in enumerate(rows) if i == 0 or rows[i - 1]["stage"] != r["stage"]]
+    assert order == ["defaults", "lr", "betas", "eps", "weight_decay", "amsgrad"]
+    table = invoke("trials", str(path)).stdout
+    assert "defaults" in table and "amsgrad" in table
+
+
+BAD = [
+    ("misspelt key", "data: {source: iris}\ntrain:\n  epoch: 3\n",
+     ":3: train.epoch: unknown key (did you mean 'epochs'?)"),
+    ("beta1 >= 1", "data: {source: iris}\nsearch:\n  space:\n    beta1: 1.5\n",
+     ":4: search.space.beta1: must be >= 0 and < 1 (got 1.5)"),
+    ("lr from 0", "data: {source: iris}\nsearch:\n  space:\n    lr: {low: 0, high: 0.1}\n",
+     ":4: search.space.lr.low: must be > 0 on a log scale (got 0)"),
+    ("missing csv", "data: {source: nothere.csv, target: y}\n",
+     ":1: data.source: file not found"),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "expected"), BAD, ids=[b[0] for b in BAD])
+@pytest.mark.parametrize("command", ["search", "validate"])
+def test_bad_config_exits_2_with_file_line_and_key(
+    command: str, case: str, text: str, expected: str, write_config: Callable[..., Path]
+) -> None:
+    path = write_config(text, name="bad")
+    result = invoke(command, str(path))
+    assert result.exit_code == 2
+    assert f"error: {path}{expected}" in result.stderr
+    assert "Traceback" not in result.output
+    assert not Path("adamtune.db").exists()
+
+
+def test_validate_accepts_every_bundled_config() -> None:
+    root = Path(__file__).resolve().parents[1]
+    configs = sorted((root / "configs").glob("*.yaml")) + [
+        root / "examples" / "custom-model" / "config.yaml"
+    ]
+    assert len(configs) >= 5
+    for config in configs:
+        result = invoke("validate", str(config))
+        assert result.exit_code == 0, result.output
+        assert "valid" in result.stdout
+
+
+def test_init_writes_a_starter_config_that_validates() -> None:
+    assert invoke("init", "starter.yaml").exit_code == 0
+    text = Path("starter.yaml").read_text()
+    assert text.count("#") > 20  # commented
+    assert invoke("validate", "starter.yaml").exit_code == 0
+    again = invoke("init", "starter.yaml")
+    assert again.exit_code == 2 and "--force" in again.stderr
+
+
+def test_read_commands_on_a_missing_storage_exit_2_and_create_nothing() -> None:
+    for command in ("best", "trials"):
+        result = invoke(command)
+        assert result.exit_code == 2 and "no study found" in result.stderr
+    assert not Path("adamtune.db").exists()
+
+
+def test_best_of_an_unknown_study_names_the_ones_there(write_config: Callable[..., Path]) -> None:
+    assert invoke("search", str(write_config(trials=2)), "-q").exit_code == 0
+    result = invoke("best", "--study", "nope")
+    assert result.exit_code == 2 and "studies there: tiny" in result.stderr
+
+
+def test_unknown_format_is_a_usage_error() -> None:
+    result = invoke("best", "--format", "xml")
+    assert result.exit_code == 2
+
+
+def test_bad_storage_url_exits_2(write_config: Callable[..., Path]) -> None:
+    result = invoke("search", str(write_config()), "--storage", "nonsense")
+    assert result.exit_code == 2 and "expected a database URL" in result.stderr
+
+
+def test_storage_password_never_shown(write_config: Callable[..., Path]) -> None:
+    url = "postgresql://tuner:hunter2@127.0.0.1:9/studies"
+    result = invoke("search", str(write_config()), "--storage", url)
+    assert result.exit_code in (1, 2)
+    assert "hunter2" not in result.output and "tuner:***@" in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_device_cuda_without_a_gpu_exits_2(write_config: Callable[..., Path]) -> None:
+    result = invoke("search", str(write_config()), "--device", "cuda")
+    assert result.exit_code == 2 and "no CUDA GPU" in result.stderr
+    assert not Path("adamtune.db").exists()
+
+
+def test_debug_shows_the_traceback(write_config: Callable[..., Path]) -> None:
+    result = invoke("validate", str(write_config("data: {source: nothere.csv}\n")), "--debug")
+    assert result.exit_code != 0 and result.exception is not None
+
+
+def _program(name: str) -> str:
+    found = shutil.which(name, path=os.path.dirname(sys.executable)) or shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not installed as a program")
+    return found
+
+
+def test_installed_program_and_optuna_agree(write_config: Callable[..., Path]) -> None:
+    path = write_config(trials=3)
+    adamtune = _program("adamtune")
+    run = subprocess.run([adamtune, "search", str(path)], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "trial 2 [lr]" in run.stderr  # not a terminal: plain lines
+    best = json.loads(subprocess.run([adamtune, "best", "--format", "json"], capture_output=True,
+                                     text=True, check=True).stdout)
+    optuna_cli = subprocess.run(
+        [_program("optuna"), "best-trial", "--study-name", "tiny", "--storage",
+         "sqlite:///adamtune.db", "--format", "json"],
+        capture_output=True, text=True, check=True,
+    )
+    assert json.loads(optuna_cli.stdout)["value"] == pytest.approx(best["value"], rel=1e-12)
+    module = subprocess.run([sys.executable, "-m", "adamtune", "--version"], capture_output=True,
+                            text=True, check=True)
+    assert module.stdout.startswith("adamtune ")

@@ -1,0 +1,224 @@
+"""The staged search: stage order, fixed-value semantics, resume, refusal, divergence."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from adamtune.config import load_config
+from adamtune.errors import ConfigError, SearchFailedError
+from adamtune.plan import BASELINE, make_plan
+from adamtune.results import best_result, trial_rows
+from adamtune.search import SearchOptions, run_search
+from adamtune.space import ADAM_DEFAULTS, AdamParams
+
+STAGE_ORDER = [BASELINE, "lr", "betas", "eps", "weight_decay", "amsgrad"]
+STAGE_PARAMS = {
+    "lr": {"lr"},
+    "betas": {"beta1", "beta2"},
+    "eps": {"eps"},
+    "weight_decay": {"weight_decay", "decoupled_weight_decay"},
+    "amsgrad": {"amsgrad"},
+}
+
+
+def _search(path: Path, storage: str, **kw: object):
+    settings = load_config(path)
+    run = run_search(settings, SearchOptions(storage=storage, **kw))  # type: ignore[arg-type]
+    study = optuna.load_study(study_name=run.study, storage=storage)
+    return run, study
+
+
+def test_trial_zero_is_adams_defaults_and_stages_run_in_order(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    _, study = _search(write_config(trials=12), storage_url)
+    rows = trial_rows(study)
+    assert len(rows) == 12
+    assert rows[0].stage == BASELINE and rows[0].params == ADAM_DEFAULTS
+    stages = [r.stage for r in rows]
+    # Stages appear as contiguous blocks, in the documented order.
+    blocks = [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s]
+    assert blocks == STAGE_ORDER
+    plan = make_plan(load_config(write_config(trials=12)).config.search, 12)
+    assert {s.name: stages.count(s.name) for s in plan} == {s.name: s.trials for s in plan}
+
+
+def test_each_stage_fixes_other_params_at_the_best_so_far(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    _, study = _search(write_config(trials=16), storage_url)
+    rows = trial_rows(study)
+    for stage in STAGE_ORDER[1:]:
+        mine = [r for r in rows if r.stage == stage]
+        start = rows.index(mine[0])
+        earlier = [r for r in rows[:start] if r.value is not None]
+        incumbent = min(earlier, key=lambda r: (r.value, r.number)).params
+        assert incumbent is not None
+        for row in mine:
+            assert row.params is not None
+            for name, value in row.params.as_dict().items():
+                if name not in STAGE_PARAMS[stage]:
+                    assert value == getattr(incumbent, name), (stage, name)
+        searched_values = {tuple(getattr(r.params, p) for p in sorted(STAGE_PARAMS[stage]))
+                           for r in mine if r.params}
+        assert len(searched_values) == len(mine), "a stage should not repeat a candidate"
+
+
+def test_every_trial_records_its_full_params_and_stage(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    _, study = _search(write_config(trials=10), storage_url)
+    for trial in study.trials:
+        adam = trial.user_attrs["adam"]
+        assert set(adam) == set(ADAM_DEFAULTS.as_dict())
+        assert trial.user_attrs["stage"] in STAGE_ORDER
+        # Alone, the recorded params rebuild the optimizer.
+        AdamParams.from_dict(adam).torch_kwargs()
+    lr_trial = next(t for t in study.trials if t.user_attrs["stage"] == "lr")
+    assert lr_trial.params["lr"] == lr_trial.user_attrs["adam"]["lr"]
+    betas = next(t for t in study.trials if t.user_attrs["stage"] == "betas")
+    assert math.isclose(1 - betas.params["one_minus_beta1"], betas.user_attrs["adam"]["beta1"])
+
+
+def test_best_beats_defaults_and_agrees_with_optuna(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    _, study = _search(write_config(trials=12), storage_url)
+    best = best_result(study)
+    assert best.default_value is not None and best.value <= best.default_value
+    assert best.value == study.best_value and best.trial == study.best_trial.number
+    assert best.params.as_dict() == study.best_trial.user_attrs["adam"]
+
+
+def test_under_ten_trials_tunes_only_lr(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    _, study = _search(write_config(trials=6), storage_url)
+    assert [t.user_attrs["stage"] for t in study.trials] == [BASELINE] + ["lr"] * 5
+
+
+def test_resume_continues_up_to_the_budget_and_reproduces(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = write_config(trials=12)
+    resumed = f"sqlite:///{tmp_path / 'resumed.db'}"
+    first, _ = _search(path, resumed, trials=5)
+    assert len(first.ran) == 5
+    second, study = _search(path, resumed)
+    assert len(second.ran) == 7 and len(study.trials) == 12
+    third, study = _search(path, resumed)
+    assert third.ran == [] and len(study.trials) == 12
+    # An uninterrupted run draws exactly the same trials.
+    _, straight = _search(path, f"sqlite:///{tmp_path / 'straight.db'}")
+    assert [t.user_attrs["adam"] for t in straight.trials] == [
+        t.user_attrs["adam"] for t in study.trials
+    ]
+
+
+def test_changed_config_is_refused_with_the_difference_unless_fresh(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    path = write_config(trials=4)
+    _search(path, storage_url)
+    path.write_text(path.read_text().replace("epochs: 3", "epochs: 4"))
+    with pytest.raises(ConfigError, match=r"train\.epochs: 3 -> 4.*--fresh"):
+        _search(path, storage_url)
+    run, study = _search(path, storage_url, fresh=True)
+    assert len(run.ran) == 4 and len(study.trials) == 4
+    # A larger budget alone is not a change: it extends the study.
+    run, study = _search(path, storage_url, trials=6)
+    assert len(run.ran) == 2
+
+
+def test_diverged_trial_is_pruned_with_reason_and_never_best(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    text = """\
+data: {source: diabetes, batch_size: 32}
+model: {arch: mlp, hidden: [16, 16]}
+train: {epochs: 4}
+search:
+  trials: 8
+  pruner: none
+  space:
+    lr: {low: 1.0e+6, high: 1.0e+9}
+"""
+    _, study = _search(write_config(text, name="blowup"), storage_url)
+    diverged = [t for t in study.trials if t.user_attrs.get("status") == "diverged"]
+    assert diverged, "lr >= 1e6 on a two-layer MLP regression should diverge"
+    for t in diverged:
+        assert t.state == TrialState.PRUNED and t.user_attrs["reason"] == "diverged"
+        assert t.user_attrs["epochs"] < 4
+    assert study.best_trial.user_attrs["status"] == "complete"
+    assert study.best_trial.number not in {t.number for t in diverged}
+
+
+def test_joint_strategy_searches_everything_at_once(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    path = write_config(trials=8)
+    path.write_text(path.read_text() + "  strategy: joint\n")
+    _, study = _search(path, storage_url)
+    assert [t.user_attrs["stage"] for t in study.trials] == [BASELINE] + ["joint"] * 7
+    lrs = {t.user_attrs["adam"]["lr"] for t in study.trials[1:]}
+    b1s = {t.user_attrs["adam"]["beta1"] for t in study.trials[1:]}
+    assert len(lrs) == 7 and len(b1s) == 7
+
+
+@pytest.mark.parametrize("sampler", ["random", "qmc", "gp", "cmaes"])
+def test_every_sampler_runs_a_staged_search(
+    sampler: str, write_config: Callable[..., Path], storage_url: str
+) -> None:
+    path = write_config(trials=10)
+    path.write_text(path.read_text() + f"  sampler: {sampler}\n  pruner: hyperband\n")
+    _, study = _search(path, storage_url)
+    assert len(study.trials) == 10
+    lr_values = [t.user_attrs["adam"]["lr"] for t in study.trials if t.user_attrs["stage"] == "lr"]
+    assert len(set(lr_values)) == len(lr_values)
+
+
+def test_fixed_params_are_held_and_their_stages_skipped(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    path = write_config(trials=12)
+    path.write_text(path.read_text() + "  space:\n    beta2: 0.99\n    amsgrad: false\n")
+    _, study = _search(path, storage_url)
+    stages = {t.user_attrs["stage"] for t in study.trials}
+    assert "amsgrad" not in stages
+    for t in study.trials[1:]:
+        assert t.user_attrs["adam"]["beta2"] == 0.99 and t.user_attrs["adam"]["amsgrad"] is False
+
+
+def test_timeout_stops_starting_trials(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    settings = load_config(write_config(trials=50))
+    ticks = iter(range(100))
+    run = run_search(settings, SearchOptions(storage=storage_url, timeout=3),
+                     clock=lambda: float(next(ticks)))
+    # The clock reads 0 at the start, then 1, 2 (a trial each), then 3: time is up.
+    assert run.stopped_by == "timeout" and len(run.ran) == 2
+
+
+def test_a_model_that_raises_fails_the_search_with_exit_1(
+    write_config: Callable[..., Path], storage_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "brokenmodel.py").write_text(
+        "import torch\n"
+        "class Broken(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(); self.w = torch.nn.Linear(4, 3)\n"
+        "    def forward(self, x):\n"
+        "        raise RuntimeError('boom')\n"
+    )
+    path = write_config("data: {source: iris}\nmodel: {arch: 'brokenmodel:Broken'}\n",
+                        name="broken")
+    with pytest.raises(SearchFailedError, match="boom") as info:
+        _search(path, storage_url)
+    assert info.value.exit_code == 1
