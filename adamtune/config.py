@@ -119,7 +119,10 @@ class _Range(_Strict):
     high: float | None = None
     fixed: float | None = None
 
-    _before = model_validator(mode="before")(classmethod(lambda cls, v: _number_means_fixed(v)))
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_number(cls, value: Any) -> Any:
+        return _number_means_fixed(value)
 
     @model_validator(mode="after")
     def _ordered(self) -> _Range:
@@ -259,7 +262,7 @@ class SearchConfig(_Strict):
     pruner: Literal["none", "median", "hyperband"] = "median"
     batch: int = Field(1, ge=1)
     storage: str | None = None
-    space: SpaceConfig = Field(default_factory=SpaceConfig)
+    space: SpaceConfig = Field(default_factory=lambda: SpaceConfig())
     stages: list[StageConfig] | None = None
 
     @field_validator("batch")
@@ -288,9 +291,9 @@ class Config(_Strict):
     name: str | None = None
     seed: int = 0
     data: DataConfig
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    search: SearchConfig = Field(default_factory=SearchConfig)
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig())
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig())
+    search: SearchConfig = Field(default_factory=lambda: SearchConfig())
 
     @field_validator("name")
     @classmethod
@@ -362,7 +365,7 @@ def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
     return model
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: Any) -> str:
     kind, value, loc = err["type"], err.get("input"), err["loc"]
     if kind == "extra_forbidden":
         parent = _model_at(loc[:-1])

@@ -64,7 +64,8 @@ def _sklearn(source: str, seed: int, kwargs: dict[str, Any]) -> tuple[np.ndarray
     from sklearn import datasets
 
     if source == "synthetic-classification":
-        opts = {"n_samples": 2000, "n_features": 20, "n_informative": 10, "n_classes": 3}
+        opts: dict[str, Any] = {"n_samples": 2000, "n_features": 20, "n_informative": 10,
+                                "n_classes": 3}
         return datasets.make_classification(**{**opts, **kwargs, "random_state": seed})
     if source == "synthetic-regression":
         opts = {"n_samples": 2000, "n_features": 20, "n_informative": 10, "noise": 10.0}
@@ -246,8 +247,10 @@ def _dataset_task(train: Dataset, val: Dataset, source: str) -> TaskData:
     else:
         kind = "classification"
         labels = [
-            int(torch.as_tensor(part[i][1])) for part in (train, val) for i in range(len(part))
-        ]  # type: ignore[arg-type]
+            int(torch.as_tensor(part[i][1]))
+            for part in (train, val)
+            for i in range(len(part))  # type: ignore[arg-type]
+        ]
         out = max(labels) + 1
     in_shape = tuple(torch.as_tensor(x0).shape)
     return TaskData(

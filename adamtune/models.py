@@ -56,9 +56,9 @@ def _user_model(settings: Settings, data: TaskData) -> nn.Module:
         "num_classes": data.out_features,
     }
     try:
-        accepted = inspect.signature(factory).parameters
+        accepted = set(inspect.signature(factory).parameters)
     except (TypeError, ValueError):
-        accepted = {}
+        accepted = set()
     for name, value in offered.items():
         if name in accepted and name not in kwargs:
             kwargs[name] = value
