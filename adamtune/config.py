@@ -406,15 +406,14 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
 
 
 def format_errors(exc: ValidationError, doc: YamlDoc) -> list[str]:
-    lines, seen = [], set()
+    """One line per problem, in the order of the file."""
+    found: dict[str, int] = {}
     for err in exc.errors(include_url=False):
         loc = _clean_loc(err["loc"])
         where = doc.where(loc)
         line = f"{where}: {_dotted(loc)}: {_describe(err)}" if loc else f"{where}: {_describe(err)}"
-        if line not in seen:
-            seen.add(line)
-            lines.append(line)
-    return lines
+        found.setdefault(line, doc.line_of(loc) or 0)
+    return sorted(found, key=lambda text: found[text])
 
 
 def validate_config(doc: YamlDoc) -> Config:

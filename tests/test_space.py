@@ -34,7 +34,7 @@ def space(**values: Any) -> SpaceConfig:
 
 def test_defaults_are_torch_adams_defaults() -> None:
     sig = inspect.signature(torch.optim.Adam).parameters
-    assert ADAM_DEFAULTS == AdamParams()
+    assert AdamParams() == ADAM_DEFAULTS
     assert ADAM_DEFAULTS.lr == sig["lr"].default
     assert (ADAM_DEFAULTS.beta1, ADAM_DEFAULTS.beta2) == tuple(sig["betas"].default)
     assert ADAM_DEFAULTS.eps == sig["eps"].default
