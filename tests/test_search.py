@@ -222,3 +222,43 @@ def test_a_model_that_raises_fails_the_search_with_exit_1(
     with pytest.raises(SearchFailedError, match="boom") as info:
         _search(path, storage_url)
     assert info.value.exit_code == 1
+
+
+def test_ctrl_c_keeps_finished_trials_and_resume_completes_the_budget(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    from adamtune.search import SearchObserver
+
+    class StopAtTrial3(SearchObserver):
+        def epoch_finished(self, number: int, epoch: int, epochs: int, value: float) -> None:
+            if number == 3:
+                raise KeyboardInterrupt
+
+    settings = load_config(write_config(trials=8))
+    with pytest.raises(KeyboardInterrupt):
+        run_search(settings, SearchOptions(storage=storage_url), StopAtTrial3())
+    study = optuna.load_study(study_name="tiny", storage=storage_url)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3 + [TrialState.FAIL]
+    assert study.trials[3].user_attrs["status"] == "interrupted"
+    run_search(settings, SearchOptions(storage=storage_url))
+    finished = [t for t in study.get_trials() if t.state != TrialState.FAIL]
+    assert len(finished) == 8  # the interrupted trial does not count toward the budget
+
+
+def test_trials_of_a_killed_process_are_failed_on_resume(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    import socket
+
+    from adamtune.search import open_study
+    from adamtune.study import fail_orphans
+
+    settings = load_config(write_config(trials=3))
+    study = open_study(settings, SearchOptions(storage=storage_url))
+    orphan = study.ask()
+    orphan.set_user_attr("worker", f"{socket.gethostname()}:999999999")  # no such process
+    elsewhere = study.ask()
+    elsewhere.set_user_attr("worker", "another-host:1")
+    assert fail_orphans(study) == 1
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states == {orphan.number: TrialState.FAIL, elsewhere.number: TrialState.RUNNING}
