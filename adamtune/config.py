@@ -13,10 +13,17 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from adamtune.errors import ConfigError
-from adamtune.yamlfile import YamlDoc, read_yaml
+from adamtune.yamlfile import YamlDoc, dotted, read_yaml
 
 BUILTIN_SOURCES = (
     "digits",
@@ -276,15 +283,14 @@ class SearchConfig(_Strict):
     def _something_to_search(self) -> SearchConfig:
         if not any(self.space.is_searched(p) for p in PARAMS):
             raise ValueError("every parameter in search.space is fixed: nothing to search")
-        for i, stage in enumerate(self.stages or []):
-            fixed = [p for p in stage.params if not self.space.is_searched(p)]
-            if fixed:
-                raise ValueError(
-                    f"stages[{i}] searches {', '.join(fixed)}, which search.space fixes"
-                )
-        if self.stages is not None and not self.stages:
-            raise ValueError("stages: give at least one stage, or leave stages out")
         return self
+
+    @field_validator("stages")
+    @classmethod
+    def _some_stages(cls, stages: list[StageConfig] | None) -> list[StageConfig] | None:
+        if stages is not None and not stages:
+            raise ValueError("give at least one stage, or leave stages out")
+        return stages
 
 
 class Config(_Strict):
@@ -398,20 +404,13 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     return tuple(loc[:-1]) if loc and loc[-1] == "fixed" else tuple(loc)
 
 
-def _dotted(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for p in loc:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
-    return out
-
-
 def format_errors(exc: ValidationError, doc: YamlDoc) -> list[str]:
     """One line per problem, in the order of the file."""
     found: dict[str, int] = {}
     for err in exc.errors(include_url=False):
         loc = _clean_loc(err["loc"])
         where = doc.where(loc)
-        line = f"{where}: {_dotted(loc)}: {_describe(err)}" if loc else f"{where}: {_describe(err)}"
+        line = f"{where}: {dotted(loc)}: {_describe(err)}" if loc else f"{where}: {_describe(err)}"
         found.setdefault(line, doc.line_of(loc) or 0)
     return sorted(found, key=lambda text: found[text])
 
@@ -423,9 +422,21 @@ def validate_config(doc: YamlDoc) -> Config:
         kind = type(doc.data).__name__
         raise ConfigError(f"{doc.source}:1: the config must be a mapping of keys (got a {kind})")
     try:
-        return Config.model_validate(doc.data)
+        config = Config.model_validate(doc.data)
     except ValidationError as exc:
         raise ConfigError(format_errors(exc, doc)) from None
+    problems = []
+    for i, stage in enumerate(config.search.stages or []):
+        fixed = [p for p in stage.params if not config.search.space.is_searched(p)]
+        if fixed:
+            path = ("search", "stages", i, "params")
+            problems.append(
+                f"{doc.where(path)}: {dotted(path)}: searches {', '.join(fixed)}, "
+                f"which search.space fixes"
+            )
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def load_config(path: str | Path) -> Settings:

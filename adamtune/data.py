@@ -64,8 +64,12 @@ def _sklearn(source: str, seed: int, kwargs: dict[str, Any]) -> tuple[np.ndarray
     from sklearn import datasets
 
     if source == "synthetic-classification":
-        opts: dict[str, Any] = {"n_samples": 2000, "n_features": 20, "n_informative": 10,
-                                "n_classes": 3}
+        opts: dict[str, Any] = {
+            "n_samples": 2000,
+            "n_features": 20,
+            "n_informative": 10,
+            "n_classes": 3,
+        }
         return datasets.make_classification(**{**opts, **kwargs, "random_state": seed})
     if source == "synthetic-regression":
         opts = {"n_samples": 2000, "n_features": 20, "n_informative": 10, "noise": 10.0}
@@ -79,7 +83,7 @@ def _read_csv(path: Path, target: str | None, settings: Settings) -> tuple[np.nd
     if target is None:
         raise settings.problem("data.target", "name the CSV column to predict (got nothing)")
     with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
+        rows = [row for row in csv.reader(fh) if any(field.strip() for field in row)]
     if len(rows) < 2:
         raise settings.problem("data.source", f"{path} has no data rows")
     header, body = [h.strip() for h in rows[0]], rows[1:]

@@ -28,7 +28,8 @@ def _cnn(
 ) -> nn.Module:
     shape = (1, *in_shape) if len(in_shape) == 2 else in_shape
     c, h, w = shape
-    layers: list[nn.Module] = [nn.Unflatten(1, shape)] if len(in_shape) != 3 else []
+    # Flatten first: data may arrive flat (digits' 64 pixels) or as (H, W) or (C, H, W).
+    layers: list[nn.Module] = [nn.Flatten(), nn.Unflatten(1, shape)]
     for width in channels:
         layers += [nn.Conv2d(c, width, kernel_size=3, padding=1), nn.ReLU()]
         if min(h, w) >= 4:  # pool while there is room: an 8x8 digit becomes 4x4, then 2x2

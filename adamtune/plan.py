@@ -123,7 +123,13 @@ def replan(search: SearchConfig, total: int, done: dict[str, int]) -> list[Stage
         shares = [s.trials for s in open_]
     else:
         shares = _split(rest, [max(s.trials, 1) for s in open_])
+    # The current stage keeps what it already ran; later stages give way so the total holds.
     shares[0] = max(shares[0], done.get(open_[0].name, 0))
+    excess = sum(shares) - max(rest, shares[0])
+    for i in range(len(shares) - 1, 0, -1):
+        cut = min(excess, shares[i])
+        shares[i] -= cut
+        excess -= cut
     return closed + [Stage(s.name, s.params, n) for s, n in zip(open_, shares, strict=True)]
 
 

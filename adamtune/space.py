@@ -142,6 +142,10 @@ def encode(
                 coord = value
             if name == "weight_decay" and value == 0:
                 continue
-            if dist._contains(dist.to_internal_repr(coord)):
+            try:
+                inside = dist._contains(dist.to_internal_repr(coord))
+            except ValueError:  # a choice the space does not offer
+                inside = False
+            if inside:
                 out[name] = (coord, dist)
     return out

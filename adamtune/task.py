@@ -16,11 +16,22 @@ from adamtune.models import build_model, count_parameters
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+
+def _numeric(fn: LossFn) -> LossFn:
+    """A loss against numeric targets, shaped like the output: a Dataset's scalar target (B,)
+    against a (B, 1) output would otherwise broadcast to (B, B) and train on nonsense."""
+
+    def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return fn(out, y.reshape(out.shape).to(out.dtype))
+
+    return loss
+
+
 _LOSSES: dict[str, LossFn] = {
     "cross_entropy": F.cross_entropy,
-    "mse": F.mse_loss,
-    "bce": F.binary_cross_entropy_with_logits,
-    "l1": F.l1_loss,
+    "mse": _numeric(F.mse_loss),
+    "bce": _numeric(F.binary_cross_entropy_with_logits),
+    "l1": _numeric(F.l1_loss),
 }
 _AUTO_LOSS = {"classification": "cross_entropy", "regression": "mse", "binary": "bce"}
 # Above this share of a GPU's free memory, data stays in host memory and batches are copied.
@@ -32,7 +43,7 @@ def resolve_device(name: str) -> torch.device:
     try:
         check_device(name)
     except ValueError as exc:
-        raise ConfigError(f"--device: {exc}") from None
+        raise ConfigError(f"device: {exc}") from None
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

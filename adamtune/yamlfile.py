@@ -49,23 +49,39 @@ class YamlDoc:
         return f"{self.source}:{line}" if line else self.source
 
 
+def dotted(path: Path_) -> str:
+    """``search.stages[0].params``: the key path as messages write it."""
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
+
+
 def _walk(node: yaml.Node, path: Path_, doc: YamlDoc, loader: _Loader) -> Any:
     if isinstance(node, yaml.MappingNode):
+        explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+        loader.flatten_mapping(node)  # expand merge keys (<<: *anchor) as PyYAML would
+        merged = len(node.value) - explicit  # merged pairs come first; explicit keys override
         out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        inherited: set[Path_] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 raise ConfigError(
                     f"{doc.source}:{key_node.start_mark.line + 1}: keys must be plain names"
                 )
             key = str(key) if not isinstance(key, str) else key
-            if key in out:
+            if key in out and index >= merged and (*path, key) not in inherited:
                 first = doc.lines[(*path, key)]
-                dotted = ".".join(str(p) for p in (*path, key))
                 raise ConfigError(
-                    f"{doc.source}:{key_node.start_mark.line + 1}: {dotted}: duplicate key "
+                    f"{doc.source}:{key_node.start_mark.line + 1}: {dotted((*path, key))}: "
+                    f"duplicate key "
                     f"(first given on line {first}); keep one"
                 )
+            if index < merged:
+                inherited.add((*path, key))
+            else:
+                inherited.discard((*path, key))
             doc.lines[(*path, key)] = key_node.start_mark.line + 1
             out[key] = _walk(value_node, (*path, key), doc, loader)
         return out

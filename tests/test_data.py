@@ -118,7 +118,7 @@ def test_standardize_false_keeps_raw_features(write_config: Callable[..., Path])
 
 def test_constant_features_stay_finite(write_config: Callable[..., Path]) -> None:
     data = load(write_config, "data:\n  source: digits\n")
-    assert isinstance(data.train, TensorSplit)
+    assert isinstance(data.train, TensorSplit) and isinstance(data.val, TensorSplit)
     assert torch.isfinite(data.train.x).all() and torch.isfinite(data.val.x).all()
 
 
@@ -211,10 +211,6 @@ def test_csv_without_rows(tmp_path: Path, write_config: Callable[..., Path]) -> 
     assert msg.startswith("CFG:2: data.source: ") and "has no data rows" in msg
 
 
-@pytest.mark.xfail(
-    reason="BUG: data._read_csv counts a blank line at the end of a CSV as a row with 0 fields",
-    strict=True,
-)
 def test_csv_trailing_blank_line_is_not_a_row(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
@@ -292,6 +288,28 @@ def test_python_source_returning_tensors(
     assert isinstance(data.train, TensorSplit) and data.train.y.dtype == torch.long
 
 
+def test_python_source_pairs_are_standardised_by_train(
+    write_config: Callable[..., Path], user_module: WriteModule
+) -> None:
+    module = user_module("""
+        import torch
+
+        def make():
+            g = torch.Generator().manual_seed(0)
+            x = 5 + 3 * torch.randn(60, 3, generator=g)
+            return (x[:40], torch.arange(40) % 2), (x[40:], torch.arange(20) % 2)
+    """)
+    data = load(write_config, f"data:\n  source: {module}:make\n  batch_size: 8\n")
+    assert isinstance(data.train, TensorSplit) and isinstance(data.val, TensorSplit)
+    assert (data.n_train, data.n_val) == (40, 20)  # the user's split is kept
+    assert torch.allclose(data.train.x.mean(0), torch.zeros(3), atol=1e-5)
+    assert data.val.x.mean(0).abs().max() > 1e-3
+    raw = load(write_config, f"data:\n  source: {module}:make\n  batch_size: 8\n"
+                             "  standardize: false\n", file="raw.yaml")
+    assert isinstance(raw.train, TensorSplit)
+    assert float(raw.train.x.mean()) == pytest.approx(5, abs=1)
+
+
 def test_python_source_returning_numpy_regression(
     write_config: Callable[..., Path], user_module: WriteModule
 ) -> None:
@@ -335,10 +353,17 @@ def test_python_source_returning_datasets(
         ("def make():\n    return 5\n", "must return (train, val)"),
         ("def make():\n    return (1, 2, 3), (4, 5)\n", "must return (train, val)"),
         ("def make(n):\n    return None\n", "must return (train, val)"),
+        ("def make():\n    return ([[1.0]] * 4, [0] * 3), ([[1.0]], [0])\n",
+         "train has 4 inputs but 3 targets"),
+        ("import torch\nfrom torch.utils.data import TensorDataset\n"
+         "def make():\n    t = torch.zeros(4, 2)\n"
+         "    return TensorDataset(t, t[:, 0]), (t, t[:, 0])\n",
+         "train and val must both be Datasets or both pairs"),
         ("THING = 3\n", "is not callable"),
         ("def other():\n    pass\n", "cannot import"),
     ],
-    ids=["not-a-pair", "bad-split", "missing-argument", "not-callable", "no-such-attribute"],
+    ids=["not-a-pair", "bad-split", "missing-argument", "rows-differ", "dataset-and-pair",
+         "not-callable", "no-such-attribute"],
 )
 def test_python_source_that_fails(write_config: Callable[..., Path], user_module: WriteModule,
                                   body: str, fragment: str) -> None:

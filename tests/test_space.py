@@ -192,11 +192,6 @@ def test_encode_skips_values_outside_the_space() -> None:
     assert set(coords) == {"one_minus_beta2", "eps"}
 
 
-@pytest.mark.xfail(
-    reason="BUG (latent): space.encode calls CategoricalDistribution.to_internal_repr, which "
-    "raises ValueError for a value not among the choices, instead of skipping it",
-    raises=ValueError, strict=True,
-)
 def test_encode_skips_a_choice_outside_the_space() -> None:
     sp = space(amsgrad=[True])
     assert encode(ADAM_DEFAULTS, ["amsgrad"], sp) == {}  # False is not among the choices

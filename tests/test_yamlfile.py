@@ -62,11 +62,6 @@ def test_duplicate_top_level_key() -> None:
     assert str(info.value).startswith("cfg.yaml:3: seed: duplicate key (first given on line 1)")
 
 
-@pytest.mark.xfail(
-    reason="BUG: yamlfile._walk joins list indices with dots ('search.stages.0.params') while "
-    "config errors write them as 'search.stages[0].params'",
-    strict=True,
-)
 def test_duplicate_key_inside_a_list_item_uses_the_config_path_style() -> None:
     text = "search:\n  stages:\n    - params: [lr]\n      params: [eps]\n"
     with pytest.raises(ConfigError) as info:
@@ -156,11 +151,6 @@ def test_anchors_and_aliases_are_resolved() -> None:
     assert doc.data == {"hidden": [32, 32], "model": {"hidden": [32, 32]}}
 
 
-@pytest.mark.xfail(
-    reason="BUG: yamlfile._walk constructs the '<<' merge key itself, so valid YAML with a "
-    "merge key is refused as 'not valid YAML'",
-    strict=True,
-)
 def test_merge_keys_are_valid_yaml() -> None:
     doc = parse_yaml("base: &b {low: 1e-5, high: 1e-1}\nlr:\n  <<: *b\n  high: 1e-2\n",
                      "cfg.yaml")

@@ -113,5 +113,7 @@ def print_search_summary(console: Console, best: BestResult, ran: int, stopped_b
     console.print(gain_line(best))
     console.print(stages_table(best.stages))
     console.print(best_table(best))
-    console.print("next: adamtune best --format torch   (code to paste into your training script)",
-                  highlight=False)
+    console.print(
+        "next: adamtune best --format torch   (code to paste into your training script)",
+        highlight=False,
+    )

@@ -1,0 +1,159 @@
+"""The stage plan: default order and budgets, fixed params, explicit stages, resuming."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from adamtune.config import SearchConfig
+from adamtune.plan import Stage, current_stage, make_plan, replan
+
+
+def search(**values: Any) -> SearchConfig:
+    return SearchConfig.model_validate(values)
+
+
+def budgets(plan: list[Stage]) -> dict[str, int]:
+    return {stage.name: stage.trials for stage in plan}
+
+
+def test_default_staged_plan_for_60_trials() -> None:
+    plan = make_plan(search(), 60)
+    assert budgets(plan) == {"lr": 23, "betas": 17, "eps": 6, "weight_decay": 12, "amsgrad": 1}
+    assert sum(s.trials for s in plan) == 59  # trial 0 is the baseline
+    assert [s.params for s in plan] == [
+        ("lr",), ("beta1", "beta2"), ("eps",), ("weight_decay",), ("amsgrad",)]
+
+
+def test_decoupled_decay_joins_the_weight_decay_stage() -> None:
+    plan = make_plan(search(space={"decoupled_weight_decay": [False, True]}), 60)
+    assert plan[3] == Stage("weight_decay", ("weight_decay", "decoupled_weight_decay"), 12)
+
+
+@pytest.mark.parametrize("trials", [2, 5, 9])
+def test_small_studies_tune_only_the_learning_rate(trials: int) -> None:
+    assert make_plan(search(), trials) == [Stage("lr", ("lr",), trials - 1)]
+
+
+def test_ten_trials_is_the_first_full_plan() -> None:
+    plan = make_plan(search(), 10)
+    assert [s.name for s in plan] == ["lr", "betas", "eps", "weight_decay", "amsgrad"]
+    assert sum(s.trials for s in plan) == 9
+    assert all(s.trials >= 1 for s in plan)
+
+
+def test_one_trial_is_only_the_baseline() -> None:
+    assert make_plan(search(), 1) == []
+    assert make_plan(search(strategy="joint"), 1) == []
+
+
+def test_fixed_amsgrad_drops_its_stage() -> None:
+    plan = make_plan(search(space={"amsgrad": False}), 60)
+    assert [s.name for s in plan] == ["lr", "betas", "eps", "weight_decay"]
+    assert sum(s.trials for s in plan) == 59
+
+
+def test_fixed_betas_drop_their_stage() -> None:
+    plan = make_plan(search(space={"beta1": 0.9, "beta2": 0.999}), 60)
+    assert [s.name for s in plan] == ["lr", "eps", "weight_decay", "amsgrad"]
+    assert sum(s.trials for s in plan) == 59
+
+
+def test_one_fixed_beta_leaves_the_other_in_the_betas_stage() -> None:
+    plan = make_plan(search(space={"beta2": 0.999}), 60)
+    assert plan[1].name == "betas" and plan[1].params == ("beta1",)
+
+
+def test_small_study_with_fixed_lr_tunes_the_first_live_stage() -> None:
+    assert make_plan(search(space={"lr": 1e-3}), 8) == [Stage("betas", ("beta1", "beta2"), 7)]
+
+
+def test_joint_is_one_stage() -> None:
+    plan = make_plan(search(strategy="joint"), 60)
+    assert plan == [Stage("joint", ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad"), 59)]
+
+
+def test_explicit_stages_with_trials_leftover_goes_to_the_last() -> None:
+    cfg = search(stages=[{"params": ["lr"], "trials": 20},
+                         {"params": ["beta1", "beta2"], "trials": 20}])
+    assert make_plan(cfg, 60) == [Stage("lr", ("lr",), 20),
+                                  Stage("beta1+beta2", ("beta1", "beta2"), 39)]
+
+
+def test_explicit_stages_without_trials_share_equally() -> None:
+    cfg = search(stages=[{"params": ["lr"]}, {"params": ["beta1", "beta2"]}])
+    assert budgets(make_plan(cfg, 60)) == {"lr": 30, "beta1+beta2": 29}
+
+
+def test_explicit_stages_mixed_and_named() -> None:
+    cfg = search(stages=[{"params": ["lr"], "trials": 20}, {"params": ["beta1", "beta2"]},
+                         {"params": ["eps"], "name": "epsilon"}])
+    assert budgets(make_plan(cfg, 60)) == {"lr": 20, "beta1+beta2": 20, "epsilon": 19}
+
+
+def test_explicit_stages_are_cut_where_the_budget_ends() -> None:
+    cfg = search(stages=[{"params": ["lr"], "trials": 50},
+                         {"params": ["beta1", "beta2"], "trials": 20},
+                         {"params": ["eps"], "trials": 5}])
+    assert budgets(make_plan(cfg, 60)) == {"lr": 50, "beta1+beta2": 9}
+
+
+def test_explicit_stages_apply_to_small_studies_too() -> None:
+    cfg = search(stages=[{"params": ["eps"]}, {"params": ["lr"]}])
+    assert budgets(make_plan(cfg, 5)) == {"eps": 2, "lr": 2}
+
+
+@pytest.mark.parametrize(
+    "done",
+    [{}, {"defaults": 1}, {"defaults": 1, "lr": 7}, {"defaults": 1, "lr": 23, "betas": 5},
+     {"defaults": 1, "lr": 23, "betas": 17, "eps": 6, "weight_decay": 12, "amsgrad": 1}],
+)
+def test_replan_with_an_unchanged_total_is_make_plan(done: dict[str, int]) -> None:
+    assert replan(search(), 60, done) == make_plan(search(), 60)
+
+
+def test_replan_closes_stages_left_behind_at_what_they_ran() -> None:
+    done = {"defaults": 1, "lr": 10, "betas": 3}  # lr moved on early (e.g. an older budget)
+    plan = replan(search(), 60, done)
+    assert plan[0] == Stage("lr", ("lr",), 10)
+    assert plan[1].trials >= 3
+    assert [s.name for s in plan] == ["lr", "betas", "eps", "weight_decay", "amsgrad"]
+    assert sum(s.trials for s in plan) == 59
+
+
+def test_replan_with_a_larger_total_grows_the_stages_to_come() -> None:
+    done = {"defaults": 1, "lr": 23, "betas": 5}
+    plan = replan(search(), 100, done)
+    assert plan[0] == Stage("lr", ("lr",), 23)  # closed
+    assert sum(s.trials for s in plan) == 99
+    old = budgets(make_plan(search(), 60))
+    assert all(s.trials >= old[s.name] for s in plan)
+
+
+def test_replan_of_an_unstarted_study_is_a_fresh_plan() -> None:
+    assert replan(search(), 100, {"defaults": 1}) == make_plan(search(), 100)
+
+
+def test_replan_with_a_smaller_total_stays_within_it() -> None:
+    done = {"defaults": 1, "lr": 23, "betas": 5}  # 29 trials run; the total is now 30
+    plan = replan(search(), 30, done)
+    assert plan[0] == Stage("lr", ("lr",), 23)
+    assert plan[1].trials >= 5
+    assert sum(s.trials for s in plan) == 29
+
+
+def test_current_stage() -> None:
+    plan = make_plan(search(), 60)
+    assert current_stage(plan, {}) == plan[0]
+    assert current_stage(plan, {"defaults": 1, "lr": 22}) == plan[0]
+    assert current_stage(plan, {"defaults": 1, "lr": 23}) == plan[1]
+    assert current_stage(plan, {"lr": 23, "betas": 17, "eps": 6}) == plan[3]
+    assert current_stage(plan, budgets(plan)) is None
+    assert current_stage([], {}) is None
+
+
+def test_current_stage_skips_stages_without_budget() -> None:
+    plan = [Stage("lr", ("lr",), 2), Stage("betas", ("beta1", "beta2"), 0),
+            Stage("eps", ("eps",), 1)]
+    assert current_stage(plan, {"lr": 2}) == plan[2]

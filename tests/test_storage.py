@@ -1,0 +1,145 @@
+"""Storage URLs: redaction, precedence, checks, and opening without leaving files behind."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import optuna
+import pytest
+
+from adamtune.errors import ConfigError, StudyNotFoundError
+from adamtune.storage import (
+    DEFAULT_STORAGE,
+    ENV_VAR,
+    check_url,
+    open_storage,
+    redact,
+    resolve_storage,
+    sqlite_path,
+)
+
+HAS_PSYCOPG2 = importlib.util.find_spec("psycopg2") is not None
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://tuner:s3cret@db.example.com:5432/studies",
+         "postgresql://tuner:***@db.example.com:5432/studies"),
+        ("postgresql+psycopg2://tuner:s3cret@db/studies", "postgresql+psycopg2://tuner:***@db/studies"),
+        ("mysql://root:hunter2@localhost/optuna", "mysql://root:***@localhost/optuna"),
+        ("postgresql://tuner:pa/ss@db/studies", "postgresql://tuner:***@db/studies"),
+    ],
+)
+def test_redact_hides_passwords(url: str, shown: str) -> None:
+    assert redact(url) == shown
+    assert "s3cret" not in redact(url) and "hunter2" not in redact(url)
+
+
+def test_redact_in_free_text() -> None:
+    text = ("could not connect to postgresql://tuner:s3cret@db/studies "
+            "(also tried mysql://root:hunter2@backup/optuna)")
+    assert redact(text) == ("could not connect to postgresql://tuner:***@db/studies "
+                            "(also tried mysql://root:***@backup/optuna)")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:///adamtune.db", "sqlite:////tmp/abs/studies.db", "sqlite:///:memory:",
+     "postgresql://tuner@db/studies", "postgresql://db/studies", "no url here: a:b@c"],
+)
+def test_redact_leaves_urls_without_password_alone(url: str) -> None:
+    assert redact(url) == url
+
+
+def test_resolve_storage_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert DEFAULT_STORAGE == "sqlite:///adamtune.db"
+    assert resolve_storage(None) == DEFAULT_STORAGE
+    assert resolve_storage(None, None) == DEFAULT_STORAGE
+
+
+def test_resolve_storage_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    option, env, config = "sqlite:///option.db", "sqlite:///env.db", "sqlite:///config.db"
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert resolve_storage(None, config) == config
+    monkeypatch.setenv(ENV_VAR, env)
+    assert resolve_storage(None, config) == env
+    assert resolve_storage(None) == env
+    assert resolve_storage(option, config) == option
+
+
+def test_empty_env_var_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "")
+    assert resolve_storage(None, "sqlite:///config.db") == "sqlite:///config.db"
+
+
+def test_resolve_storage_checks_the_winner(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "nonsense")
+    with pytest.raises(ConfigError):
+        resolve_storage(None, "sqlite:///config.db")
+    assert resolve_storage("sqlite:///ok.db") == "sqlite:///ok.db"
+
+
+@pytest.mark.parametrize("url", ["nonsense", "http://x", "adamtune.db", "file:///tmp/a.db", ""])
+def test_check_url_rejects_non_databases(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        check_url(url)
+    assert info.value.exit_code == 2
+    assert "expected a database URL such as sqlite:///adamtune.db" in str(info.value)
+
+
+def test_check_url_error_hides_the_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        check_url("postgres://tuner:s3cret@db/studies")  # 'postgres', not 'postgresql'
+    assert "s3cret" not in str(info.value)
+    assert "tuner:***@db" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:///a.db", "postgresql://u@h/d", "postgresql+psycopg2://u@h/d",
+            "mysql+pymysql://u@h/d"])
+def test_check_url_accepts_databases(url: str) -> None:
+    check_url(url)
+
+
+def test_sqlite_path() -> None:
+    assert sqlite_path("sqlite:///adamtune.db") == Path("adamtune.db")
+    assert sqlite_path("sqlite:////tmp/x.db") == Path("/tmp/x.db")
+    assert sqlite_path("sqlite:///:memory:") is None
+    assert sqlite_path("postgresql://u@h/d") is None
+
+
+def test_open_missing_sqlite_with_must_exist_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "missing.db"
+    with pytest.raises(StudyNotFoundError) as info:
+        open_storage(f"sqlite:///{path}", must_exist=True)
+    assert str(path) in str(info.value)
+    assert info.value.exit_code == 2
+    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_open_missing_relative_sqlite_creates_nothing(tmp_path: Path) -> None:
+    with pytest.raises(StudyNotFoundError):
+        open_storage(DEFAULT_STORAGE, must_exist=True)  # the test runs in tmp_path
+    assert not (tmp_path / "adamtune.db").exists()
+
+
+def test_open_storage_creates_and_reopens(storage_url: str, tmp_path: Path) -> None:
+    storage = open_storage(storage_url)
+    assert (tmp_path / "studies.db").exists()
+    optuna.create_study(study_name="s1", storage=storage)
+    again = open_storage(storage_url, must_exist=True)
+    assert [s.study_name for s in again.get_all_studies()] == ["s1"]
+
+
+@pytest.mark.skipif(HAS_PSYCOPG2, reason="psycopg2 is installed")
+def test_postgresql_without_driver_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        open_storage("postgresql://tuner:s3cret@localhost:5432/studies")
+    message = str(info.value)
+    assert "psycopg2" in message and "pip install psycopg2-binary" in message
+    assert "s3cret" not in message
+    assert info.value.exit_code == 2
