@@ -44,7 +44,7 @@ class _IndexedQMC(optuna.samplers.QMCSampler):
     (so that resumed and concurrent searches sample alike), so it is derived instead.
     """
 
-    def _find_sample_id(self, study: Study, search_space: dict[str, BaseDistribution]) -> int:
+    def _find_sample_id(self, study: Study, *_: Any) -> int:  # 4.x passes no search space
         return len(study.get_trials(deepcopy=False))
 
 

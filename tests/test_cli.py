@@ -187,3 +187,13 @@ def test_installed_program_and_optuna_agree(write_config: Callable[..., Path]) -
     module = subprocess.run([sys.executable, "-m", "adamtune", "--version"], capture_output=True,
                             text=True, check=True)
     assert module.stdout.startswith("adamtune ")
+
+
+def test_best_without_arguments_reads_the_most_recently_updated_study(
+    write_config: Callable[..., Path],
+) -> None:
+    assert invoke("search", str(write_config(name="first", trials=2)), "-q").exit_code == 0
+    assert invoke("search", str(write_config(name="second", trials=2)), "-q").exit_code == 0
+    assert json.loads(invoke("best", "-f", "json").stdout)["study"] == "second"
+    assert invoke("search", str(write_config(name="first", trials=3)), "-q").exit_code == 0
+    assert json.loads(invoke("best", "-f", "json").stdout)["study"] == "first"
