@@ -8,8 +8,6 @@ standardisation is fitted on the training split only, so nothing of val leaks in
 from __future__ import annotations
 
 import csv
-import importlib
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from adamtune.config import DataConfig, Settings
+from adamtune.imports import load_callable
 
 Kind = Literal["classification", "regression", "binary"]
 IMAGE_SHAPES = {"digits": (1, 8, 8)}
@@ -215,19 +214,6 @@ def _assemble(
     )
 
 
-def import_object(spec: str, base_dir: Path) -> Any:
-    """Resolve ``package.module:attr``; the config's folder is importable, so a model.py
-    beside the config works without installing anything."""
-    module_name, _, attr = spec.partition(":")
-    if str(base_dir) not in sys.path:
-        sys.path.insert(0, str(base_dir))
-    module = importlib.import_module(module_name)
-    obj = module
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def _user_split(part: Any, name: str) -> Dataset | tuple[np.ndarray, np.ndarray]:
     if isinstance(part, Dataset):
         return part
@@ -269,12 +255,7 @@ def _dataset_task(train: Dataset, val: Dataset, source: str) -> TaskData:
 
 def _from_function(settings: Settings) -> TaskData:
     cfg = settings.config.data
-    try:
-        fn = import_object(cfg.source, settings.base_dir)
-    except (ImportError, AttributeError) as exc:
-        raise settings.problem("data.source", f"cannot import {cfg.source!r}: {exc}") from None
-    if not callable(fn):
-        raise settings.problem("data.source", f"{cfg.source!r} is not callable")
+    fn = load_callable(settings, "data.source", cfg.source)
     try:
         train, val = fn(**cfg.kwargs)
         train, val = _user_split(train, "train"), _user_split(val, "val")

@@ -8,7 +8,8 @@ import math
 from torch import nn
 
 from adamtune.config import Settings
-from adamtune.data import TaskData, import_object
+from adamtune.data import TaskData
+from adamtune.imports import load_callable
 
 
 def _mlp(in_features: int, hidden: list[int], out: int, dropout: float) -> list[nn.Module]:
@@ -42,12 +43,7 @@ def _cnn(
 
 def _user_model(settings: Settings, data: TaskData) -> nn.Module:
     cfg = settings.config.model
-    try:
-        factory = import_object(cfg.arch, settings.base_dir)
-    except (ImportError, AttributeError) as exc:
-        raise settings.problem("model.arch", f"cannot import {cfg.arch!r}: {exc}") from None
-    if not callable(factory):
-        raise settings.problem("model.arch", f"{cfg.arch!r} is not a class or function")
+    factory = load_callable(settings, "model.arch", cfg.arch)
     kwargs = dict(cfg.kwargs)
     # Fill in the data's sizes where the factory asks for them by one of these names.
     offered = {

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
-from collections.abc import Callable
+import sys
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +52,28 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+# Writes a module of user code beside the configs and returns its (fresh) import name.
+WriteModule = Callable[[str], str]
+
+
+@pytest.fixture
+def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WriteModule]:
+    """Write a module beside the configs under a fresh name; forget it after the test."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    names: list[str] = []
+
+    def write(source: str) -> str:
+        name = f"usercode_{uuid.uuid4().hex[:10]}"
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        importlib.invalidate_caches()
+        names.append(name)
+        return name
+
+    yield write
+    for name in names:
+        sys.modules.pop(name, None)
 
 
 @pytest.fixture

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-import textwrap
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -18,7 +15,9 @@ from adamtune.config import load_config
 from adamtune.data import TaskData, TensorSplit, load_data
 from adamtune.errors import ConfigError
 
-WriteModule = Callable[[str], str]
+if TYPE_CHECKING:
+    from conftest import WriteModule
+
 
 BUILTINS = [
     # source, kind, out_features, in_shape, rows
@@ -32,22 +31,6 @@ BUILTINS = [
 ]
 
 
-@pytest.fixture
-def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WriteModule]:
-    """Write a module beside the configs under a fresh name; forget it after the test."""
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    names: list[str] = []
-
-    def write(source: str) -> str:
-        name = f"userdata_{uuid.uuid4().hex[:10]}"
-        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
-        importlib.invalidate_caches()
-        names.append(name)
-        return name
-
-    yield write
-    for name in names:
-        sys.modules.pop(name, None)
 
 
 def load(write_config: Callable[..., Path], text: str, file: str = "data.yaml") -> TaskData:
@@ -359,7 +342,7 @@ def test_python_source_returning_datasets(
          "def make():\n    t = torch.zeros(4, 2)\n"
          "    return TensorDataset(t, t[:, 0]), (t, t[:, 0])\n",
          "train and val must both be Datasets or both pairs"),
-        ("THING = 3\n", "is not callable"),
+        ("THING = 3\n", "is not a class or function"),
         ("def other():\n    pass\n", "cannot import"),
     ],
     ids=["not-a-pair", "bad-split", "missing-argument", "rows-differ", "dataset-and-pair",

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
-import sys
-import textwrap
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
@@ -23,7 +20,9 @@ from adamtune.models import build_model
 from adamtune.space import ADAM_DEFAULTS, AdamParams
 from adamtune.task import Task, build_task
 
-WriteModule = Callable[[str], str]
+if TYPE_CHECKING:
+    from conftest import WriteModule
+
 MakeTask = Callable[..., Task]
 
 TUNED = AdamParams(lr=1e-2, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=1e-2, amsgrad=True,
@@ -46,22 +45,6 @@ def make_task(write_config: Callable[..., Path]) -> MakeTask:
     return make
 
 
-@pytest.fixture
-def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WriteModule]:
-    """Write a module beside the configs under a fresh name; forget it after the test."""
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    names: list[str] = []
-
-    def write(source: str) -> str:
-        name = f"userengine_{uuid.uuid4().hex[:10]}"
-        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
-        importlib.invalidate_caches()
-        names.append(name)
-        return name
-
-    yield write
-    for name in names:
-        sys.modules.pop(name, None)
 
 
 def hand_written_loop(task: Task, params: AdamParams, seed: int) -> list[float]:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-import textwrap
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -20,26 +17,12 @@ from adamtune.errors import ConfigError
 from adamtune.models import build_model, count_parameters
 from adamtune.task import build_task, resolve_device
 
-WriteModule = Callable[[str], str]
+if TYPE_CHECKING:
+    from conftest import WriteModule
+
 NO_GPU = not torch.cuda.is_available()
 
 
-@pytest.fixture
-def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WriteModule]:
-    """Write a module beside the configs under a fresh name; forget it after the test."""
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    names: list[str] = []
-
-    def write(source: str) -> str:
-        name = f"usermodel_{uuid.uuid4().hex[:10]}"
-        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
-        importlib.invalidate_caches()
-        names.append(name)
-        return name
-
-    yield write
-    for name in names:
-        sys.modules.pop(name, None)
 
 
 def settings_for(write_config: Callable[..., Path], text: str) -> Settings:
