@@ -44,7 +44,19 @@ class TaskData:
     kind: Kind
     in_shape: tuple[int, ...]
     out_features: int
-    description: str
+    source: str
+
+    @property
+    def description(self) -> str:
+        what = (
+            f"{self.kind}, {self.out_features} classes"
+            if self.kind == "classification"
+            else (self.kind)
+        )
+        return (
+            f"{self.source}: {self.n_train} train / {self.n_val} val rows, "
+            f"input {self.in_shape}, {what}"
+        )
 
     @property
     def in_memory(self) -> bool:
@@ -203,15 +215,7 @@ def _assemble(
     else:
         out = int(train.y.shape[1])
     in_shape = IMAGE_SHAPES.get(source, tuple(int(s) for s in shape))
-    what = f"{kind}, {out} classes" if kind == "classification" else kind
-    return TaskData(
-        train,
-        val,
-        kind,
-        in_shape,
-        out,
-        f"{source}: {len(train)} train / {len(val)} val rows, input {in_shape}, {what}",
-    )
+    return TaskData(train, val, kind, in_shape, out, source)
 
 
 def _user_split(part: Any, name: str) -> Dataset | tuple[np.ndarray, np.ndarray]:
@@ -242,15 +246,7 @@ def _dataset_task(train: Dataset, val: Dataset, source: str) -> TaskData:
             for i in range(len(part))  # type: ignore[arg-type]
         ]
         out = max(labels) + 1
-    in_shape = tuple(torch.as_tensor(x0).shape)
-    return TaskData(
-        train,
-        val,
-        kind,
-        in_shape,
-        out,
-        f"{source}: {len(train)} train / {len(val)} val rows, input {in_shape}, {kind}",  # type: ignore[arg-type]
-    )
+    return TaskData(train, val, kind, tuple(torch.as_tensor(x0).shape), out, source)
 
 
 def _from_function(settings: Settings) -> TaskData:
