@@ -7,9 +7,7 @@ arrived, e.g. ``config.yaml:7: search.space.lr.low: must be > 0 on a log scale (
 
 from __future__ import annotations
 
-import difflib
 import re
-import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +20,9 @@ from pydantic import (
     model_validator,
 )
 
+from adamtune.config_errors import format_errors
 from adamtune.errors import ConfigError
+from adamtune.storage import storage_problem
 from adamtune.yamlfile import YamlDoc, dotted, read_yaml
 
 BUILTIN_SOURCES = (
@@ -35,12 +35,13 @@ BUILTIN_SOURCES = (
     "synthetic-regression",
 )
 BUILTIN_ARCHS = ("linear", "mlp", "cnn")
+RESERVED_STAGE_NAMES = ("defaults", "refine", "joint")
 PARAMS = ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad", "decoupled_weight_decay")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 def _is_import_path(text: str) -> bool:
@@ -269,6 +270,16 @@ class SearchConfig(_Strict):
     pruner: Literal["none", "median", "hyperband"] = "median"
     batch: int = Field(1, ge=1)
     storage: str | None = None
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_url(cls, v: str | None) -> str | None:
+        if v is not None:
+            problem = storage_problem(v)
+            if problem:
+                raise ValueError(problem)
+        return v
+
     space: SpaceConfig = Field(default_factory=lambda: SpaceConfig())
     stages: list[StageConfig] | None = None
 
@@ -295,7 +306,7 @@ class SearchConfig(_Strict):
 
 class Config(_Strict):
     name: str | None = None
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     data: DataConfig
     model: ModelConfig = Field(default_factory=lambda: ModelConfig())
     train: TrainConfig = Field(default_factory=lambda: TrainConfig())
@@ -329,92 +340,6 @@ class Settings(BaseModel):
         return ConfigError(f"{self.doc.where(tuple(key.split('.')))}: {key}: {message}")
 
 
-# --- turning pydantic's errors into one line each -------------------------------------------
-
-_TYPE_WORDS = {
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "int_type": "a whole number",
-    "int_from_float": "a whole number",
-    "bool_type": "true or false",
-    "string_type": "text",
-    "list_type": "a list",
-    "dict_type": "a mapping of keys",
-    "model_type": "a mapping of keys",
-    "model_attributes_type": "a mapping of keys",
-}
-
-
-def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
-    """The pydantic model class that owns the keys at ``loc``, to suggest near-miss spellings."""
-    model: type[BaseModel] = Config
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        if field is None:
-            return None
-        found = [
-            a
-            for a in [field.annotation, *typing.get_args(field.annotation)]
-            if isinstance(a, type) and issubclass(a, BaseModel)
-        ]
-        inner = [
-            b
-            for a in typing.get_args(field.annotation)
-            for b in typing.get_args(a)
-            if isinstance(b, type) and issubclass(b, BaseModel)
-        ]
-        if not found and not inner:
-            return None
-        model = (found or inner)[0]
-    return model
-
-
-def _describe(err: Any) -> str:
-    kind, value, loc = err["type"], err.get("input"), err["loc"]
-    if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
-        known = list(parent.model_fields) if parent else []
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return f"unknown key{hint}; expected one of {', '.join(known)}" if known else "unknown key"
-    if kind == "missing":
-        return "required key is missing"
-    if kind in _TYPE_WORDS:
-        return f"expected {_TYPE_WORDS[kind]} (got {value!r})"
-    if kind == "literal_error":
-        return f"expected one of {err['ctx']['expected']} (got {value!r})"
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        op = {
-            "greater_than": ">",
-            "greater_than_equal": ">=",
-            "less_than": "<",
-            "less_than_equal": "<=",
-        }[kind]
-        bound = next(iter(err["ctx"].values()))
-        return f"must be {op} {bound} (got {value!r})"
-    if kind == "value_error":
-        return str(err["msg"]).removeprefix("Value error, ")
-    return f"{err['msg']} (got {value!r})"
-
-
-def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
-    # A plain number is stored as {fixed: n}; the user wrote no 'fixed' key, so do not name it.
-    return tuple(loc[:-1]) if loc and loc[-1] == "fixed" else tuple(loc)
-
-
-def format_errors(exc: ValidationError, doc: YamlDoc) -> list[str]:
-    """One line per problem, in the order of the file."""
-    found: dict[str, int] = {}
-    for err in exc.errors(include_url=False):
-        loc = _clean_loc(err["loc"])
-        where = doc.where(loc)
-        line = f"{where}: {dotted(loc)}: {_describe(err)}" if loc else f"{where}: {_describe(err)}"
-        found.setdefault(line, doc.line_of(loc) or 0)
-    return sorted(found, key=lambda text: found[text])
-
-
 def validate_config(doc: YamlDoc) -> Config:
     if doc.data is None:
         raise ConfigError(f"{doc.source}: the config is empty; it needs at least data.source")
@@ -424,19 +349,60 @@ def validate_config(doc: YamlDoc) -> Config:
     try:
         config = Config.model_validate(doc.data)
     except ValidationError as exc:
-        raise ConfigError(format_errors(exc, doc)) from None
-    problems = []
-    for i, stage in enumerate(config.search.stages or []):
-        fixed = [p for p in stage.params if not config.search.space.is_searched(p)]
-        if fixed:
-            path = ("search", "stages", i, "params")
-            problems.append(
-                f"{doc.where(path)}: {dotted(path)}: searches {', '.join(fixed)}, "
-                f"which search.space fixes"
-            )
+        raise ConfigError(format_errors(exc, doc, Config)) from None
+    problems = [
+        f"{doc.where(path)}: {dotted(path)}: {message}" for path, message in _cross_checks(config)
+    ]
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _cross_checks(config: Config) -> list[tuple[tuple[str | int, ...], str]]:
+    """Settings that are valid alone but contradict another, or would be silently ignored."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    search, data = config.search, config.data
+    names: list[str] = []
+    for i, stage in enumerate(search.stages or []):
+        fixed = [p for p in stage.params if not search.space.is_searched(p)]
+        if fixed:
+            found.append(
+                (
+                    ("search", "stages", i, "params"),
+                    f"searches {', '.join(fixed)}, which search.space fixes",
+                )
+            )
+        name = stage.name or "+".join(stage.params)
+        if name in RESERVED_STAGE_NAMES:
+            found.append(
+                (
+                    ("search", "stages", i, "name"),
+                    f"{name!r} is reserved; choose another stage name",
+                )
+            )
+        elif name in names:
+            found.append(
+                (
+                    ("search", "stages", i),
+                    f"a second stage named {name!r}; give it a distinct name:",
+                )
+            )
+        names.append(name)
+    if search.stages is not None and search.strategy == "joint":
+        found.append((("search", "stages"), "stages apply to strategy: staged, not joint"))
+    if data.target is not None and not data.source.endswith(".csv"):
+        found.append((("data", "target"), "only a CSV source has a target column"))
+    takes_kwargs = data.source.startswith("synthetic-") or ":" in data.source
+    if data.kwargs and not takes_kwargs:
+        found.append(
+            (
+                ("data", "kwargs"),
+                f"{data.source} takes no kwargs (synthetic data and your own function do)",
+            )
+        )
+    if "random_state" in data.kwargs:
+        found.append((("data", "kwargs", "random_state"), "set seed: instead"))
+    return found
 
 
 def load_config(path: str | Path) -> Settings:

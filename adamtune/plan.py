@@ -6,30 +6,36 @@ decay) -> amsgrad. A stage whose parameters are all fixed in the space is left o
 Budget rule. The study's ``trials`` include the baseline (trial 0, Adam's defaults); the other
 R = trials - 1 are split as follows:
 - with fewer than 10 trials in all, only the first stage (normally lr) is tuned;
-- amsgrad gets one trial per choice the incumbent does not already use (normally 1);
+- a stage of choices only (amsgrad) gets one trial per combination the incumbent does not
+  already use (normally 1): trials are deterministic, so a repeat would teach nothing;
 - the rest is shared by weight: lr 4, betas 3, weight_decay 2, eps 1, rounded by largest
   remainder, ties to the earlier stage.
-Explicit ``search.stages`` take their ``trials`` in order (cut off where the budget ends); stages
-without ``trials`` share what is left equally; leftover budget goes to the last stage.
+Explicit ``search.stages`` take their ``trials`` in order (cut off where the budget ends, and
+never more than a stage of choices can try); stages without ``trials`` share what is left
+equally; leftover budget goes to the last stage that searches a continuous parameter.
 When a study is resumed with a different total, stages already left behind keep the trials they
-had and the stages still to come share the new remainder in the same proportions.
+had, the stages still to come share the new remainder in the fresh plan's proportions, and
+budget that no remaining stage can use goes to a final ``refine`` stage that searches every
+parameter jointly.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from adamtune.config import SearchConfig
+from adamtune.config import SearchConfig, SpaceConfig
 from adamtune.space import searched
 
 BASELINE = "defaults"
+REFINE = "refine"
 SMALL_STUDY = 10
 _DEFAULT_STAGES: list[tuple[str, list[str], int]] = [
     ("lr", ["lr"], 4),
     ("betas", ["beta1", "beta2"], 3),
     ("eps", ["eps"], 1),
     ("weight_decay", ["weight_decay", "decoupled_weight_decay"], 2),
-    ("amsgrad", ["amsgrad"], 0),  # 0: budgeted by its number of choices instead
+    ("amsgrad", ["amsgrad"], 1),
 ]
 
 
@@ -38,6 +44,28 @@ class Stage:
     name: str
     params: tuple[str, ...]
     trials: int
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """A stage before budgeting: a weight, or an explicit number of trials."""
+
+    name: str
+    params: tuple[str, ...]
+    weight: float
+    trials: int | None = None
+
+
+def capacity(params: tuple[str, ...] | list[str], space: SpaceConfig) -> int | None:
+    """How many untried points a stage of choices only has (the incumbent's combination is
+    already measured); None when the stage searches a continuous parameter."""
+    sizes = []
+    for param in params:
+        value = getattr(space, param)
+        if not isinstance(value, list):
+            return None
+        sizes.append(len(value))
+    return math.prod(sizes) - 1
 
 
 def _split(total: int, weights: list[float]) -> list[int]:
@@ -52,64 +80,64 @@ def _split(total: int, weights: list[float]) -> list[int]:
     return shares
 
 
-def _default_stages(search: SearchConfig, rest: int) -> list[Stage]:
-    live = searched(search.space)
-    stages = [(n, [p for p in ps if p in live], w) for n, ps, w in _DEFAULT_STAGES]
-    stages = [(n, ps, w) for n, ps, w in stages if ps]
-    if rest + 1 < SMALL_STUDY:
-        name, params, _ = stages[0]
-        return [Stage(name, tuple(params), rest)]
-    fixed_share = {n: len(search.space.amsgrad) - 1 for n, _, w in stages if w == 0}
-    fixed_total = min(sum(fixed_share.values()), rest)
-    weighted = [(n, ps, w) for n, ps, w in stages if w > 0]
-    shares = dict(
-        zip(
-            [n for n, _, _ in weighted],
-            _split(rest - fixed_total, [w for _, _, w in weighted]),
-            strict=True,
-        )
-    )
-    shares.update(fixed_share)
-    return [Stage(n, tuple(ps), shares[n]) for n, ps, _ in stages if shares[n] > 0]
-
-
-def _explicit_stages(search: SearchConfig, rest: int) -> list[Stage]:
-    assert search.stages is not None
-    budgets: list[int | None] = []
+def _allot(specs: list[_Spec], rest: int, space: SpaceConfig) -> list[int]:
+    """Budgets for ``specs``: explicit and choice-only stages first (in order, capped), then
+    the remainder by weight among the other continuous stages."""
+    caps = [capacity(s.params, space) for s in specs]
+    budgets = [0] * len(specs)
     left = rest
-    for stage in search.stages:
-        take = min(stage.trials, left) if stage.trials is not None else None
-        budgets.append(take)
-        left -= take or 0
-    open_ = [i for i, b in enumerate(budgets) if b is None]
-    for i, share in zip(open_, _split(left, [1.0] * len(open_)), strict=True):
-        budgets[i] = share
-    if not open_ and left > 0:
-        budgets[-1] = (budgets[-1] or 0) + left
-    return [
-        Stage(s.name or "+".join(s.params), tuple(s.params), b or 0)
-        for s, b in zip(search.stages, budgets, strict=True)
-        if b
+    for i, (spec, cap) in enumerate(zip(specs, caps, strict=True)):
+        if spec.trials is not None or cap is not None:
+            want = spec.trials if spec.trials is not None else left
+            budgets[i] = min(want, cap if cap is not None else want, left)
+            left -= budgets[i]
+    weighted = [
+        i
+        for i, (s, c) in enumerate(zip(specs, caps, strict=True))
+        if s.trials is None and c is None
     ]
+    for i, share in zip(weighted, _split(left, [specs[i].weight for i in weighted]), strict=True):
+        budgets[i] = share
+    if not weighted and left > 0:
+        continuous = [i for i, c in enumerate(caps) if c is None]
+        if continuous:
+            budgets[continuous[-1]] += left
+    return budgets
+
+
+def _specs(search: SearchConfig) -> list[_Spec]:
+    live = searched(search.space)
+    if search.strategy == "joint":
+        return [_Spec("joint", tuple(live), 1.0)]
+    if search.stages is not None:
+        return [
+            _Spec(s.name or "+".join(s.params), tuple(s.params), 1.0, s.trials)
+            for s in search.stages
+        ]
+    specs = [_Spec(n, tuple(p for p in ps if p in live), w) for n, ps, w in _DEFAULT_STAGES]
+    return [s for s in specs if s.params]
 
 
 def make_plan(search: SearchConfig, total: int) -> list[Stage]:
     """The stages of a study of ``total`` trials (baseline included), before any has run."""
     rest = max(total - 1, 0)
-    if rest == 0:
+    specs = _specs(search)
+    if rest == 0 or not specs:
         return []
-    if search.strategy == "joint":
-        return [Stage("joint", tuple(searched(search.space)), rest)]
-    if search.stages is not None:
-        return _explicit_stages(search, rest)
-    return _default_stages(search, rest)
+    if search.strategy == "staged" and search.stages is None and total < SMALL_STUDY:
+        first = specs[0]
+        cap = capacity(first.params, search.space)
+        return [Stage(first.name, first.params, min(rest, cap if cap is not None else rest))]
+    budgets = _allot(specs, rest, search.space)
+    return [Stage(s.name, s.params, b) for s, b in zip(specs, budgets, strict=True) if b > 0]
 
 
 def replan(search: SearchConfig, total: int, done: dict[str, int]) -> list[Stage]:
     """The plan for a study that already ran ``done[stage]`` trials per stage.
 
     With an unchanged total this is ``make_plan``. Stages before the latest one that has run
-    are closed at what they ran; the others share the rest in the fresh plan's proportions.
+    are closed at what they ran; the others share the rest in the fresh plan's proportions;
+    what none of them can use goes to a final ``refine`` stage.
     """
     fresh = make_plan(search, total)
     started = [i for i, s in enumerate(fresh) if done.get(s.name, 0) > 0]
@@ -119,18 +147,17 @@ def replan(search: SearchConfig, total: int, done: dict[str, int]) -> list[Stage
     closed = [Stage(s.name, s.params, done.get(s.name, 0)) for s in fresh[:current]]
     rest = max(total - 1 - sum(s.trials for s in closed), 0)
     open_ = fresh[current:]
-    if sum(s.trials for s in open_) == rest:
-        shares = [s.trials for s in open_]
-    else:
-        shares = _split(rest, [max(s.trials, 1) for s in open_])
-    # The current stage keeps what it already ran; later stages give way so the total holds.
-    shares[0] = max(shares[0], done.get(open_[0].name, 0))
-    excess = sum(shares) - max(rest, shares[0])
-    for i in range(len(shares) - 1, 0, -1):
-        cut = min(excess, shares[i])
-        shares[i] -= cut
-        excess -= cut
-    return closed + [Stage(s.name, s.params, n) for s, n in zip(open_, shares, strict=True)]
+    specs = [_Spec(s.name, s.params, max(s.trials, 1)) for s in open_]
+    shares = _allot(specs, rest, search.space)
+    ran = done.get(open_[0].name, 0)
+    if shares[0] < ran:  # the current stage keeps what it ran; later stages share the rest
+        shares = [ran, *_allot(specs[1:], max(rest - ran, 0), search.space)]
+    plan = closed + [Stage(s.name, s.params, n) for s, n in zip(open_, shares, strict=True)]
+    leftover = max(rest - sum(shares), 0)
+    live = searched(search.space)
+    if (leftover or done.get(REFINE, 0)) and capacity(live, search.space) is None:
+        plan.append(Stage(REFINE, tuple(live), max(leftover, done.get(REFINE, 0))))
+    return plan
 
 
 def current_stage(plan: list[Stage], done: dict[str, int]) -> Stage | None:

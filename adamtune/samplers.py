@@ -48,9 +48,20 @@ class _IndexedQMC(optuna.samplers.QMCSampler):
         return len(study.get_trials(deepcopy=False))
 
 
-def make_sampler(name: str, seed: int, *, startup: int, joint: bool) -> BaseSampler:
+def make_sampler(name: str, seed: int, *, position: int, startup: int, joint: bool) -> BaseSampler:
+    """A sampler for one draw at ``position`` in a stage. The history is rebuilt for every
+    draw, so the seed moves with the position (else random draws would repeat); QMC keeps one
+    seed per stage and walks its sequence by position instead."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "qmc":
+            return _IndexedQMC(
+                seed=seed,
+                scramble=True,
+                warn_independent_sampling=False,
+                warn_asynchronous_seeding=False,
+            )
+        seed += position
         if name == "tpe":
             return optuna.samplers.TPESampler(
                 seed=seed,
@@ -61,16 +72,12 @@ def make_sampler(name: str, seed: int, *, startup: int, joint: bool) -> BaseSamp
             )
         if name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
-        if name == "qmc":
-            return _IndexedQMC(
-                seed=seed,
-                scramble=True,
-                warn_independent_sampling=False,
-                warn_asynchronous_seeding=False,
-            )
         if name == "gp":
             return optuna.samplers.GPSampler(
-                seed=seed, n_startup_trials=startup, warn_independent_sampling=False
+                seed=seed,
+                n_startup_trials=startup,
+                deterministic_objective=True,
+                warn_independent_sampling=False,
             )
         if name == "cmaes":
             return optuna.samplers.CmaEsSampler(

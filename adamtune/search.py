@@ -25,12 +25,13 @@ from optuna.trial import FrozenTrial, TrialState
 from adamtune.config import Settings
 from adamtune.engine import TrialOutcome, train_trial
 from adamtune.errors import SearchFailedError
-from adamtune.plan import BASELINE, Stage, current_stage, replan
+from adamtune.plan import BASELINE, REFINE, Stage, current_stage, replan
 from adamtune.results import TrialRow, row_of
 from adamtune.samplers import PresetSampler, make_pruner, make_sampler
 from adamtune.space import (
     ADAM_DEFAULTS,
     AdamParams,
+    coordinate_params,
     coordinates,
     encode,
     fixed_values,
@@ -94,7 +95,7 @@ class SearchRun:
     storage: str  # redacted
     started: SearchStart
     ran: list[TrialRow] = field(default_factory=list)
-    stopped_by: str = "budget"  # budget | timeout
+    stopped_by: str = "budget"  # budget | timeout | exhausted (every choice tried)
 
 
 def _best(trials: list[FrozenTrial]) -> FrozenTrial | None:
@@ -109,7 +110,6 @@ class _Search:
         self.settings, self.task, self.study, self.observer = settings, task, study, observer
         self.config = settings.config
         self.space = self.config.search.space
-        self.joint = self.config.search.strategy == "joint"
         self.preset = PresetSampler()
         study.sampler = self.preset
 
@@ -134,6 +134,10 @@ class _Search:
         params = AdamParams.from_dict(best.user_attrs["adam"]) if best else ADAM_DEFAULTS
         return params.with_values(fixed_values(self.space)), best
 
+    def joint(self, stage_name: str) -> bool:
+        """Whether a stage searches everything at once (weight decay then has an off switch)."""
+        return self.config.search.strategy == "joint" or stage_name == REFINE
+
     # --- drawing a trial's parameters ----------------------------------------------------
     def draw(
         self,
@@ -144,22 +148,24 @@ class _Search:
         incumbent_trial: FrozenTrial | None,
     ) -> dict[str, Any]:
         """Values for ``stage.params`` from a sampler that sees this stage's history only."""
-        names = list(stage.params)
-        history = [t for t in trials if stage_of(t) == stage.name]
-        untried = self._untried_choices(names, history, incumbent)
+        names, joint = list(stage.params), self.joint(stage.name)
+        # Only trials that count: an interrupted trial is drawn again, as if never started.
+        history = [t for t in trials if stage_of(t) == stage.name and counts_toward_budget(t)]
+        untried = self._untried_choices(names, history, incumbent, joint)
         if untried is not None:
             return untried
         sampler = make_sampler(
             self.config.search.sampler,
-            seed=self.config.seed * 1_000_003 + stage_index * 10_007 + len(history),
+            seed=self.config.seed * 1_000_003 + stage_index * 10_007,
+            position=len(history),
             startup=max(2, min(10, stage.trials // 3)),
-            joint=self.joint,
+            joint=joint,
         )
         with _quiet("optuna.storages._in_memory"):  # one throwaway study per trial
             shadow = optuna.create_study(sampler=sampler, direction="minimize")
         anchors = [incumbent_trial] if incumbent_trial is not None else []
         for t in anchors + history:
-            copy = self._shadow_trial(t, names, incumbent if t in anchors else None)
+            copy = self._shadow_trial(t, names, incumbent if t in anchors else None, joint)
             if copy is not None:
                 shadow.add_trial(copy)
         # Trials are deterministic (common random numbers), so a repeated point teaches
@@ -167,20 +173,20 @@ class _Search:
         seen = [t.params for t in shadow.get_trials(deepcopy=False)]
         for _ in range(_REDRAWS):
             trial = shadow.ask()
-            suggest(trial, names, self.space, with_zero=self.joint)
+            suggest(trial, names, self.space, with_zero=joint)
             if trial.params not in seen:
                 break
             seen.append(trial.params)
         return dict(trial.params)
 
     def _untried_choices(
-        self, names: list[str], history: list[FrozenTrial], incumbent: AdamParams
+        self, names: list[str], history: list[FrozenTrial], incumbent: AdamParams, joint: bool
     ) -> dict[str, Any] | None:
         """For a stage of choices only (amsgrad), the first combination neither the incumbent
         nor an earlier trial of the stage has tried: sampling could repeat one, wasting a trial."""
         dists = {}
         for param in names:
-            dists.update(coordinates(param, self.space, with_zero=self.joint))
+            dists.update(coordinates(param, self.space, with_zero=joint))
         if not all(isinstance(d, CategoricalDistribution) for d in dists.values()):
             return None
         seen = [dict(t.params) for t in history]
@@ -192,12 +198,12 @@ class _Search:
         return None
 
     def _shadow_trial(
-        self, t: FrozenTrial, names: list[str], as_params: AdamParams | None
+        self, t: FrozenTrial, names: list[str], as_params: AdamParams | None, joint: bool
     ) -> FrozenTrial | None:
         if t.state not in (TrialState.COMPLETE, TrialState.PRUNED):
             return None
         if as_params is not None:  # the incumbent, seen in this stage's coordinates
-            coords = encode(as_params, names, self.space, with_zero=self.joint)
+            coords = encode(as_params, names, self.space, with_zero=joint)
         else:
             coords = {k: (t.params[k], t.distributions[k]) for k in t.params}
         if not coords:
@@ -221,8 +227,9 @@ class _Search:
     ) -> TrialRow:
         self.preset.values = coords
         trial = self.study.ask()
-        drawn = suggest(trial, names, self.space, with_zero=self.joint) if names else {}
-        # The baseline records its coordinates but trains Adam's defaults to the bit.
+        joint = self.joint(stage_name)
+        drawn = suggest(trial, names, self.space, with_zero=joint) if names else {}
+        # The baseline records its coordinates but trains its exact values, to the bit.
         params = base if stage_name == BASELINE else base.with_values(drawn)
         for key, value in (
             ("stage", stage_name),
@@ -338,14 +345,20 @@ def run_search(
             run.stopped_by = "timeout"
             break
         if done.get(BASELINE, 0) == 0:
+            # Adam's defaults, with the values the user pinned: the reference every gain is
+            # measured against, and a point the first stage's sampler can learn from.
+            baseline = ADAM_DEFAULTS.with_values(fixed_values(search.space))
             coords = {
                 k: v
                 for k, (v, _) in encode(
-                    ADAM_DEFAULTS, searched(search.space), search.space, with_zero=search.joint
+                    baseline,
+                    searched(search.space),
+                    search.space,
+                    with_zero=search.joint(BASELINE),
                 ).items()
             }
             row = search.run_trial(
-                BASELINE, coords, list(coords_params(coords)), ADAM_DEFAULTS, prunable=False
+                BASELINE, coords, coordinate_params(coords), baseline, prunable=False
             )
             if row.state == "failed":
                 raise SearchFailedError(
@@ -354,7 +367,8 @@ def run_search(
                 )
         else:
             stage = current_stage(plan, done)
-            if stage is None:
+            if stage is None:  # only choices left, and all of them tried
+                run.stopped_by = "exhausted"
                 break
             base, best_before = search.incumbent(trials, plan, stage)
             coords = search.draw(stage, plan.index(stage), trials, base, best_before)
@@ -373,13 +387,3 @@ def run_search(
             f"pruned or failed"
         )
     return run
-
-
-def coords_params(coords: dict[str, Any]) -> list[str]:
-    """The Adam parameters behind coordinate names (``one_minus_beta1`` -> ``beta1``)."""
-    out: list[str] = []
-    for name in coords:
-        param = name.removeprefix("one_minus_").removesuffix("_on")
-        if param not in out:
-            out.append(param)
-    return out

@@ -149,3 +149,13 @@ def encode(
             if inside:
                 out[name] = (coord, dist)
     return out
+
+
+def coordinate_params(coords: dict[str, Any]) -> list[str]:
+    """The Adam parameters behind coordinate names (``one_minus_beta1`` -> ``beta1``)."""
+    out: list[str] = []
+    for name in coords:
+        param = name.removeprefix("one_minus_").removesuffix("_on")
+        if param not in out:
+            out.append(param)
+    return out

@@ -19,7 +19,10 @@ DEFAULT_STORAGE = "sqlite:///adamtune.db"
 ENV_VAR = "ADAMTUNE_STORAGE"
 _SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 _DRIVERS = {"postgresql": ("psycopg2", "psycopg2-binary"), "mysql": ("pymysql", "PyMySQL")}
-_PASSWORD = re.compile(r"(?P<head>://[^:/@]*:)(?P<secret>[^@]*)(?P<tail>@)")
+# scheme://user:password@ — user and password as URLs allow them (no spaces, quotes or '@').
+_PASSWORD = re.compile(
+    r"(?P<head>[A-Za-z][\w+.-]*://[^:/@\s'\"]*:)(?P<secret>[^@\s'\"]*)(?P<tail>@)"
+)
 
 
 def redact(text: str) -> str:
@@ -34,13 +37,26 @@ def resolve_storage(option: str | None, config_value: str | None = None) -> str:
     return url
 
 
-def check_url(url: str) -> None:
+def storage_problem(url: str) -> str | None:
+    """What is wrong with a storage URL, or None."""
     scheme = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
     if scheme not in _SCHEMES:
-        raise ConfigError(
-            f"storage {redact(url)!r}: expected a database URL such as sqlite:///adamtune.db "
-            f"or postgresql://user@host/db"
+        return (
+            f"expected a database URL such as sqlite:///adamtune.db or "
+            f"postgresql://user@host/db (got {redact(url)!r})"
         )
+    if scheme == "sqlite" and sqlite_path(url) is None:
+        return (
+            f"an in-memory database ({url!r}) would lose the study when adamtune exits; "
+            f"give a file, e.g. sqlite:///adamtune.db"
+        )
+    return None
+
+
+def check_url(url: str) -> None:
+    problem = storage_problem(url)
+    if problem:
+        raise ConfigError(f"storage: {problem}")
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from adamtune.config import Config
 from adamtune.errors import ConfigError
+from adamtune.plan import BASELINE
 
 CONFIG_ATTR = "adamtune_config"
 # Not search-relevant: changing these never changes a trial's result (or only the budget).
@@ -53,7 +54,12 @@ def counts_toward_budget(trial: FrozenTrial) -> bool:
     fail again), not when its process was killed or interrupted (it is retried)."""
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
-    return trial.state == TrialState.FAIL and status_of(trial) == "failed"
+    # A baseline that raised is run again once the user has fixed their model or data.
+    return (
+        trial.state == TrialState.FAIL
+        and status_of(trial) == "failed"
+        and stage_of(trial) != BASELINE
+    )
 
 
 def worker_id() -> str:
