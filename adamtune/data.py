@@ -71,7 +71,21 @@ class TaskData:
         return len(self.val)  # type: ignore[arg-type]
 
 
-def _sklearn(source: str, seed: int, kwargs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def _sklearn(settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    source, seed, kwargs = (
+        settings.config.data.source,
+        settings.config.seed,
+        settings.config.data.kwargs,
+    )
+    try:
+        return _sklearn_arrays(source, seed, kwargs)
+    except (TypeError, ValueError) as exc:
+        raise settings.problem("data.kwargs", f"{source} refused them: {exc}") from None
+
+
+def _sklearn_arrays(
+    source: str, seed: int, kwargs: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
     from sklearn import datasets
 
     if source == "synthetic-classification":
@@ -93,7 +107,7 @@ def _sklearn(source: str, seed: int, kwargs: dict[str, Any]) -> tuple[np.ndarray
 def _read_csv(path: Path, target: str | None, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
     if target is None:
         raise settings.problem("data.target", "name the CSV column to predict (got nothing)")
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: Excel's byte-order mark
         rows = [row for row in csv.reader(fh) if any(field.strip() for field in row)]
     if len(rows) < 2:
         raise settings.problem("data.source", f"{path} has no data rows")
@@ -124,9 +138,8 @@ def _read_csv(path: Path, target: str | None, settings: Settings) -> tuple[np.nd
     try:
         values = np.array([float(v) for v in labels])
     except ValueError:
-        # Text labels: classes in sorted order, so the encoding does not depend on row order.
-        classes = sorted(set(labels))
-        return x, np.array([classes.index(v) for v in labels], dtype=np.int64)
+        return x, np.array(labels)  # text labels: classes
+    # Whole numbers with few distinct values are class labels (use loss: mse to regress them).
     if np.all(values == np.round(values)) and len(np.unique(values)) <= 50:
         return x, values.astype(np.int64)
     return x, values
@@ -143,13 +156,32 @@ def _read_npz(path: Path, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
         return arrays["x"], arrays["y"]
 
 
-def _kind_of(y: np.ndarray | torch.Tensor) -> Kind:
-    y = np.asarray(y)
-    if np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_):
+def _kind_of(y: np.ndarray, loss: str) -> Kind:
+    """Classification for integer, boolean or text labels, binary for 0/1 columns (several
+    at once: multi-label), else regression; an explicit numeric loss makes it regression."""
+    if loss in ("mse", "l1"):
+        return "regression"
+    if loss == "bce":
+        return "binary"
+    if y.dtype.kind in "iubUSO":
         return "classification"
-    if np.isin(y, (0.0, 1.0)).all() and y.ndim == 2:
+    if y.ndim == 2 and np.isin(y, (0.0, 1.0)).all():
         return "binary"
     return "regression"
+
+
+def _check_targets(y: np.ndarray, kind: Kind, settings: Settings) -> None:
+    loss = settings.config.train.loss
+    if kind == "binary" and not np.isin(y, (0, 1)).all():
+        raise settings.problem(
+            "train.loss",
+            f"bce needs targets that are 0 or 1 (got values from {y.min()} to "
+            f"{y.max()}); use cross_entropy for classes or mse for numbers",
+        )
+    if loss == "cross_entropy" and kind != "classification":
+        raise settings.problem("train.loss", "cross_entropy needs integer or text class labels")
+    if kind != "classification" and y.dtype.kind in "USO":
+        raise settings.problem("train.loss", f"{loss} needs numeric targets (got text labels)")
 
 
 def _split(x: np.ndarray, y: np.ndarray, cfg: DataConfig, seed: int, kind: Kind):
@@ -178,15 +210,20 @@ def _as_targets(y: np.ndarray, kind: Kind) -> torch.Tensor:
 
 
 def _from_arrays(x: np.ndarray, y: np.ndarray, settings: Settings, source: str) -> TaskData:
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y)
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
     if x.ndim < 2 or len(x) != len(y):
         raise settings.problem(
             "data.source",
             f"expected x of shape (rows, features...) and y with as many rows "
             f"(got x {x.shape}, y {y.shape})",
         )
-    x_tr, x_va, y_tr, y_va = _split(x, y, settings.config.data, settings.config.seed, _kind_of(y))
+    cfg = settings.config.data
+    try:
+        x_tr, x_va, y_tr, y_va = _split(
+            x, y, cfg, settings.config.seed, _kind_of(y, settings.config.train.loss)
+        )
+    except ValueError as exc:
+        raise settings.problem("data.val_fraction", f"cannot split {len(x)} rows: {exc}") from None
     return _assemble(x_tr, y_tr, x_va, y_va, settings, source)
 
 
@@ -198,10 +235,30 @@ def _assemble(
     settings: Settings,
     source: str,
 ) -> TaskData:
-    """Standardise (fitted on train only) and turn a split into tensors."""
-    kind = _kind_of(np.concatenate([y_tr, y_va]))
-    if kind == "classification" and min(y_tr.min(), y_va.min()) < 0:
-        raise settings.problem("data.source", f"class labels must be >= 0 (got {y_tr.min()})")
+    """Check, standardise (fitted on train only) and turn a split into tensors."""
+    if len(x_tr) == 0 or len(x_va) == 0:
+        raise settings.problem("data.val_fraction", "leaves an empty train or val split")
+    if x_tr.shape[1:] != x_va.shape[1:]:
+        raise settings.problem(
+            "data.source",
+            f"train and val inputs differ in shape ({x_tr.shape[1:]} vs {x_va.shape[1:]})",
+        )
+    y_all = np.concatenate([y_tr, y_va])
+    kind = _kind_of(y_all, settings.config.train.loss)
+    _check_targets(y_all, kind, settings)
+    for name, arr in (("inputs", np.concatenate([x_tr, x_va])), ("targets", y_all)):
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            bad = int((~np.isfinite(arr)).sum())
+            raise settings.problem("data.source", f"{bad} {name} are NaN or infinite")
+    out = 0
+    if kind == "classification":
+        # Classes become 0..K-1 in sorted order, whatever the labels were (text, 1..K, years).
+        classes = np.unique(y_all)
+        y_tr, y_va, out = (
+            np.searchsorted(classes, y_tr),
+            np.searchsorted(classes, y_va),
+            len(classes),
+        )
     shape = x_tr.shape[1:]
     if settings.config.data.standardize:
         flat_tr, flat_va = _standardize(x_tr.reshape(len(x_tr), -1), x_va.reshape(len(x_va), -1))
@@ -210,10 +267,7 @@ def _assemble(
             y_tr, y_va = _standardize(y_tr.reshape(len(y_tr), -1), y_va.reshape(len(y_va), -1))
     train = TensorSplit(torch.as_tensor(x_tr, dtype=torch.float32), _as_targets(y_tr, kind))
     val = TensorSplit(torch.as_tensor(x_va, dtype=torch.float32), _as_targets(y_va, kind))
-    if kind == "classification":
-        out = int(max(y_tr.max(), y_va.max())) + 1
-    else:
-        out = int(train.y.shape[1])
+    out = out or int(train.y.shape[1])
     in_shape = IMAGE_SHAPES.get(source, tuple(int(s) for s in shape))
     return TaskData(train, val, kind, in_shape, out, source)
 
@@ -231,36 +285,49 @@ def _user_split(part: Any, name: str) -> Dataset | tuple[np.ndarray, np.ndarray]
     raise TypeError(f"{name} must be an (x, y) pair or a torch Dataset (got {type(part).__name__})")
 
 
-def _dataset_task(train: Dataset, val: Dataset, source: str) -> TaskData:
+def _dataset_task(train: Dataset, val: Dataset, settings: Settings) -> TaskData:
     """User Datasets are used as they are (no standardisation); sizes come from the items."""
+    loss = settings.config.train.loss
     x0, y0 = train[0]
     y0 = torch.as_tensor(y0)
-    if y0.is_floating_point():
-        kind: Kind = "regression"
-        out = int(y0.numel())
+    kind: Kind
+    if loss == "bce":
+        kind, out = "binary", int(y0.numel())
+    elif loss in ("mse", "l1") or (y0.is_floating_point() and loss != "cross_entropy"):
+        kind, out = "regression", int(y0.numel())
     else:
         kind = "classification"
-        labels = [
-            int(torch.as_tensor(part[i][1]))
-            for part in (train, val)
-            for i in range(len(part))  # type: ignore[arg-type]
-        ]
-        out = max(labels) + 1
-    return TaskData(train, val, kind, tuple(torch.as_tensor(x0).shape), out, source)
+        # torchvision's convention (a classes list) spares reading every item to count them.
+        classes = getattr(train, "classes", None)
+        if classes is not None:
+            out = len(classes)
+        else:
+            sized: list[Any] = [train, val]
+            labels = [int(torch.as_tensor(part[i][1])) for part in sized for i in range(len(part))]
+            out = max(labels) + 1
+    return TaskData(
+        train, val, kind, tuple(torch.as_tensor(x0).shape), out, settings.config.data.source
+    )
 
 
 def _from_function(settings: Settings) -> TaskData:
     cfg = settings.config.data
     fn = load_callable(settings, "data.source", cfg.source)
     try:
-        train, val = fn(**cfg.kwargs)
+        result = fn(**cfg.kwargs)
+    except Exception as exc:  # the user's code may fail in any way
+        raise settings.problem(
+            "data.source", f"{cfg.source} raised {type(exc).__name__}: {exc}"
+        ) from None
+    try:
+        train, val = result
         train, val = _user_split(train, "train"), _user_split(val, "val")
     except (TypeError, ValueError) as exc:
         raise settings.problem(
             "data.source", f"{cfg.source} must return (train, val): {exc}"
         ) from None
     if isinstance(train, Dataset) and isinstance(val, Dataset):
-        return _dataset_task(train, val, cfg.source)
+        return _dataset_task(train, val, settings)
     if isinstance(train, Dataset) or isinstance(val, Dataset):
         raise settings.problem("data.source", "train and val must both be Datasets or both pairs")
     return _assemble(train[0], train[1], val[0], val[1], settings, cfg.source)
@@ -288,7 +355,7 @@ def load_data(settings: Settings) -> TaskData:
     elif ":" in source:
         data = _from_function(settings)
     else:
-        x, y = _sklearn(source, settings.config.seed, cfg.kwargs)
+        x, y = _sklearn(settings)
         data = _from_arrays(x, y, settings, source)
     if cfg.batch_size > data.n_train:
         raise settings.problem(

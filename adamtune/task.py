@@ -102,6 +102,7 @@ class Task:
 
 
 def _pick_loss(settings: Settings, data: TaskData) -> str:
+    """``auto`` follows the data; an explicit loss was already checked against the targets."""
     name = settings.config.train.loss
     if name == "auto":
         return _AUTO_LOSS[data.kind]
@@ -132,8 +133,6 @@ def build_task(settings: Settings, device: str | None = None) -> Task:
     dev = resolve_device(device or settings.config.train.device)
     data = load_data(settings)
     loss_name = _pick_loss(settings, data)
-    if loss_name != "cross_entropy" and data.kind == "classification":
-        data.out_features = 1  # labels used as numeric targets (e.g. mse on a 0..5 rating)
     _place(data, dev, loss_name)
     torch.manual_seed(settings.config.seed)
     model = build_model(settings, data)

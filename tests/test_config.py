@@ -173,6 +173,25 @@ BAD: list[tuple[str, str, int, str, str]] = [
     ("data-not-mapping", "data: iris\n", 1, "data", "expected a mapping of keys (got 'iris')"),
     ("no-data", "seed: 3\n", 1, "data", "required key is missing"),
     ("empty-name", "name: '  '\n" + HEAD, 1, "name", "must not be empty"),
+    ("nan-lr", HEAD + "search:\n  space:\n    lr: .nan\n", 5, "search.space.lr", "got nan"),
+    ("inf-high", HEAD + "search:\n  space:\n    eps: {low: 1.0e-8, high: .inf}\n", 5,
+     "search.space.eps.high", "got inf"),
+    ("negative-seed", "seed: -1\n" + HEAD, 1, "seed", "must be >= 0"),
+    ("storage-not-a-url", HEAD + "search:\n  storage: notaurl\n", 4, "search.storage",
+     "expected a database URL"),
+    ("storage-in-memory", HEAD + "search:\n  storage: 'sqlite://'\n", 4, "search.storage",
+     "would lose the study"),
+    ("duplicate-stage", HEAD + "search:\n  stages:\n    - params: [lr]\n    - params: [eps]\n"
+     "    - params: [lr]\n", 7, "search.stages[2]", "a second stage named 'lr'"),
+    ("reserved-stage", HEAD + "search:\n  stages:\n    - {params: [lr], name: defaults}\n", 5,
+     "search.stages[0].name", "'defaults' is reserved"),
+    ("joint-with-stages", HEAD + "search:\n  strategy: joint\n  stages:\n    - params: [lr]\n",
+     5, "search.stages", "stages apply to strategy: staged"),
+    ("target-not-csv", HEAD + "  target: y\n", 3, "data.target", "only a CSV source"),
+    ("kwargs-for-builtin", HEAD + "  kwargs: {n_samples: 5}\n", 3, "data.kwargs",
+     "iris takes no kwargs"),
+    ("random-state", "data:\n  source: synthetic-regression\n  kwargs: {random_state: 3}\n", 3,
+     "data.kwargs.random_state", "set seed: instead"),
 ]
 
 

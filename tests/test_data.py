@@ -336,7 +336,7 @@ def test_python_source_returning_datasets(
     [
         ("def make():\n    return 5\n", "must return (train, val)"),
         ("def make():\n    return (1, 2, 3), (4, 5)\n", "must return (train, val)"),
-        ("def make(n):\n    return None\n", "must return (train, val)"),
+        ("def make(n):\n    return None\n", "raised TypeError: make() missing 1 required"),
         ("def make():\n    return ([[1.0]] * 4, [0] * 3), ([[1.0]], [0])\n",
          "train has 4 inputs but 3 targets"),
         ("import torch\nfrom torch.utils.data import TensorDataset\n"
@@ -379,3 +379,54 @@ def test_source_path_relative_to_the_config(
     data = load(write_config, "data:\n  source: t.csv\n  target: y\n  batch_size: 4\n",
                 file="cfgs/c.yaml")
     assert data.n_train + data.n_val == 20
+
+
+def test_text_labels_in_npz_and_labels_reindexed(tmp_path: Path,
+                                                 write_config: Callable[..., Path]) -> None:
+    x = np.random.default_rng(0).normal(size=(60, 3))
+    np.savez(tmp_path / "t.npz", x=x, y=np.array(["cat", "dog", "eel"] * 20))
+    assert load(write_config, "data: {source: t.npz, batch_size: 4}\n").out_features == 3
+    np.savez(tmp_path / "years.npz", x=x, y=np.array([2019, 2021, 2024] * 20))
+    data = load(write_config, "data: {source: years.npz, batch_size: 4}\n")
+    assert data.out_features == 3 and isinstance(data.train, TensorSplit)
+    assert set(data.train.y.tolist()) == {0, 1, 2}
+
+
+def test_explicit_numeric_loss_makes_integer_targets_a_regression(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    x = np.random.default_rng(0).normal(size=(60, 3))
+    np.savez(tmp_path / "r.npz", x=x, y=np.arange(60) % 11 - 5)
+    data = load(write_config, "data: {source: r.npz, batch_size: 4}\ntrain: {loss: mse}\n")
+    assert data.kind == "regression" and data.out_features == 1
+
+
+def test_bce_needs_zero_one_targets(write_config: Callable[..., Path]) -> None:
+    msg = problem(write_config, "data: {source: iris}\ntrain: {loss: bce}\n")
+    assert msg.startswith("CFG:2: train.loss: bce needs targets that are 0 or 1")
+    data = load(write_config, "data: {source: breast_cancer}\ntrain: {loss: bce}\n")
+    assert data.kind == "binary" and data.out_features == 1
+
+
+def test_nan_in_data_is_refused_at_load(tmp_path: Path, write_config: Callable[..., Path]) -> None:
+    x = np.random.default_rng(0).normal(size=(40, 3))
+    x[3, 1] = np.nan
+    np.savez(tmp_path / "n.npz", x=x, y=np.arange(40) % 2)
+    msg = problem(write_config, "data: {source: n.npz, batch_size: 4}\n")
+    assert msg == "CFG:1: data.source: 1 inputs are NaN or infinite"
+
+
+def test_csv_with_a_byte_order_mark(tmp_path: Path, write_config: Callable[..., Path]) -> None:
+    rows = "".join(f"{i},{i % 2}\n" for i in range(20))
+    (tmp_path / "bom.csv").write_text("label,b\n" + rows, encoding="utf-8-sig")
+    data = load(write_config, "data: {source: bom.csv, target: label, batch_size: 4}\n")
+    assert data.n_train + data.n_val == 20
+
+
+def test_bad_split_and_bad_generator_kwargs_name_their_key(
+    write_config: Callable[..., Path],
+) -> None:
+    msg = problem(write_config, "data: {source: iris, val_fraction: 0.01}\n")
+    assert msg.startswith("CFG:1: data.val_fraction: cannot split 150 rows")
+    msg = problem(write_config, "data: {source: synthetic-classification, kwargs: {n_sample: 9}}\n")
+    assert msg.startswith("CFG:1: data.kwargs: synthetic-classification refused them")
