@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from adamtune.results import BestResult, TrialRow
+from adamtune.space import AdamParams
 
 
 def to_json(data: Any) -> str:
@@ -18,9 +19,20 @@ def to_yaml(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
 
 
+def _kwargs(p: AdamParams) -> list[str]:
+    """Adam's keyword arguments as code; floats printed with repr, so they round-trip."""
+    return [
+        f"lr={p.lr!r}",
+        f"betas=({p.beta1!r}, {p.beta2!r})",
+        f"eps={p.eps!r}",
+        f"weight_decay={p.weight_decay!r}",
+        f"amsgrad={p.amsgrad!r}",
+        f"decoupled_weight_decay={p.decoupled_weight_decay!r}",
+    ]
+
+
 def torch_code(best: BestResult) -> str:
-    """Code to paste into a training script; floats printed with repr, so they round-trip."""
-    p = best.params
+    """The winner as code to paste into a training script."""
     versus = (
         f" (Adam's defaults: {best.default_value:.6g})" if best.default_value is not None else ""
     )
@@ -30,15 +42,29 @@ def torch_code(best: BestResult) -> str:
             f"val loss {best.value:.6g}{versus}",
             "optimizer = torch.optim.Adam(",
             "    model.parameters(),",
-            f"    lr={p.lr!r},",
-            f"    betas=({p.beta1!r}, {p.beta2!r}),",
-            f"    eps={p.eps!r},",
-            f"    weight_decay={p.weight_decay!r},",
-            f"    amsgrad={p.amsgrad!r},",
-            f"    decoupled_weight_decay={p.decoupled_weight_decay!r},",
+            *(f"    {arg}," for arg in _kwargs(best.params)),
             ")",
         ]
     )
+
+
+def trials_torch_code(study: str, rows: list[TrialRow]) -> str:
+    """Every trial's parameters as a dict of keyword arguments, keyed by trial number."""
+    lines = [
+        f"# adamtune study {study!r}: the Adam parameters of every trial, by number;",
+        "# use as torch.optim.Adam(model.parameters(), **ADAM_PARAMS[n])",
+        "ADAM_PARAMS = {",
+    ]
+    for row in rows:
+        if row.params is None:
+            continue
+        value = f", val loss {row.value:.6g}" if row.value is not None else ""
+        lines.append(
+            f"    {row.number}: dict({', '.join(_kwargs(row.params))}),"
+            f"  # {row.stage}, {row.state}{value}"
+        )
+    lines.append("}")
+    return "\n".join(lines)
 
 
 def trials_data(rows: list[TrialRow]) -> list[dict[str, Any]]:

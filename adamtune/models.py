@@ -61,8 +61,10 @@ def _user_model(settings: Settings, data: TaskData) -> nn.Module:
             kwargs[name] = value
     try:
         model = factory(**kwargs)
-    except TypeError as exc:
-        raise settings.problem("model.kwargs", f"cannot build {cfg.arch}: {exc}") from None
+    except Exception as exc:  # the user's code may fail in any way
+        raise settings.problem(
+            "model.kwargs", f"cannot build {cfg.arch}: {type(exc).__name__}: {exc}"
+        ) from None
     if not isinstance(model, nn.Module):
         raise settings.problem(
             "model.arch", f"{cfg.arch} must return a torch.nn.Module (got {type(model).__name__})"

@@ -42,8 +42,8 @@ def resolve_device(name: str) -> torch.device:
     """``auto`` picks cuda, then mps, then cpu; an explicit device must exist."""
     try:
         check_device(name)
-    except ValueError as exc:
-        raise ConfigError(f"device: {exc}") from None
+    except ValueError:
+        raise ConfigError(f"{name}: expected auto, cpu, cuda, cuda:N or mps") from None
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -52,14 +52,14 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"device {name}: no CUDA GPU is visible to torch on this machine")
+            raise ConfigError(f"{name}: no CUDA GPU is visible to torch on this machine")
         index = int(name.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
             raise ConfigError(
-                f"device {name}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+                f"{name}: only {torch.cuda.device_count()} CUDA device(s) are visible"
             )
     if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device mps: MPS is not available on this machine")
+        raise ConfigError("mps: MPS is not available on this machine")
     return torch.device(name)
 
 
@@ -129,11 +129,22 @@ def _place(data: TaskData, device: torch.device, loss_name: str) -> None:
 
 
 def build_task(settings: Settings, device: str | None = None) -> Task:
-    """Load data and check that the model builds, without training anything."""
-    dev = resolve_device(device or settings.config.train.device)
+    """Load data and check that the model builds, without training anything.
+
+    ``device`` (the --device option) overrides train.device; a problem with the device named
+    in the config is reported at its line.
+    """
+    try:
+        dev = resolve_device(device or settings.config.train.device)
+    except ConfigError as exc:
+        if device:
+            raise ConfigError(f"--device {exc}") from None
+        raise settings.problem("train.device", str(exc)) from None
     data = load_data(settings)
     loss_name = _pick_loss(settings, data)
     _place(data, dev, loss_name)
     torch.manual_seed(settings.config.seed)
     model = build_model(settings, data)
+    if count_parameters(model) == 0:
+        raise settings.problem("model.arch", "the model has no trainable parameters for Adam")
     return Task(settings, data, dev, loss_name, _LOSSES[loss_name], count_parameters(model))

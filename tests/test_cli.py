@@ -157,9 +157,11 @@ def test_device_cuda_without_a_gpu_exits_2(write_config: Callable[..., Path]) ->
     assert not Path("adamtune.db").exists()
 
 
-def test_debug_shows_the_traceback(write_config: Callable[..., Path]) -> None:
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(
+    write_config: Callable[..., Path],
+) -> None:
     result = invoke("validate", str(write_config("data: {source: nothere.csv}\n")), "--debug")
-    assert result.exit_code != 0 and result.exception is not None
+    assert result.exit_code == 2 and "Traceback" in result.stderr
 
 
 def _program(name: str) -> str:
@@ -197,3 +199,31 @@ def test_best_without_arguments_reads_the_most_recently_updated_study(
     assert json.loads(invoke("best", "-f", "json").stdout)["study"] == "second"
     assert invoke("search", str(write_config(name="first", trials=3)), "-q").exit_code == 0
     assert json.loads(invoke("best", "-f", "json").stdout)["study"] == "first"
+
+
+def test_trials_as_torch_code_builds_every_optimizer(write_config: Callable[..., Path]) -> None:
+    assert invoke("search", str(write_config(trials=4)), "-q").exit_code == 0
+    scope: dict[str, object] = {}
+    exec(invoke("trials", "--format", "torch").stdout, scope)
+    table = scope["ADAM_PARAMS"]
+    assert isinstance(table, dict) and sorted(table) == [0, 1, 2, 3]
+    torch.optim.Adam(torch.nn.Linear(2, 2).parameters(), **table[3])
+
+
+@pytest.mark.parametrize("stem", ["2024", "true", "my-study"])
+def test_init_names_the_study_after_any_file_name(stem: str) -> None:
+    assert invoke("init", f"{stem}.yaml").exit_code == 0
+    result = invoke("validate", f"{stem}.yaml")
+    assert result.exit_code == 0 and f"study {stem}:" in result.stdout
+
+
+def test_non_positive_timeout_is_refused(write_config: Callable[..., Path]) -> None:
+    result = invoke("search", str(write_config()), "--timeout", "0")
+    assert result.exit_code == 2 and "--timeout: must be > 0" in result.stderr
+    assert not Path("adamtune.db").exists()
+
+
+def test_user_text_is_printed_literally(write_config: Callable[..., Path]) -> None:
+    result = invoke("search", str(write_config(trials=2)), "--study", "run [x]", "-q")
+    assert result.exit_code == 0 and "study run [x]:" in result.stdout
+    assert "run [x]" in invoke("trials", "--study", "run [x]").stdout

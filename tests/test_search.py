@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -243,6 +244,11 @@ def test_ctrl_c_keeps_finished_trials_and_resume_completes_the_budget(
     run_search(settings, SearchOptions(storage=storage_url))
     finished = [t for t in study.get_trials() if t.state != TrialState.FAIL]
     assert len(finished) == 8  # the interrupted trial does not count toward the budget
+    # ... and is drawn again: the finished trials are those of an uninterrupted run.
+    straight = f"{storage_url}-straight.db"
+    run_search(settings, SearchOptions(storage=straight))
+    expected = optuna.load_study(study_name="tiny", storage=straight).trials
+    assert [t.user_attrs["adam"] for t in finished] == [t.user_attrs["adam"] for t in expected]
 
 
 def test_trials_of_a_killed_process_are_failed_on_resume(
@@ -262,3 +268,61 @@ def test_trials_of_a_killed_process_are_failed_on_resume(
     assert fail_orphans(study) == 1
     states = {t.number: t.state for t in study.get_trials()}
     assert states == {orphan.number: TrialState.FAIL, elsewhere.number: TrialState.RUNNING}
+
+
+def test_raising_the_budget_of_a_finished_study_refines_jointly(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    path = write_config(trials=10)
+    _search(path, storage_url)
+    run, study = _search(path, storage_url, trials=14)
+    assert [r.stage for r in run.ran] == ["refine"] * 4
+    assert len({json.dumps(t.user_attrs["adam"], sort_keys=True) for t in study.trials}) == 14
+
+
+def test_a_stage_of_choices_runs_each_untried_choice_once(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    path = write_config(trials=12)
+    path.write_text(path.read_text() + "  space:\n    weight_decay: 0.01\n"
+                    "    decoupled_weight_decay: [false, true]\n")
+    _, study = _search(path, storage_url)
+    decoupled = [t for t in study.trials if t.user_attrs["stage"] == "weight_decay"]
+    assert [t.user_attrs["adam"]["decoupled_weight_decay"] for t in decoupled] == [True]
+    assert len({json.dumps(t.user_attrs["adam"], sort_keys=True) for t in study.trials}) == 12
+
+
+def test_baseline_applies_pinned_values(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    path = write_config(trials=4)
+    path.write_text(path.read_text() + "  space:\n    beta2: 0.99\n    amsgrad: true\n")
+    _, study = _search(path, storage_url)
+    baseline = study.trials[0].user_attrs["adam"]
+    assert baseline == {**ADAM_DEFAULTS.as_dict(), "beta2": 0.99, "amsgrad": True}
+
+
+def test_a_failed_baseline_is_rerun_once_the_model_is_fixed(
+    write_config: Callable[..., Path], storage_url: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "brokenfwd.py").write_text(
+        "import os\n"
+        "import torch\n"
+        "class M(torch.nn.Module):\n"
+        "    def __init__(self, in_features, out_features):\n"
+        "        super().__init__(); self.l = torch.nn.Linear(in_features, out_features)\n"
+        "    def forward(self, x):\n"
+        "        if os.environ.get('BREAK'): raise RuntimeError('broken forward')\n"
+        "        return self.l(x)\n"
+    )
+    path = write_config("data: {source: iris}\nmodel: {arch: 'brokenfwd:M'}\n"
+                        "train: {epochs: 1}\nsearch: {trials: 3}\n", name="fixme")
+    monkeypatch.setenv("BREAK", "1")
+    with pytest.raises(SearchFailedError, match="broken forward"):
+        _search(path, storage_url)
+    monkeypatch.delenv("BREAK")
+    run, study = _search(path, storage_url)
+    assert [r.stage for r in run.ran] == ["defaults", "lr", "lr"]
+    assert study.trials[0].state == TrialState.FAIL
+    assert study.trials[1].user_attrs["stage"] == "defaults"

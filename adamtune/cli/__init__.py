@@ -7,8 +7,10 @@ torch and optuna are imported inside commands, so ``--help`` stays fast.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
+import traceback
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
@@ -18,6 +20,7 @@ import typer
 from rich.console import Console
 
 from adamtune import __version__
+from adamtune.cli.render import say
 from adamtune.errors import AdamtuneError
 
 app = typer.Typer(
@@ -34,17 +37,11 @@ out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
-class BestFormat(str, Enum):
+class Format(str, Enum):
     table = "table"
     json = "json"
     yaml = "yaml"
     torch = "torch"
-
-
-class TrialsFormat(str, Enum):
-    table = "table"
-    json = "json"
-    yaml = "yaml"
 
 
 ConfigArg = Annotated[Path, typer.Argument(help="The study's YAML config.", show_default=False)]
@@ -78,6 +75,8 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Plain one-line-pe
 @contextlib.contextmanager
 def _errors(debug: bool) -> Iterator[None]:
     """The one place where errors become one line on stderr and an exit code."""
+    from adamtune.storage import redact
+
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -86,17 +85,29 @@ def _errors(debug: bool) -> Iterator[None]:
         yield
     except AdamtuneError as exc:
         if debug:
-            raise
-        from adamtune.storage import redact
-
+            traceback.print_exc()
         for line in str(exc).splitlines():
             err.print(f"error: {redact(line)}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err.print(
-            "interrupted: finished trials are kept; run the same command to resume", highlight=False
+            "interrupted: finished trials are kept; run the same command to resume",
+            highlight=False,
         )
         raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:  # a bug of ours, or something unforeseen: still one line
+        if debug:
+            raise
+        err.print(
+            f"error: internal error: {type(exc).__name__}: {redact(str(exc))} "
+            f"(run again with --debug for the traceback)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
 
 
 def _quiet_optuna() -> None:
@@ -149,6 +160,10 @@ def search(
     Example: adamtune search configs/digits-mlp.yaml --trials 30
     """
     with _errors(debug):
+        if timeout is not None and timeout <= 0:
+            from adamtune.errors import ConfigError
+
+            raise ConfigError(f"--timeout: must be > 0 seconds (got {timeout:g})")
         settings = _settings(config)
         from adamtune.cli.progress import LiveProgress, PlainProgress
         from adamtune.cli.render import print_search_summary
@@ -182,9 +197,7 @@ def best(
     config: OptConfigArg = None,
     storage: StorageOpt = None,
     study: StudyOpt = None,
-    format: Annotated[
-        BestFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = BestFormat.table,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     """Print the winning hyperparameters.
@@ -198,11 +211,11 @@ def best(
 
         found, url = _open_study(config, storage, study)
         result = best_result(found, url)
-        if format is BestFormat.json:
+        if format is Format.json:
             print(to_json(result.as_dict()))
-        elif format is BestFormat.yaml:
+        elif format is Format.yaml:
             print(to_yaml(result.as_dict()), end="")
-        elif format is BestFormat.torch:
+        elif format is Format.torch:
             print(torch_code(result))
         else:
             out.print(best_table(result))
@@ -214,9 +227,7 @@ def trials(
     config: OptConfigArg = None,
     storage: StorageOpt = None,
     study: StudyOpt = None,
-    format: Annotated[
-        TrialsFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = TrialsFormat.table,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     """One row per trial: number, stage, state, params, value, epochs run.
@@ -225,15 +236,17 @@ def trials(
     """
     with _errors(debug):
         from adamtune.cli.render import trials_table
-        from adamtune.formats import to_json, to_yaml, trials_data
+        from adamtune.formats import to_json, to_yaml, trials_data, trials_torch_code
         from adamtune.results import trial_rows
 
         found, url = _open_study(config, storage, study)
         rows = trial_rows(found)
-        if format is TrialsFormat.json:
+        if format is Format.json:
             print(to_json(trials_data(rows)))
-        elif format is TrialsFormat.yaml:
+        elif format is Format.yaml:
             print(to_yaml(trials_data(rows)), end="")
+        elif format is Format.torch:
+            print(trials_torch_code(found.study_name, rows))
         else:
             out.print(trials_table(rows, f"study {found.study_name} ({url}): {len(rows)} trials"))
 
@@ -256,12 +269,12 @@ def validate(
         task = build_task(settings, device)
         search_cfg = settings.config.search
         plan = ", ".join(f"{s.name} {s.trials}" for s in make_plan(search_cfg, search_cfg.trials))
-        out.print(f"{config}: valid", highlight=False)
-        out.print(f"study {settings.study_name}: {task.describe()}", highlight=False)
-        out.print(
+        say(out, f"{config}: valid")
+        say(out, f"study {settings.study_name}: {task.describe()}")
+        say(
+            out,
             f"{search_cfg.strategy} search, {search_cfg.trials} trials: defaults 1"
             + (f", {plan}" if plan else ""),
-            highlight=False,
         )
 
 
@@ -285,12 +298,13 @@ def init(
         if path.exists() and not force:
             raise ConfigError(f"{path} already exists; use --force to overwrite it")
         text = files("adamtune").joinpath("starter.yaml").read_text(encoding="utf-8")
-        text = text.replace("name: my-study ", f"name: {path.stem} ".ljust(len("name: my-study ")))
+        name = json.dumps(path.stem)  # quoted: a stem such as 2024 or true stays a name
+        text = text.replace("name: my-study ", f"name: {name} ".ljust(len("name: my-study ")))
         try:
             path.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"{path}: cannot write ({exc.strerror})") from None
-        out.print(f"wrote {path}; next: adamtune search {path}", highlight=False)
+        say(out, f"wrote {path}; next: adamtune search {path}")
 
 
 def _version(value: bool) -> None:

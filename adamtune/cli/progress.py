@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from adamtune.cli.render import trial_line
+from adamtune.cli.render import say, trial_line
 from adamtune.results import TrialRow
 from adamtune.search import SearchObserver, SearchStart
 from adamtune.space import AdamParams
@@ -19,17 +19,15 @@ class PlainProgress(SearchObserver):
 
     def search_started(self, start: SearchStart) -> None:
         plan = ", ".join(f"{s.name} {s.trials}" for s in start.plan)
-        self.console.print(
+        say(
+            self.console,
             f"study {start.study} in {start.storage}: {start.done} of "
             f"{start.total} trials done; plan: defaults 1, {plan}",
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
         )
-        self.console.print(start.task, highlight=False, markup=False, soft_wrap=True)
+        say(self.console, start.task)
 
     def trial_finished(self, row: TrialRow, best: float | None) -> None:
-        self.console.print(trial_line(row, best), highlight=False, markup=False, soft_wrap=True)
+        say(self.console, trial_line(row, best))
 
 
 class LiveProgress(PlainProgress):
@@ -72,9 +70,7 @@ class LiveProgress(PlainProgress):
 
     def trial_finished(self, row: TrialRow, best: float | None) -> None:
         self.best = best
-        self.progress.console.print(
-            trial_line(row, best), highlight=False, markup=False, soft_wrap=True
-        )
+        say(self.progress.console, trial_line(row, best))
         if row.state not in ("killed", "interrupted"):
             self.progress.advance(self.trials_bar)
 
