@@ -305,7 +305,7 @@ def open_study(settings: Settings, options: SearchOptions) -> optuna.Study:
         load_if_exists=True,
         pruner=make_pruner(settings.config.search.pruner, settings.config.train.epochs),
     )
-    check_same_config(study, settings.config, str(settings.path))
+    check_same_config(study, settings.config, settings.doc.source)
     if CONFIG_ATTR not in study.user_attrs:
         study.set_user_attr(CONFIG_ATTR, relevant_config(settings.config))
         study.set_user_attr("adamtune_strategy", settings.config.search.strategy)

@@ -142,13 +142,16 @@ def encode(
                 coord = value
             if name == "weight_decay" and value == 0:
                 continue
-            try:
-                inside = dist._contains(dist.to_internal_repr(coord))
-            except ValueError:  # a choice the space does not offer
-                inside = False
-            if inside:
+            if _inside(coord, dist):
                 out[name] = (coord, dist)
     return out
+
+
+def _inside(value: Any, dist: BaseDistribution) -> bool:
+    if isinstance(dist, CategoricalDistribution):
+        return value in dist.choices
+    assert isinstance(dist, FloatDistribution)
+    return dist.low <= value <= dist.high
 
 
 def coordinate_params(coords: dict[str, Any]) -> list[str]:

@@ -107,7 +107,9 @@ def latest_study(storage: optuna.storages.BaseStorage, url: str) -> str:
     for frozen in storage.get_all_studies():
         stamps = [
             t.datetime_complete or t.datetime_start
-            for t in storage.get_all_trials(frozen._study_id, deepcopy=False)
+            for t in storage.get_all_trials(
+                storage.get_study_id_from_name(frozen.study_name), deepcopy=False
+            )
         ]
         stamp = max((s.timestamp() for s in stamps if s is not None), default=0.0)
         if newest is None or stamp > newest[0]:

@@ -40,6 +40,8 @@ def stage_of(trial: FrozenTrial) -> str:
 def status_of(trial: FrozenTrial) -> str:
     if "status" in trial.user_attrs:
         return str(trial.user_attrs["status"])
+    if trial.state == TrialState.FAIL:
+        return "killed"  # its process died before it could say how it ended
     return {
         TrialState.COMPLETE: "complete",
         TrialState.PRUNED: "pruned",
@@ -85,8 +87,7 @@ def fail_orphans(study: optuna.Study) -> int:
         owner = str(trial.user_attrs.get("worker", ""))
         name, _, pid = owner.rpartition(":")
         if name == host and pid.isdigit() and not _alive(int(pid)):
-            study._storage.set_trial_user_attr(trial._trial_id, "status", "killed")
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            study.tell(trial.number, state=TrialState.FAIL)  # no status: shown as killed
             failed += 1
     return failed
 
@@ -120,6 +121,7 @@ def config_changes(stored: dict[str, Any], current: dict[str, Any]) -> list[str]
 
 
 def check_same_config(study: optuna.Study, config: Config, source: str) -> None:
+    """Refuse to resume a study whose search-relevant config changed, showing what changed."""
     stored = study.user_attrs.get(CONFIG_ATTR)
     if stored is None:
         return

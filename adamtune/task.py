@@ -42,8 +42,8 @@ def resolve_device(name: str) -> torch.device:
     """``auto`` picks cuda, then mps, then cpu; an explicit device must exist."""
     try:
         check_device(name)
-    except ValueError:
-        raise ConfigError(f"{name}: expected auto, cpu, cuda, cuda:N or mps") from None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -138,7 +138,7 @@ def build_task(settings: Settings, device: str | None = None) -> Task:
         dev = resolve_device(device or settings.config.train.device)
     except ConfigError as exc:
         if device:
-            raise ConfigError(f"--device {exc}") from None
+            raise ConfigError(f"--device: {exc}") from None
         raise settings.problem("train.device", str(exc)) from None
     data = load_data(settings)
     loss_name = _pick_loss(settings, data)

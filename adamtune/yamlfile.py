@@ -71,25 +71,25 @@ def _walk(node: yaml.Node, path: Path_, doc: YamlDoc, loader: _Loader) -> Any:
                     f"{doc.source}:{key_node.start_mark.line + 1}: keys must be plain names"
                 )
             key = str(key) if not isinstance(key, str) else key
-            if key in out and index >= merged and (*path, key) not in inherited:
-                first = doc.lines[(*path, key)]
+            here: Path_ = (*path, key)
+            if key in out and index >= merged and here not in inherited:
                 raise ConfigError(
-                    f"{doc.source}:{key_node.start_mark.line + 1}: {dotted((*path, key))}: "
-                    f"duplicate key "
-                    f"(first given on line {first}); keep one"
+                    f"{doc.source}:{key_node.start_mark.line + 1}: {dotted(here)}: duplicate key "
+                    f"(first given on line {doc.lines[here]}); keep one"
                 )
             if index < merged:
-                inherited.add((*path, key))
+                inherited.add(here)
             else:
-                inherited.discard((*path, key))
-            doc.lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _walk(value_node, (*path, key), doc, loader)
+                inherited.discard(here)
+            doc.lines[here] = key_node.start_mark.line + 1
+            out[key] = _walk(value_node, here, doc, loader)
         return out
     if isinstance(node, yaml.SequenceNode):
         items = []
         for i, item in enumerate(node.value):
-            doc.lines[(*path, i)] = item.start_mark.line + 1
-            items.append(_walk(item, (*path, i), doc, loader))
+            at: Path_ = (*path, i)
+            doc.lines[at] = item.start_mark.line + 1
+            items.append(_walk(item, at, doc, loader))
         return items
     return loader.construct_object(node, deep=True)
 

@@ -232,7 +232,18 @@ def test_auto_device_is_cpu_here() -> None:
 def test_cuda_without_gpu_is_a_config_error(name: str) -> None:
     with pytest.raises(ConfigError) as info:
         resolve_device(name)
-    assert str(info.value) == f"device {name}: no CUDA GPU is visible to torch on this machine"
+    assert str(info.value) == f"{name}: no CUDA GPU is visible to torch on this machine"
+
+
+@pytest.mark.skipif(not NO_GPU, reason="a CUDA GPU is visible")
+def test_device_problems_name_their_source(write_config: Callable[..., Path]) -> None:
+    path = write_config("data: {source: iris}\ntrain:\n  device: cuda\n")
+    with pytest.raises(ConfigError) as info:
+        build_task(load_config(path))
+    assert str(info.value).startswith(f"{path}:3: train.device: cuda: no CUDA GPU")
+    with pytest.raises(ConfigError) as info:
+        build_task(load_config(path), "cuda:0")
+    assert str(info.value).startswith("--device: cuda:0: no CUDA GPU")
 
 
 @pytest.mark.parametrize("name", ["gpu", "cuda:", "CPU", ""])
