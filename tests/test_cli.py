@@ -138,9 +138,12 @@ def test_unknown_format_is_a_usage_error() -> None:
     assert result.exit_code == 2
 
 
-def test_bad_storage_url_exits_2(write_config: Callable[..., Path]) -> None:
-    result = invoke("search", str(write_config()), "--storage", "nonsense")
-    assert result.exit_code == 2 and "expected a database URL" in result.stderr
+@pytest.mark.parametrize(("url", "message"), [("nonsense", "expected a database URL"),
+                                              ("sqlite://", "would lose the study")])
+def test_bad_storage_url_exits_2(write_config: Callable[..., Path], url: str,
+                                 message: str) -> None:
+    result = invoke("search", str(write_config()), "--storage", url)
+    assert result.exit_code == 2 and message in result.stderr
 
 
 def test_storage_password_never_shown(write_config: Callable[..., Path]) -> None:

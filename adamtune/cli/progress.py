@@ -19,11 +19,18 @@ class PlainProgress(SearchObserver):
 
     def search_started(self, start: SearchStart) -> None:
         plan = ", ".join(f"{s.name} {s.trials}" for s in start.plan)
-        say(
-            self.console,
-            f"study {start.study} in {start.storage}: {start.done} of "
-            f"{start.total} trials done; plan: defaults 1, {plan}",
-        )
+        where = f"study {start.study} in {start.storage}"
+        if start.done >= start.total:
+            say(
+                self.console,
+                f"{where}: {start.done} trials done, budget {start.total}: "
+                f"nothing to run (raise --trials to extend it)",
+            )
+        else:
+            say(
+                self.console,
+                f"{where}: {start.done} of {start.total} trials done; plan: defaults 1, {plan}",
+            )
         say(self.console, start.task)
 
     def trial_finished(self, row: TrialRow, best: float | None) -> None:
