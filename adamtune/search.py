@@ -26,6 +26,7 @@ from adamtune.config import Settings
 from adamtune.engine import TrialOutcome, train_trial
 from adamtune.errors import SearchFailedError
 from adamtune.plan import BASELINE, REFINE, Stage, current_stage, replan
+from adamtune.pruning import PruneMirror
 from adamtune.results import TrialRow, row_of
 from adamtune.samplers import PresetSampler, make_pruner, make_sampler
 from adamtune.space import (
@@ -112,6 +113,7 @@ class _Search:
         self.space = self.config.search.space
         self.preset = PresetSampler()
         study.sampler = self.preset
+        self.mirror = PruneMirror(study.study_name, study.pruner)
 
     # --- reading the study ---------------------------------------------------------------
     def trials(self) -> list[FrozenTrial]:
@@ -240,28 +242,36 @@ class _Search:
         self.observer.trial_started(trial.number, stage_name, params)
         epochs = self.config.train.epochs
 
+        twin = self.mirror.start()
+
         def on_epoch(epoch: int, value: float) -> bool:
             trial.report(value, epoch)
+            twin.report(value, epoch)
             self.observer.epoch_finished(trial.number, epoch, epochs, value)
-            return prunable and trial.should_prune()
+            return prunable and twin.should_prune()
 
         try:
             outcome = train_trial(self.task, params, on_epoch)
         except KeyboardInterrupt:
             trial.set_user_attr("status", "interrupted")
             self.study.tell(trial, state=TrialState.FAIL)
+            self.mirror.finish(twin, trial.number, TrialState.FAIL, None)
             raise
         except Exception as exc:  # a bug in user code, say; recorded, then judged by caller
             log.debug("trial %d raised", trial.number, exc_info=True)
             trial.set_user_attr("status", "failed")
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
             frozen = self.study.tell(trial, state=TrialState.FAIL)
+            self.mirror.finish(twin, trial.number, TrialState.FAIL, None)
             return row_of(frozen)
         self._record(trial, outcome)
+        if outcome.status == "diverged":
+            twin.report(math.inf, outcome.epochs)
         if outcome.status == "complete":
             frozen = self.study.tell(trial, outcome.value)
         else:
             frozen = self.study.tell(trial, state=TrialState.PRUNED)
+        self.mirror.finish(twin, trial.number, frozen.state, frozen.value)
         return row_of(frozen)
 
     @staticmethod
@@ -338,6 +348,7 @@ def run_search(
     began, errors_in_a_row = clock(), 0
     while True:
         trials = search.trials()
+        search.mirror.sync(trials)
         done = search.done_per_stage(trials)
         if sum(done.values()) >= total:
             break

@@ -1,0 +1,175 @@
+"""Trials per second: a hand-written Optuna + PyTorch loop against adamtune, back to back.
+
+Each variant runs in its own child process (so peak memory is its own), one after the other,
+on the same task and budget:
+
+  hand        the loop a practitioner writes: TensorDataset + DataLoader(shuffle=True),
+              nn.Sequential, torch.optim.Adam with suggested params, val loss reported per
+              epoch, MedianPruner, an in-memory study (TPE, all params at once)
+  adamtune    ``adamtune search`` as a user runs it (staged, default SQLite storage)
+  adamtune-memory  the same search on an in-memory SQLite database: the difference to
+              ``adamtune`` is what the storage costs
+
+It prints trials/second, the ratio to ``hand``, peak RSS, and the best val loss each reached.
+
+    python benchmarks/bench_search.py                 # digits MLP 64-128-128-10, 32 trials
+    python benchmarks/bench_search.py --task wide     # a wider MLP (per-trial compute dominates)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TASKS = {
+    # name: (hidden widths, epochs, trials)
+    "digits": ([128, 128], 20, 32),
+    "wide": ([1024, 1024], 10, 16),
+}
+SEED = 0
+
+
+def _config_text(task: str) -> str:
+    hidden, epochs, trials = TASKS[task]
+    return (
+        f"name: bench-{task}\nseed: {SEED}\n"
+        f"data: {{source: digits, batch_size: 64}}\n"
+        f"model: {{arch: mlp, hidden: {hidden}}}\n"
+        f"train: {{epochs: {epochs}, device: cpu}}\n"
+        f"search: {{trials: {trials}}}\n"
+    )
+
+
+def run_hand(task: str) -> dict[str, float]:
+    """The usual hand-written loop, as close to a tutorial's as possible."""
+    import numpy as np
+    import optuna
+    import torch
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    hidden, epochs, trials = TASKS[task]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    x, y = load_digits(return_X_y=True)
+    x_tr, x_va, y_tr, y_va = train_test_split(x, y, test_size=0.2, random_state=SEED, stratify=y)
+    scaler = StandardScaler().fit(x_tr)
+    x_tr, x_va = scaler.transform(x_tr), scaler.transform(x_va)
+    train = TensorDataset(torch.tensor(x_tr, dtype=torch.float32), torch.tensor(y_tr))
+    val_x = torch.tensor(x_va, dtype=torch.float32)
+    val_y = torch.tensor(np.asarray(y_va))
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+        beta1 = trial.suggest_float("beta1", 0.5, 0.999)
+        beta2 = trial.suggest_float("beta2", 0.9, 0.9999)
+        eps = trial.suggest_float("eps", 1e-10, 1e-3, log=True)
+        weight_decay = trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True)
+        amsgrad = trial.suggest_categorical("amsgrad", [False, True])
+        torch.manual_seed(SEED)
+        layers: list[nn.Module] = []
+        width = 64
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        model = nn.Sequential(*layers, nn.Linear(width, 10))
+        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(beta1, beta2), eps=eps,
+                               weight_decay=weight_decay, amsgrad=amsgrad)
+        loader = DataLoader(train, batch_size=64, shuffle=True)
+        best = float("inf")
+        for epoch in range(epochs):
+            model.train()
+            for xb, yb in loader:
+                opt.zero_grad()
+                loss = nn.functional.cross_entropy(model(xb), yb)
+                loss.backward()
+                opt.step()
+            model.eval()
+            with torch.no_grad():
+                val = nn.functional.cross_entropy(model(val_x), val_y).item()
+            best = min(best, val)
+            trial.report(val, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return best
+
+    study = optuna.create_study(
+        direction="minimize", sampler=optuna.samplers.TPESampler(seed=SEED),
+        pruner=optuna.pruners.MedianPruner(),
+    )
+    began = time.perf_counter()
+    study.optimize(objective, n_trials=trials)
+    seconds = time.perf_counter() - began
+    epochs_run = sum(len(t.intermediate_values) for t in study.trials)
+    return {"seconds": seconds, "trials": trials, "best": study.best_value, "epochs": epochs_run}
+
+
+def run_adamtune(task: str, memory: bool = False) -> dict[str, float]:
+    """``adamtune search`` through its library entry point, in a fresh directory."""
+    from adamtune.config import load_config
+    from adamtune.search import SearchOptions, run_search
+
+    workdir = Path(tempfile.mkdtemp(prefix="adamtune-bench-"))
+    config = workdir / f"bench-{task}.yaml"
+    config.write_text(_config_text(task))
+    url = "sqlite:///:memory:" if memory else f"sqlite:///{workdir / 'adamtune.db'}"
+    settings = load_config(config)
+    began = time.perf_counter()
+    run = run_search(settings, SearchOptions(storage=url))
+    seconds = time.perf_counter() - began
+    best = min(r.value for r in run.ran if r.value is not None)
+    epochs_run = sum(r.epochs or 0 for r in run.ran)
+    return {"seconds": seconds, "trials": len(run.ran), "best": best, "epochs": epochs_run}
+
+
+def child(variant: str, task: str) -> None:
+    result = run_hand(task) if variant == "hand" else run_adamtune(task, variant.endswith("memory"))
+    # ru_maxrss is in KiB on Linux: this process's own peak, torch's allocations included.
+    result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+VARIANTS = ["hand", "adamtune", "adamtune-memory"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=sorted(TASKS), default="digits")
+    parser.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.task)
+        return
+    results = {}
+    for variant in args.variants:
+        out = subprocess.run(
+            [sys.executable, __file__, "--task", args.task, "--child", variant],
+            capture_output=True, text=True, check=True, env={**os.environ},
+        )
+        results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
+    hidden, epochs, trials = TASKS[args.task]
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
+    print(f"task {args.task}: digits MLP 64-{'-'.join(map(str, hidden))}-10, {epochs} epochs, "
+          f"{trials} trials, batch 64, CPU, torch threads {threads}")
+    base = results.get("hand")
+    print(f"{'variant':<16} {'trials/s':>9} {'vs hand':>8} {'epochs/s':>9} {'epochs':>7} "
+          f"{'peak MiB':>9} {'best val loss':>14}")
+    for variant, r in results.items():
+        rate = r["trials"] / r["seconds"]
+        ratio = rate / (base["trials"] / base["seconds"]) if base else float("nan")
+        print(f"{variant:<16} {rate:>9.3f} {ratio:>7.2f}x {r['epochs'] / r['seconds']:>9.1f} "
+              f"{r['epochs']:>7} {r['peak_mib']:>9.0f} {r['best']:>14.5f}")
+
+
+if __name__ == "__main__":
+    main()
