@@ -9,10 +9,10 @@ trials finish, and the pruner is asked there. Decisions are the same as on the r
 
 from __future__ import annotations
 
-import logging
-
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from adamtune.samplers import in_memory_study
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -21,13 +21,7 @@ class PruneMirror:
     """The finished trials of a study, in memory, with the study's pruner."""
 
     def __init__(self, name: str, pruner: optuna.pruners.BasePruner) -> None:
-        logger = logging.getLogger("optuna.storages._in_memory")
-        level = logger.level
-        logger.setLevel(logging.WARNING)
-        try:
-            self.study = optuna.create_study(study_name=name, pruner=pruner, direction="minimize")
-        finally:
-            logger.setLevel(level)
+        self.study = in_memory_study(study_name=name, pruner=pruner)
         self._seen: set[int] = set()
 
     def sync(self, trials: list[FrozenTrial]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Any
 
@@ -84,6 +85,18 @@ def make_sampler(name: str, seed: int, *, position: int, startup: int, joint: bo
                 seed=seed, n_startup_trials=startup, warn_independent_sampling=False
             )
     raise ValueError(f"unknown sampler {name!r}")
+
+
+def in_memory_study(**kwargs: Any) -> optuna.Study:
+    """A throwaway in-memory study, without Optuna's "new study created" log line (one is
+    made per draw and per search)."""
+    logger = logging.getLogger("optuna.storages._in_memory")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        return optuna.create_study(direction="minimize", **kwargs)
+    finally:
+        logger.setLevel(level)
 
 
 def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:

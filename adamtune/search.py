@@ -14,7 +14,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ from adamtune.errors import SearchFailedError
 from adamtune.plan import BASELINE, REFINE, Stage, current_stage, replan
 from adamtune.pruning import PruneMirror
 from adamtune.results import TrialRow, row_of
-from adamtune.samplers import PresetSampler, make_pruner, make_sampler
+from adamtune.samplers import PresetSampler, in_memory_study, make_pruner, make_sampler
 from adamtune.space import (
     ADAM_DEFAULTS,
     AdamParams,
@@ -163,8 +163,7 @@ class _Search:
             startup=max(2, min(10, stage.trials // 3)),
             joint=joint,
         )
-        with _quiet("optuna.storages._in_memory"):  # one throwaway study per trial
-            shadow = optuna.create_study(sampler=sampler, direction="minimize")
+        shadow = in_memory_study(sampler=sampler)
         anchors = [incumbent_trial] if incumbent_trial is not None else []
         for t in anchors + history:
             copy = self._shadow_trial(t, names, incumbent if t in anchors else None, joint)
@@ -285,17 +284,6 @@ class _Search:
             trial.set_user_attr("reason", "diverged")
             # Teach the sampler: a diverged trial ranks below every pruned one at its step.
             trial.report(math.inf, outcome.epochs)
-
-
-@contextlib.contextmanager
-def _quiet(logger_name: str) -> Iterator[None]:
-    logger = logging.getLogger(logger_name)
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _finite_or_none(v: float) -> float | None:
