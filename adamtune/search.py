@@ -1,16 +1,13 @@
 """The staged search over an Optuna study (ask and tell, one trial at a time).
 
 Trial 0 is Adam's defaults. Each later trial belongs to a stage; its stage's parameters are
-drawn by a sampler that sees only that stage's history (plus the incumbent it started from),
-and every other parameter is fixed at the best trial of the earlier stages. Drawing from a
-rebuilt per-stage history, seeded by the trial's position, makes a resumed search sample
-exactly as an uninterrupted one would.
+drawn for it (``drawing``) and every other parameter is fixed at the best trial of the
+earlier stages.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import math
 import time
@@ -19,21 +16,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from adamtune.config import Settings
+from adamtune.drawing import StageSampler, is_joint
 from adamtune.engine import TrialOutcome, train_trial
 from adamtune.errors import SearchFailedError
-from adamtune.plan import BASELINE, REFINE, Stage, current_stage, replan
+from adamtune.plan import BASELINE, Stage, current_stage, replan
 from adamtune.pruning import PruneMirror
 from adamtune.results import TrialRow, row_of
-from adamtune.samplers import PresetSampler, in_memory_study, make_pruner, make_sampler
+from adamtune.samplers import PresetSampler, make_pruner
 from adamtune.space import (
     ADAM_DEFAULTS,
     AdamParams,
     coordinate_params,
-    coordinates,
     encode,
     fixed_values,
     searched,
@@ -53,7 +49,6 @@ from adamtune.task import Task, build_task
 
 log = logging.getLogger(__name__)
 _MAX_ERRORS_IN_A_ROW = 3
-_REDRAWS = 5
 
 
 @dataclass
@@ -114,6 +109,7 @@ class _Search:
         self.preset = PresetSampler()
         study.sampler = self.preset
         self.mirror = PruneMirror(study.study_name, study.pruner)
+        self.sampling = StageSampler(self.config)
 
     # --- reading the study ---------------------------------------------------------------
     def trials(self) -> list[FrozenTrial]:
@@ -136,87 +132,6 @@ class _Search:
         params = AdamParams.from_dict(best.user_attrs["adam"]) if best else ADAM_DEFAULTS
         return params.with_values(fixed_values(self.space)), best
 
-    def joint(self, stage_name: str) -> bool:
-        """Whether a stage searches everything at once (weight decay then has an off switch)."""
-        return self.config.search.strategy == "joint" or stage_name == REFINE
-
-    # --- drawing a trial's parameters ----------------------------------------------------
-    def draw(
-        self,
-        stage: Stage,
-        stage_index: int,
-        trials: list[FrozenTrial],
-        incumbent: AdamParams,
-        incumbent_trial: FrozenTrial | None,
-    ) -> dict[str, Any]:
-        """Values for ``stage.params`` from a sampler that sees this stage's history only."""
-        names, joint = list(stage.params), self.joint(stage.name)
-        # Only trials that count: an interrupted trial is drawn again, as if never started.
-        history = [t for t in trials if stage_of(t) == stage.name and counts_toward_budget(t)]
-        untried = self._untried_choices(names, history, incumbent, joint)
-        if untried is not None:
-            return untried
-        sampler = make_sampler(
-            self.config.search.sampler,
-            seed=self.config.seed * 1_000_003 + stage_index * 10_007,
-            position=len(history),
-            startup=max(2, min(10, stage.trials // 3)),
-            joint=joint,
-        )
-        shadow = in_memory_study(sampler=sampler)
-        anchors = [incumbent_trial] if incumbent_trial is not None else []
-        for t in anchors + history:
-            copy = self._shadow_trial(t, names, incumbent if t in anchors else None, joint)
-            if copy is not None:
-                shadow.add_trial(copy)
-        # Trials are deterministic (common random numbers), so a repeated point teaches
-        # nothing: ask again (the unanswered ask stays running, steering constant-liar TPE).
-        seen = [t.params for t in shadow.get_trials(deepcopy=False)]
-        for _ in range(_REDRAWS):
-            trial = shadow.ask()
-            suggest(trial, names, self.space, with_zero=joint)
-            if trial.params not in seen:
-                break
-            seen.append(trial.params)
-        return dict(trial.params)
-
-    def _untried_choices(
-        self, names: list[str], history: list[FrozenTrial], incumbent: AdamParams, joint: bool
-    ) -> dict[str, Any] | None:
-        """For a stage of choices only (amsgrad), the first combination neither the incumbent
-        nor an earlier trial of the stage has tried: sampling could repeat one, wasting a trial."""
-        dists = {}
-        for param in names:
-            dists.update(coordinates(param, self.space, with_zero=joint))
-        if not all(isinstance(d, CategoricalDistribution) for d in dists.values()):
-            return None
-        seen = [dict(t.params) for t in history]
-        seen.append({k: v for k, (v, _) in encode(incumbent, names, self.space).items()})
-        for combo in itertools.product(*(d.choices for d in dists.values())):  # type: ignore[attr-defined]
-            candidate = dict(zip(dists, combo, strict=True))
-            if candidate not in seen:
-                return candidate
-        return None
-
-    def _shadow_trial(
-        self, t: FrozenTrial, names: list[str], as_params: AdamParams | None, joint: bool
-    ) -> FrozenTrial | None:
-        if t.state not in (TrialState.COMPLETE, TrialState.PRUNED):
-            return None
-        if as_params is not None:  # the incumbent, seen in this stage's coordinates
-            coords = encode(as_params, names, self.space, with_zero=joint)
-        else:
-            coords = {k: (t.params[k], t.distributions[k]) for k in t.params}
-        if not coords:
-            return None
-        return optuna.trial.create_trial(
-            params={k: v for k, (v, _) in coords.items()},
-            distributions={k: d for k, (_, d) in coords.items()},
-            value=t.value if t.state == TrialState.COMPLETE else None,
-            intermediate_values=dict(t.intermediate_values),
-            state=t.state,
-        )
-
     # --- running one trial ---------------------------------------------------------------
     def run_trial(
         self,
@@ -228,7 +143,7 @@ class _Search:
     ) -> TrialRow:
         self.preset.values = coords
         trial = self.study.ask()
-        joint = self.joint(stage_name)
+        joint = is_joint(self.config, stage_name)
         drawn = suggest(trial, names, self.space, with_zero=joint) if names else {}
         # The baseline records its coordinates but trains its exact values, to the bit.
         params = base if stage_name == BASELINE else base.with_values(drawn)
@@ -353,7 +268,7 @@ def run_search(
                     baseline,
                     searched(search.space),
                     search.space,
-                    with_zero=search.joint(BASELINE),
+                    with_zero=is_joint(config, BASELINE),
                 ).items()
             }
             row = search.run_trial(
@@ -370,7 +285,7 @@ def run_search(
                 run.stopped_by = "exhausted"
                 break
             base, best_before = search.incumbent(trials, plan, stage)
-            coords = search.draw(stage, plan.index(stage), trials, base, best_before)
+            coords = search.sampling.draw(stage, plan.index(stage), trials, base, best_before)
             row = search.run_trial(stage.name, coords, list(stage.params), base, prunable=True)
         run.ran.append(row)
         best = _best(search.trials())

@@ -1,0 +1,112 @@
+"""Drawing a trial's parameters for its stage.
+
+Each stage's parameters are drawn by a sampler that sees only that stage's history (plus the
+incumbent it started from, in the stage's coordinates): earlier stages ran under other fixed
+values, so their points would mislead it. The history is rebuilt for every draw and the
+sampler seeded by the draw's position in the stage, so a resumed search draws exactly what an
+uninterrupted one would, and any sampler (TPE, GP, CMA-ES, QMC, random) sees a fixed space.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from adamtune.config import Config
+from adamtune.plan import REFINE, Stage
+from adamtune.samplers import in_memory_study, make_sampler
+from adamtune.space import AdamParams, coordinates, encode, suggest
+from adamtune.study import counts_toward_budget, stage_of
+
+_REDRAWS = 5
+
+
+def is_joint(config: Config, stage_name: str) -> bool:
+    """Whether a stage searches everything at once (weight decay then has an off switch)."""
+    return config.search.strategy == "joint" or stage_name == REFINE
+
+
+class StageSampler:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.space = config.search.space
+
+    def draw(
+        self,
+        stage: Stage,
+        stage_index: int,
+        trials: list[FrozenTrial],
+        incumbent: AdamParams,
+        incumbent_trial: FrozenTrial | None,
+    ) -> dict[str, Any]:
+        """Values for ``stage.params`` from a sampler that sees this stage's history only."""
+        names, joint = list(stage.params), is_joint(self.config, stage.name)
+        # Only trials that count: an interrupted trial is drawn again, as if never started.
+        history = [t for t in trials if stage_of(t) == stage.name and counts_toward_budget(t)]
+        untried = self._untried_choices(names, history, incumbent, joint)
+        if untried is not None:
+            return untried
+        sampler = make_sampler(
+            self.config.search.sampler,
+            seed=self.config.seed * 1_000_003 + stage_index * 10_007,
+            position=len(history),
+            startup=max(2, min(10, stage.trials // 3)),
+            joint=joint,
+        )
+        shadow = in_memory_study(sampler=sampler)
+        anchors = [incumbent_trial] if incumbent_trial is not None else []
+        for t in anchors + history:
+            copy = self._shadow_trial(t, names, incumbent if t in anchors else None, joint)
+            if copy is not None:
+                shadow.add_trial(copy)
+        # Trials are deterministic (common random numbers), so a repeated point teaches
+        # nothing: ask again (the unanswered ask stays running, steering constant-liar TPE).
+        seen = [t.params for t in shadow.get_trials(deepcopy=False)]
+        for _ in range(_REDRAWS):
+            trial = shadow.ask()
+            suggest(trial, names, self.space, with_zero=joint)
+            if trial.params not in seen:
+                break
+            seen.append(trial.params)
+        return dict(trial.params)
+
+    def _untried_choices(
+        self, names: list[str], history: list[FrozenTrial], incumbent: AdamParams, joint: bool
+    ) -> dict[str, Any] | None:
+        """For a stage of choices only (amsgrad), the first combination neither the incumbent
+        nor an earlier trial of the stage has tried: sampling could repeat one, wasting a trial."""
+        dists = {}
+        for param in names:
+            dists.update(coordinates(param, self.space, with_zero=joint))
+        if not all(isinstance(d, CategoricalDistribution) for d in dists.values()):
+            return None
+        seen = [dict(t.params) for t in history]
+        seen.append({k: v for k, (v, _) in encode(incumbent, names, self.space).items()})
+        for combo in itertools.product(*(d.choices for d in dists.values())):  # type: ignore[attr-defined]
+            candidate = dict(zip(dists, combo, strict=True))
+            if candidate not in seen:
+                return candidate
+        return None
+
+    def _shadow_trial(
+        self, t: FrozenTrial, names: list[str], as_params: AdamParams | None, joint: bool
+    ) -> FrozenTrial | None:
+        if t.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+            return None
+        if as_params is not None:  # the incumbent, seen in this stage's coordinates
+            coords = encode(as_params, names, self.space, with_zero=joint)
+        else:
+            coords = {k: (t.params[k], t.distributions[k]) for k in t.params}
+        if not coords:
+            return None
+        return optuna.trial.create_trial(
+            params={k: v for k, (v, _) in coords.items()},
+            distributions={k: d for k, (_, d) in coords.items()},
+            value=t.value if t.state == TrialState.COMPLETE else None,
+            intermediate_values=dict(t.intermediate_values),
+            state=t.state,
+        )
