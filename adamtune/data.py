@@ -135,6 +135,10 @@ def _read_csv(path: Path, target: str | None, settings: Settings) -> tuple[np.nd
                     f"(got {row[i]!r})",
                 ) from None
     labels = [row[t].strip() for row in body]
+    if "" in labels:
+        raise settings.problem(
+            "data.target", f"{path.name} row {labels.index('') + 2}: column {target!r} is empty"
+        )
     try:
         values = np.array([float(v) for v in labels])
     except ValueError:
@@ -163,10 +167,10 @@ def _kind_of(y: np.ndarray, loss: str) -> Kind:
         return "regression"
     if loss == "bce":
         return "binary"
+    if y.ndim == 2 and y.dtype.kind in "iubf" and np.isin(y, (0, 1)).all():
+        return "binary"  # several 0/1 columns: multi-label, whatever their dtype
     if y.dtype.kind in "iubUSO":
         return "classification"
-    if y.ndim == 2 and np.isin(y, (0.0, 1.0)).all():
-        return "binary"
     return "regression"
 
 
@@ -180,6 +184,12 @@ def _check_targets(y: np.ndarray, kind: Kind, settings: Settings) -> None:
         )
     if loss == "cross_entropy" and kind != "classification":
         raise settings.problem("train.loss", "cross_entropy needs integer or text class labels")
+    if kind == "classification" and y.ndim > 1:
+        raise settings.problem(
+            "data.source",
+            f"class labels must be one per row (got targets of shape {y.shape}); "
+            f"for multi-label data give 0/1 columns",
+        )
     if kind != "classification" and y.dtype.kind in "USO":
         raise settings.problem("train.loss", f"{loss} needs numeric targets (got text labels)")
 
@@ -218,10 +228,10 @@ def _from_arrays(x: np.ndarray, y: np.ndarray, settings: Settings, source: str) 
             f"(got x {x.shape}, y {y.shape})",
         )
     cfg = settings.config.data
+    kind = _kind_of(y, settings.config.train.loss)
+    _check_targets(y, kind, settings)  # before splitting: a bad target breaks stratification
     try:
-        x_tr, x_va, y_tr, y_va = _split(
-            x, y, cfg, settings.config.seed, _kind_of(y, settings.config.train.loss)
-        )
+        x_tr, x_va, y_tr, y_va = _split(x, y, cfg, settings.config.seed, kind)
     except ValueError as exc:
         raise settings.problem("data.val_fraction", f"cannot split {len(x)} rows: {exc}") from None
     return _assemble(x_tr, y_tr, x_va, y_va, settings, source)

@@ -140,18 +140,24 @@ def replan(search: SearchConfig, total: int, done: dict[str, int]) -> list[Stage
     what none of them can use goes to a final ``refine`` stage.
     """
     fresh = make_plan(search, total)
-    started = [i for i, s in enumerate(fresh) if done.get(s.name, 0) > 0]
+    # Stage order comes from the full structure: a small plan (under 10 trials) lists only
+    # lr, yet a stage that already ran must stay closed when the total is lowered.
+    specs = _specs(search)
+    started = [i for i, s in enumerate(specs) if done.get(s.name, 0) > 0]
     if not started:
         return fresh
     current = started[-1]
-    closed = [Stage(s.name, s.params, done.get(s.name, 0)) for s in fresh[:current]]
+    closed = [Stage(s.name, s.params, done[s.name]) for s in specs[:current] if done.get(s.name)]
     rest = max(total - 1 - sum(s.trials for s in closed), 0)
-    open_ = fresh[current:]
-    specs = [_Spec(s.name, s.params, max(s.trials, 1)) for s in open_]
-    shares = _allot(specs, rest, search.space)
+    open_ = specs[current:]
+    planned = {s.name: s.trials for s in fresh}
+    if sum(planned.get(s.name, 0) for s in open_) == rest:
+        shares = [planned.get(s.name, 0) for s in open_]  # an unchanged plan stays as it was
+    else:
+        shares = _allot(open_, rest, search.space)
     ran = done.get(open_[0].name, 0)
     if shares[0] < ran:  # the current stage keeps what it ran; later stages share the rest
-        shares = [ran, *_allot(specs[1:], max(rest - ran, 0), search.space)]
+        shares = [ran, *_allot(open_[1:], max(rest - ran, 0), search.space)]
     plan = closed + [Stage(s.name, s.params, n) for s, n in zip(open_, shares, strict=True)]
     leftover = max(rest - sum(shares), 0)
     live = searched(search.space)

@@ -4,7 +4,9 @@ Optuna's pruners read every finished trial of the study on each ``should_prune``
 SQLite or PostgreSQL storage that is a full read of the trials table per epoch, which cost
 about a sixth of the quickstart's wall time. A pruner only needs the finished trials'
 intermediate values, so they are mirrored into an in-memory study once, kept up to date as
-trials finish, and the pruner is asked there. Decisions are the same as on the real study.
+trials finish, and the pruner is asked there. Decisions are the same as on the real study for
+the median pruner. Hyperband is not asked here: it keeps its rung bookkeeping in the study's
+trials and assigns brackets by trial number, which a mirror would not reproduce on resume.
 """
 
 from __future__ import annotations

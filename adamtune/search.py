@@ -35,7 +35,7 @@ from adamtune.space import (
     searched,
     suggest,
 )
-from adamtune.storage import open_storage, redact
+from adamtune.storage import open_storage, redact, release_storage
 from adamtune.study import (
     CONFIG_ATTR,
     check_same_config,
@@ -109,6 +109,7 @@ class _Search:
         self.preset = PresetSampler()
         study.sampler = self.preset
         self.mirror = PruneMirror(study.study_name, study.pruner)
+        self.mirror_prunes = not isinstance(study.pruner, optuna.pruners.HyperbandPruner)
         self.sampling = StageSampler(self.config)
 
     # --- reading the study ---------------------------------------------------------------
@@ -162,7 +163,11 @@ class _Search:
             trial.report(value, epoch)
             twin.report(value, epoch)
             self.observer.epoch_finished(trial.number, epoch, epochs, value)
-            return prunable and twin.should_prune()
+            if not prunable:
+                return False
+            # Hyperband keeps rung bookkeeping in the study and brackets by trial number, so
+            # it is asked on the study itself; the median pruner is asked on the mirror.
+            return twin.should_prune() if self.mirror_prunes else trial.should_prune()
 
         try:
             outcome = train_trial(self.task, params, on_epoch)
@@ -205,8 +210,10 @@ def _finite_or_none(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def open_study(settings: Settings, options: SearchOptions) -> optuna.Study:
-    storage = open_storage(options.storage)
+def open_study(
+    settings: Settings, options: SearchOptions, storage: optuna.storages.BaseStorage | None = None
+) -> optuna.Study:
+    storage = storage or open_storage(options.storage)
     name = options.study_name or settings.study_name
     if options.fresh:
         with contextlib.suppress(KeyError):
@@ -232,12 +239,26 @@ def run_search(
     clock: Callable[[], float] = time.monotonic,
 ) -> SearchRun:
     """Run (or resume) the study that ``settings`` describe, up to its total budget."""
-    observer = observer or SearchObserver()
     task = build_task(settings, options.device)  # data and model are checked before storage
+    storage = open_storage(options.storage)
+    try:
+        study = open_study(settings, options, storage)
+        return _run(settings, options, task, study, observer or SearchObserver(), clock)
+    finally:
+        release_storage(storage)
+
+
+def _run(
+    settings: Settings,
+    options: SearchOptions,
+    task: Task,
+    study: optuna.Study,
+    observer: SearchObserver,
+    clock: Callable[[], float],
+) -> SearchRun:
     config = settings.config
     total = options.trials or config.search.trials
     timeout = options.timeout if options.timeout is not None else config.search.timeout
-    study = open_study(settings, options)
     fail_orphans(study)
     search = _Search(settings, task, study, observer)
     trials = search.trials()

@@ -92,7 +92,7 @@ def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.BaseS
     engine_kwargs = {"connect_args": {"timeout": 30}} if path is not None else {}
     try:
         storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-        if path is not None:
+        if path is not None and not must_exist:
             _fast_sqlite(storage)
         return storage
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
@@ -119,6 +119,24 @@ def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
 
     event.listen(storage.engine, "connect", pragmas)
     storage.engine.dispose()  # connections opened before the listener get replaced
+
+
+def release_storage(storage: optuna.storages.BaseStorage) -> None:
+    """Put a SQLite file back in its ordinary journal mode after a search, so it can be read
+    from a read-only place with no ``-wal``/``-shm`` files beside it. Best effort: while
+    another process (a dashboard, a second worker) has it open, it stays in WAL mode."""
+    import sqlalchemy.exc
+
+    engine = getattr(storage, "engine", None)
+    if engine is None or engine.url.get_backend_name() != "sqlite":
+        return
+    engine.dispose()
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA journal_mode=DELETE")
+    except sqlalchemy.exc.SQLAlchemyError:
+        pass
+    engine.dispose()
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:

@@ -430,3 +430,22 @@ def test_bad_split_and_bad_generator_kwargs_name_their_key(
     assert msg.startswith("CFG:1: data.val_fraction: cannot split 150 rows")
     msg = problem(write_config, "data: {source: synthetic-classification, kwargs: {n_sample: 9}}\n")
     assert msg.startswith("CFG:1: data.kwargs: synthetic-classification refused them")
+
+
+def test_integer_zero_one_columns_are_multi_label(tmp_path: Path,
+                                                 write_config: Callable[..., Path]) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "ml.npz", x=rng.normal(size=(60, 4)), y=rng.integers(0, 2, size=(60, 3)))
+    data = load(write_config, "data: {source: ml.npz, batch_size: 4}\n")
+    assert data.kind == "binary" and data.out_features == 3
+    np.savez(tmp_path / "two.npz", x=rng.normal(size=(60, 4)), y=rng.integers(0, 5, size=(60, 2)))
+    msg = problem(write_config, "data: {source: two.npz, batch_size: 4}\n")
+    assert "class labels must be one per row" in msg
+
+
+def test_csv_with_an_empty_target_cell_names_the_row(tmp_path: Path,
+                                                     write_config: Callable[..., Path]) -> None:
+    rows = "".join(f"{i},{i * 0.5}\n" for i in range(20)).replace("3,1.5", "3,")
+    (tmp_path / "gap.csv").write_text("a,price\n" + rows)
+    msg = problem(write_config, "data: {source: gap.csv, target: price, batch_size: 4}\n")
+    assert msg == "CFG:1: data.target: gap.csv row 5: column 'price' is empty"

@@ -157,3 +157,14 @@ def test_current_stage_skips_stages_without_budget() -> None:
     plan = [Stage("lr", ("lr",), 2), Stage("betas", ("beta1", "beta2"), 0),
             Stage("eps", ("eps",), 1)]
     assert current_stage(plan, {"lr": 2}) == plan[2]
+
+
+def test_lowering_the_total_never_reopens_a_stage_that_was_left() -> None:
+    from adamtune.config import SearchConfig
+    from adamtune.plan import current_stage, replan
+
+    done = {"defaults": 1, "lr": 4, "betas": 1}
+    plan = replan(SearchConfig(), 9, done)
+    assert plan[0].name == "lr" and plan[0].trials == 4
+    stage = current_stage(plan, done)
+    assert stage is not None and stage.name != "lr"

@@ -326,3 +326,34 @@ def test_a_failed_baseline_is_rerun_once_the_model_is_fixed(
     assert [r.stage for r in run.ran] == ["defaults", "lr", "lr"]
     assert study.trials[0].state == TrialState.FAIL
     assert study.trials[1].user_attrs["stage"] == "defaults"
+
+
+def test_sqlite_file_is_left_in_its_ordinary_journal_mode(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    import sqlite3
+
+    db = tmp_path / "rest.db"
+    _search(write_config(trials=2), f"sqlite:///{db}")
+    assert not (tmp_path / "rest.db-wal").exists() and not (tmp_path / "rest.db-shm").exists()
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_hyperband_resume_prunes_as_an_uninterrupted_run(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = write_config(trials=12)
+    path.write_text(path.read_text().replace("epochs: 3", "epochs: 6")
+                    + "  pruner: hyperband\n")
+    resumed = f"sqlite:///{tmp_path / 'hb-resumed.db'}"
+    settings = load_config(path)
+    for stop_after in (4, 3, 2):  # stop cleanly (a fake clock runs out), then resume
+        ticks = iter(range(100))
+        run_search(settings, SearchOptions(storage=resumed, timeout=stop_after),
+                   clock=lambda ticks=ticks: float(next(ticks)))
+    _, study = _search(path, resumed)
+    _, straight = _search(path, f"sqlite:///{tmp_path / 'hb-straight.db'}")
+    assert [(t.state, t.user_attrs["adam"]) for t in study.trials] == [
+        (t.state, t.user_attrs["adam"]) for t in straight.trials
+    ]

@@ -188,7 +188,9 @@ def search(
         finally:
             if isinstance(observer, LiveProgress):
                 observer.stop()
-        best = best_result(load_study(run.study, open_storage(url), url), run.storage)
+        best = best_result(
+            load_study(run.study, open_storage(url, must_exist=True), url), run.storage
+        )
         print_search_summary(out, best, len(run.ran), run.stopped_by)
 
 
