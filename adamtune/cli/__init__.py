@@ -68,6 +68,7 @@ DeviceOpt = Annotated[
     str | None,
     typer.Option("--device", help="auto | cpu | cuda | cuda:N | mps (overrides train.device)."),
 ]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Plain one-line-per-trial logs.")]
 
@@ -199,7 +200,7 @@ def best(
     config: OptConfigArg = None,
     storage: StorageOpt = None,
     study: StudyOpt = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    format: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     """Print the winning hyperparameters.
@@ -229,7 +230,7 @@ def trials(
     config: OptConfigArg = None,
     storage: StorageOpt = None,
     study: StudyOpt = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    format: FormatOpt = Format.table,
     debug: DebugOpt = False,
 ) -> None:
     """One row per trial: number, stage, state, params, value, epochs run.
