@@ -309,14 +309,16 @@ def _run(
             coords = search.sampling.draw(stage, plan.index(stage), trials, base, best_before)
             row = search.run_trial(stage.name, coords, list(stage.params), base, prunable=True)
         run.ran.append(row)
-        best = _best(search.trials())
-        observer.trial_finished(row, best.value if best else None)
+        # The best so far without reading the study again: the next iteration reads it anyway.
+        best = _best(trials)
+        values = [v for v in (best.value if best else None, row.value) if v is not None]
+        observer.trial_finished(row, min(values) if values else None)
         errors_in_a_row = errors_in_a_row + 1 if row.state == "failed" else 0
         if errors_in_a_row >= _MAX_ERRORS_IN_A_ROW:
             raise SearchFailedError(
                 f"{errors_in_a_row} trials in a row failed; the last: {row.error}"
             )
-    if _best(search.trials()) is None:
+    if _best(trials) is None:  # ``trials`` was read after the last trial finished
         raise SearchFailedError(
             f"study {study.study_name!r} has no completed trial: every trial diverged, was "
             f"pruned or failed"

@@ -45,7 +45,6 @@ def status_of(trial: FrozenTrial) -> str:
     return {
         TrialState.COMPLETE: "complete",
         TrialState.PRUNED: "pruned",
-        TrialState.FAIL: "failed",
         TrialState.RUNNING: "running",
         TrialState.WAITING: "waiting",
     }[trial.state]
