@@ -51,7 +51,7 @@ def make_optimizer(model: nn.Module, params: AdamParams) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), foreach=True, **kwargs)
 
 
-def _autocast(task: Task) -> contextlib.AbstractContextManager[None]:
+def autocast(task: Task) -> contextlib.AbstractContextManager[None]:
     precision = task.settings.config.train.precision
     if precision == "fp32":
         return contextlib.nullcontext()
@@ -59,7 +59,7 @@ def _autocast(task: Task) -> contextlib.AbstractContextManager[None]:
     return torch.autocast(task.device.type, dtype=dtype)
 
 
-def _batches(
+def batches(
     split: Split, batch_size: int, generator: torch.Generator, device: torch.device
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Shuffled batches. In-memory data is indexed directly: a DataLoader costs about twice
@@ -76,6 +76,25 @@ def _batches(
         loader = DataLoader(split, batch_size=batch_size, shuffle=True, generator=generator)
         for x, y in loader:
             yield x.to(device), y.to(device)
+
+
+def val_chunks(task: Task) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The validation split in large chunks, on the task's device."""
+    val = task.data.val
+    if isinstance(val, TensorSplit):
+        for i in range(0, len(val), _VAL_CHUNK):
+            yield (
+                val.x[i : i + _VAL_CHUNK].to(task.device),
+                val.y[i : i + _VAL_CHUNK].to(task.device),
+            )
+    else:
+        for x, y in DataLoader(val, batch_size=_VAL_CHUNK):
+            yield x.to(task.device), y.to(task.device)
+
+
+def objective(val_losses: list[float], last: bool) -> float:
+    """A trial's value: its lowest val loss, or its last with ``objective: last``."""
+    return val_losses[-1] if last else min(val_losses)
 
 
 class _Run:
@@ -101,8 +120,8 @@ class _Run:
         torch.set_rng_state(self.rng_state)
         total = torch.zeros((), device=task.device)
         seen = 0
-        for x, y in _batches(task.data.train, batch_size, self.generator, task.device):
-            with _autocast(task):
+        for x, y in batches(task.data.train, batch_size, self.generator, task.device):
+            with autocast(task):
                 loss = task.loss_fn(model(x).float(), y)
             if not torch.isfinite(loss):
                 return math.nan
@@ -123,23 +142,9 @@ class _Run:
     def validate(self) -> float:
         task, model = self.task, self.model
         model.eval()
-        val = task.data.val
         total, seen = 0.0, 0
-        if isinstance(val, TensorSplit):
-            chunks: Iterator[tuple[torch.Tensor, torch.Tensor]] = (
-                (
-                    val.x[i : i + _VAL_CHUNK].to(task.device),
-                    val.y[i : i + _VAL_CHUNK].to(task.device),
-                )
-                for i in range(0, len(val), _VAL_CHUNK)
-            )
-        else:
-            chunks = (
-                (x.to(task.device), y.to(task.device))
-                for x, y in DataLoader(val, batch_size=_VAL_CHUNK)
-            )
-        for x, y in chunks:
-            with _autocast(task):
+        for x, y in val_chunks(task):
+            with autocast(task):
                 out = model(x).float()
             total += float(task.loss_fn(out, y)) * len(x)
             seen += len(x)
@@ -148,9 +153,7 @@ class _Run:
         return loss
 
     def objective(self) -> float:
-        if self.task.settings.config.train.objective == "last":
-            return self.val_losses[-1]
-        return min(self.val_losses)
+        return objective(self.val_losses, self.task.settings.config.train.objective == "last")
 
 
 def train_trial(

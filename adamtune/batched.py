@@ -1,0 +1,223 @@
+"""Training K trials together as one vectorised model (``search.batch`` / ``--batch K``).
+
+Small models spend most of a training step in per-operation overhead, not arithmetic
+(shared/PERF-NOTES.md). K trials of the same model and seed differ only in Adam's
+hyperparameters: they start from the same weights and see the same batches, so their
+parameters are stacked as the rows of one [K, P] tensor, the model runs once per batch under
+``torch.func.vmap`` and ``StackedAdam`` updates every row with its own hyperparameters.
+
+Each trial's numbers are those it gets trained alone (``engine.train_trial``) up to the
+rounding of batched matrix multiplies: the rows never mix (the summed loss keeps their
+gradients apart), a diverged or pruned trial is dropped from the stack at the end of its
+epoch and the survivors are re-packed, so a dead row neither poisons nor slows the others.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from adamtune.engine import TrialOutcome, autocast, batches, objective, val_chunks
+from adamtune.space import ADAM_DEFAULTS, AdamParams
+from adamtune.stacked_adam import StackedAdam
+from adamtune.task import Task
+
+# Each parameter's rows are a strided view of the [K, P] gradient buffer, which autograd fills
+# in place as intended; it warns that such a layout "may impair performance" (it does not here).
+warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout")
+
+# Called after each epoch with (member index, epoch index, value so far); True stops it.
+MemberCallback = Callable[[int, int, float], bool]
+
+
+class _Stack:
+    """One seed's K copies of the model: weights in the rows of ``flat``, Adam over them."""
+
+    def __init__(self, task: Task, seed: int, params: Sequence[AdamParams]) -> None:
+        self.task = task
+        model = task.new_model(seed)
+        # The module only describes the computation; weights are passed to functional_call.
+        self.template = copy.deepcopy(model).to("meta")
+        trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.layout = [(n, p.shape, p.numel()) for n, p in trained]
+        # Frozen parameters and buffers are the same for every member: shared, not stacked.
+        self.shared: dict[str, torch.Tensor] = {
+            n: p.detach() for n, p in model.named_parameters() if not p.requires_grad
+        }
+        self.shared.update(dict(model.named_buffers()))
+        row = torch.cat([p.detach().reshape(-1) for _, p in trained])
+        self.flat = row.repeat(len(params), 1)
+        self.grad = torch.zeros_like(self.flat)
+        self._bind()
+        self.optimizer = StackedAdam(self.flat, self.grad, params)
+        self.generator = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)  # dropout masks: the same draws as a trial trained alone
+        self.rng_state = torch.get_rng_state()
+        self.val_losses: list[list[float]] = [[] for _ in params]
+
+    def _bind(self) -> None:
+        """Per-parameter leaves that share storage with ``flat`` and whose gradients are
+        accumulated straight into the rows of ``grad``."""
+        self.leaves: dict[str, torch.Tensor] = {}
+        offset, k = 0, self.flat.shape[0]
+        for name, shape, n in self.layout:
+            leaf = self.flat[:, offset : offset + n].view(k, *shape).detach().requires_grad_()
+            leaf.grad = self.grad[:, offset : offset + n].view(k, *shape)
+            self.leaves[name] = leaf
+            offset += n
+
+    def keep(self, rows: list[int]) -> None:
+        """Drop every row not in ``rows`` (sorted): the trials that stopped."""
+        index = torch.tensor(rows, device=self.flat.device)
+        self.flat = self.flat[index]
+        self.grad = torch.zeros_like(self.flat)
+        self._bind()
+        self.optimizer.keep(index)
+        self.optimizer.rebind(self.flat, self.grad)
+        self.val_losses = [self.val_losses[r] for r in rows]
+
+    def _outputs(self, x: torch.Tensor) -> torch.Tensor:
+        def member(weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            return functional_call(self.template, {**weights, **self.shared}, (x,))
+
+        # "same": one dropout mask for all members, drawn as a lone trial would draw it.
+        out: torch.Tensor = vmap(member, in_dims=(0, None), randomness="same")(self.leaves, x)
+        return out
+
+    def _losses(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss: torch.Tensor = vmap(self.task.loss_fn, in_dims=(0, None))(out.float(), y)
+        return loss
+
+    def train_epoch(self) -> list[float]:
+        """Each row's mean training loss; NaN for a row whose loss stopped being finite."""
+        task = self.task
+        self.template.train()
+        torch.set_rng_state(self.rng_state)
+        k = self.flat.shape[0]
+        total = torch.zeros(k, device=task.device)
+        bad = torch.zeros(k, dtype=torch.bool, device=task.device)
+        seen = 0
+        for x, y in batches(
+            task.data.train, task.settings.config.data.batch_size, self.generator, task.device
+        ):
+            with autocast(task):
+                losses = self._losses(self._outputs(x), y)
+            bad |= ~torch.isfinite(losses.detach())
+            self.grad.zero_()
+            losses.sum().backward()
+            self.optimizer.step()
+            total += losses.detach() * len(x)
+            seen += len(x)
+        self.rng_state = torch.get_rng_state()
+        return [
+            math.nan if b else t / seen for t, b in zip(total.tolist(), bad.tolist(), strict=True)
+        ]
+
+    @torch.no_grad()
+    def validate(self) -> list[float]:
+        self.template.eval()
+        k = self.flat.shape[0]
+        totals, seen = [0.0] * k, 0
+        for x, y in val_chunks(self.task):
+            with autocast(self.task):
+                losses = self._losses(self._outputs(x), y).tolist()
+            totals = [t + loss * len(x) for t, loss in zip(totals, losses, strict=True)]
+            seen += len(x)
+        values = [t / seen for t in totals]
+        for history, value in zip(self.val_losses, values, strict=True):
+            history.append(value)
+        return values
+
+
+def train_batch(
+    task: Task, params: Sequence[AdamParams], on_epoch: MemberCallback | None = None
+) -> list[TrialOutcome]:
+    """Train every parameter set in ``params`` on every seed of the task, together.
+
+    Returns one outcome per parameter set, in the order given; ``on_epoch`` is called with the
+    member's index in ``params``.
+    """
+    started = time.perf_counter()
+    # amsgrad rows first: StackedAdam keeps their running maximum over a slice.
+    live = sorted(range(len(params)), key=lambda i: not params[i].amsgrad)
+    stacks = [_Stack(task, seed, [params[i] for i in live]) for seed in task.seeds]
+    outcomes = [TrialOutcome(status="complete", value=None) for _ in params]
+    last = task.settings.config.train.objective == "last"
+    for epoch in range(task.settings.config.train.epochs):
+        train = [stack.train_epoch() for stack in stacks]
+        val = [stack.validate() for stack in stacks]
+        stopped: set[int] = set()
+        for row, i in enumerate(live):
+            outcome = outcomes[i]
+            train_losses = [t[row] for t in train]
+            if not all(math.isfinite(t) for t in train_losses):
+                outcome.status = "diverged"
+            else:
+                val_losses = [v[row] for v in val]
+                outcome.train_curve.append(sum(train_losses) / len(stacks))
+                outcome.val_curve.append(sum(val_losses) / len(stacks))
+                if not all(math.isfinite(v) for v in val_losses):
+                    outcome.status = "diverged"
+                else:
+                    so_far = _mean_objective(stacks, row, last)
+                    if on_epoch is not None and on_epoch(i, epoch, so_far):
+                        outcome.status = "pruned"
+            if outcome.status != "complete":
+                stopped.add(i)
+                outcome.seconds = time.perf_counter() - started
+        if stopped:
+            rows = [row for row, i in enumerate(live) if i not in stopped]
+            live = [live[row] for row in rows]
+            if not live:
+                break
+            for stack in stacks:
+                stack.keep(rows)
+    for row, i in enumerate(live):
+        outcomes[i].value = _mean_objective(stacks, row, last)
+        outcomes[i].seconds = time.perf_counter() - started
+    return outcomes
+
+
+def _mean_objective(stacks: list[_Stack], row: int, last: bool) -> float:
+    return sum(objective(stack.val_losses[row], last) for stack in stacks) / len(stacks)
+
+
+def unbatchable(task: Task) -> str | None:
+    """Why the task's model cannot be trained in a batch, or None when it can.
+
+    Tried for real on one batch: modules that update state in place during the forward pass
+    (BatchNorm's running statistics) or that vmap has no rule for fail here, not mid-search.
+    """
+    if task.settings.config.train.precision == "fp16":
+        return "fp16 gradient scaling skips steps for a whole optimizer, not per trial"
+    model = task.new_model(task.seeds[0])
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            return f"{type(module).__name__} keeps running statistics (vmap cannot batch them)"
+    try:
+        stack = _Stack(task, task.seeds[0], [ADAM_DEFAULTS, ADAM_DEFAULTS])
+        x, y = next(
+            batches(
+                task.data.train,
+                task.settings.config.data.batch_size,
+                torch.Generator().manual_seed(0),
+                task.device,
+            )
+        )
+        with autocast(task):
+            stack._losses(stack._outputs(x), y).sum().backward()
+    except Exception as exc:  # whatever vmap or the user's module raises
+        return f"vmap cannot run it ({type(exc).__name__}: {_first_line(exc)})"
+    return None
+
+
+def _first_line(exc: Any) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else ""
