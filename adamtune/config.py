@@ -268,7 +268,7 @@ class SearchConfig(_Strict):
     timeout: float | None = Field(None, gt=0)
     sampler: Literal["tpe", "random", "qmc", "gp", "cmaes"] = "tpe"
     pruner: Literal["none", "median", "hyperband"] = "median"
-    batch: int = Field(1, ge=1)
+    batch: int | Literal["auto"] = 1
     storage: str | None = None
 
     @field_validator("storage")
@@ -283,12 +283,12 @@ class SearchConfig(_Strict):
     space: SpaceConfig = Field(default_factory=lambda: SpaceConfig())
     stages: list[StageConfig] | None = None
 
-    @field_validator("batch")
+    @field_validator("batch", mode="before")
     @classmethod
-    def _batch_not_yet(cls, v: int) -> int:
-        if v != 1:
-            raise ValueError(f"training trials in batches is not there yet; use 1 (got {v})")
-        return v
+    def _batch(cls, v: Any) -> int | str:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            return v
+        raise ValueError(f"must be a whole number >= 1 or 'auto' (got {v!r})")
 
     @model_validator(mode="after")
     def _something_to_search(self) -> SearchConfig:

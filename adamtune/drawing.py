@@ -31,9 +31,17 @@ def is_joint(config: Config, stage_name: str) -> bool:
 
 
 class StageSampler:
-    def __init__(self, config: Config) -> None:
+    """``batched``: trials are drawn several at a time, before any of them has a value. The
+    draws of a batch are added to the sampler's history as running trials (TPE's constant
+    liar steers away from them), and while a stage has fewer finished trials than its sampler's
+    start-up count its draws come from a scrambled Sobol sequence: a batch of independent
+    random draws clusters, a quasi-random one covers the range (shared/PERF-NOTES.md).
+    """
+
+    def __init__(self, config: Config, *, batched: bool = False) -> None:
         self.config = config
         self.space = config.search.space
+        self.batched = batched
 
     def draw(
         self,
@@ -42,19 +50,26 @@ class StageSampler:
         trials: list[FrozenTrial],
         incumbent: AdamParams,
         incumbent_trial: FrozenTrial | None,
+        pending: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """Values for ``stage.params`` from a sampler that sees this stage's history only."""
+        """Values for ``stage.params`` from a sampler that sees this stage's history only;
+        ``pending`` are the draws of the batch being assembled."""
+        pending = pending or []
         names, joint = list(stage.params), is_joint(self.config, stage.name)
         # Only trials that count: an interrupted trial is drawn again, as if never started.
         history = [t for t in trials if stage_of(t) == stage.name and counts_toward_budget(t)]
-        untried = self._untried_choices(names, history, incumbent, joint)
+        untried = self._untried_choices(names, history + pending, incumbent, joint)
         if untried is not None:
             return untried
+        startup = max(2, min(10, stage.trials // 3))
+        name = self.config.search.sampler
+        if self.batched and name != "random" and len(history) < startup:
+            name = "qmc"
         sampler = make_sampler(
-            self.config.search.sampler,
+            name,
             seed=self.config.seed * 1_000_003 + stage_index * 10_007,
-            position=len(history),
-            startup=max(2, min(10, stage.trials // 3)),
+            position=len(history) + len(pending),
+            startup=startup,
             joint=joint,
         )
         shadow = in_memory_study(sampler=sampler)
@@ -63,6 +78,8 @@ class StageSampler:
             copy = self._shadow_trial(t, names, incumbent if t in anchors else None, joint)
             if copy is not None:
                 shadow.add_trial(copy)
+        for coords in pending:
+            shadow.add_trial(self._pending_trial(coords, names, joint))
         # Trials are deterministic (common random numbers), so a repeated point teaches
         # nothing: ask again (the unanswered ask stays running, steering constant-liar TPE).
         seen = [t.params for t in shadow.get_trials(deepcopy=False)]
@@ -75,7 +92,11 @@ class StageSampler:
         return dict(trial.params)
 
     def _untried_choices(
-        self, names: list[str], history: list[FrozenTrial], incumbent: AdamParams, joint: bool
+        self,
+        names: list[str],
+        history: list[FrozenTrial | dict[str, Any]],
+        incumbent: AdamParams,
+        joint: bool,
     ) -> dict[str, Any] | None:
         """For a stage of choices only (amsgrad), the first combination neither the incumbent
         nor an earlier trial of the stage has tried: sampling could repeat one, wasting a trial."""
@@ -84,13 +105,23 @@ class StageSampler:
             dists.update(coordinates(param, self.space, with_zero=joint))
         if not all(isinstance(d, CategoricalDistribution) for d in dists.values()):
             return None
-        seen = [dict(t.params) for t in history]
+        seen = [dict(t if isinstance(t, dict) else t.params) for t in history]
         seen.append({k: v for k, (v, _) in encode(incumbent, names, self.space).items()})
         for combo in itertools.product(*(d.choices for d in dists.values())):  # type: ignore[attr-defined]
             candidate = dict(zip(dists, combo, strict=True))
             if candidate not in seen:
                 return candidate
         return None
+
+    def _pending_trial(self, coords: dict[str, Any], names: list[str], joint: bool) -> FrozenTrial:
+        dists: dict[str, Any] = {}
+        for param in names:
+            dists.update(coordinates(param, self.space, with_zero=joint))
+        return optuna.trial.create_trial(
+            params=coords,
+            distributions={k: dists[k] for k in coords},
+            state=TrialState.RUNNING,
+        )
 
     def _shadow_trial(
         self, t: FrozenTrial, names: list[str], as_params: AdamParams | None, joint: bool

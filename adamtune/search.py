@@ -13,11 +13,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from adamtune.batched import batch_size, train_batch
 from adamtune.config import Settings
 from adamtune.drawing import StageSampler, is_joint
 from adamtune.engine import TrialOutcome, train_trial
@@ -59,6 +60,7 @@ class SearchOptions:
     timeout: float | None = None
     device: str | None = None
     fresh: bool = False
+    batch: int | Literal["auto"] | None = None  # overrides search.batch
 
 
 @dataclass
@@ -69,6 +71,8 @@ class SearchStart:
     plan: list[Stage]
     total: int
     done: int  # trials already in the study that count toward its budget
+    batch: int = 1  # trials trained together
+    batch_note: str | None = None  # why a batch was asked for and not used
 
 
 class SearchObserver:
@@ -101,7 +105,12 @@ def _best(trials: list[FrozenTrial]) -> FrozenTrial | None:
 
 class _Search:
     def __init__(
-        self, settings: Settings, task: Task, study: optuna.Study, observer: SearchObserver
+        self,
+        settings: Settings,
+        task: Task,
+        study: optuna.Study,
+        observer: SearchObserver,
+        batch: int = 1,
     ) -> None:
         self.settings, self.task, self.study, self.observer = settings, task, study, observer
         self.config = settings.config
@@ -110,7 +119,7 @@ class _Search:
         study.sampler = self.preset
         self.mirror = PruneMirror(study.study_name, study.pruner)
         self.mirror_prunes = not isinstance(study.pruner, optuna.pruners.HyperbandPruner)
-        self.sampling = StageSampler(self.config)
+        self.sampling = StageSampler(self.config, batched=batch > 1)
 
     # --- reading the study ---------------------------------------------------------------
     def trials(self) -> list[FrozenTrial]:
@@ -133,33 +142,40 @@ class _Search:
         params = AdamParams.from_dict(best.user_attrs["adam"]) if best else ADAM_DEFAULTS
         return params.with_values(fixed_values(self.space)), best
 
-    # --- running one trial ---------------------------------------------------------------
-    def run_trial(
+    # --- running trials --------------------------------------------------------------------
+    def run_trials(
         self,
         stage_name: str,
-        coords: dict[str, Any],
+        draws: list[dict[str, Any]],
         names: list[str],
         base: AdamParams,
         prunable: bool,
-    ) -> TrialRow:
-        self.preset.values = coords
-        trial = self.study.ask()
+    ) -> list[TrialRow]:
+        """Ask one study trial per draw and train them: alone, or together as one batch."""
         joint = is_joint(self.config, stage_name)
-        drawn = suggest(trial, names, self.space, with_zero=joint) if names else {}
-        # The baseline records its coordinates but trains its exact values, to the bit.
-        params = base if stage_name == BASELINE else base.with_values(drawn)
-        for key, value in (
-            ("stage", stage_name),
-            ("adam", params.as_dict()),
-            ("worker", worker_id()),
-        ):
-            trial.set_user_attr(key, value)
-        self.observer.trial_started(trial.number, stage_name, params)
+        trials, params = [], []
+        for coords in draws:
+            self.preset.values = coords
+            trial = self.study.ask()
+            drawn = suggest(trial, names, self.space, with_zero=joint) if names else {}
+            # The baseline records its coordinates but trains its exact values, to the bit.
+            member = base if stage_name == BASELINE else base.with_values(drawn)
+            for key, value in (
+                ("stage", stage_name),
+                ("adam", member.as_dict()),
+                ("worker", worker_id()),
+            ):
+                trial.set_user_attr(key, value)
+            if len(draws) > 1:
+                trial.set_user_attr("batch", len(draws))
+            self.observer.trial_started(trial.number, stage_name, member)
+            trials.append(trial)
+            params.append(member)
+        twins = [self.mirror.start() for _ in trials]
         epochs = self.config.train.epochs
 
-        twin = self.mirror.start()
-
-        def on_epoch(epoch: int, value: float) -> bool:
+        def on_epoch(i: int, epoch: int, value: float) -> bool:
+            trial, twin = trials[i], twins[i]
             trial.report(value, epoch)
             twin.report(value, epoch)
             self.observer.epoch_finished(trial.number, epoch, epochs, value)
@@ -170,28 +186,38 @@ class _Search:
             return twin.should_prune() if self.mirror_prunes else trial.should_prune()
 
         try:
-            outcome = train_trial(self.task, params, on_epoch)
+            if len(params) == 1:
+                outcomes = [train_trial(self.task, params[0], lambda e, v: on_epoch(0, e, v))]
+            else:
+                outcomes = train_batch(self.task, params, on_epoch)
         except KeyboardInterrupt:
-            trial.set_user_attr("status", "interrupted")
-            self.study.tell(trial, state=TrialState.FAIL)
-            self.mirror.finish(twin, trial.number, TrialState.FAIL, None)
+            for trial, twin in zip(trials, twins, strict=True):
+                trial.set_user_attr("status", "interrupted")
+                self.study.tell(trial, state=TrialState.FAIL)
+                self.mirror.finish(twin, trial.number, TrialState.FAIL, None)
             raise
         except Exception as exc:  # a bug in user code, say; recorded, then judged by caller
-            log.debug("trial %d raised", trial.number, exc_info=True)
-            trial.set_user_attr("status", "failed")
-            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
-            frozen = self.study.tell(trial, state=TrialState.FAIL)
-            self.mirror.finish(twin, trial.number, TrialState.FAIL, None)
-            return row_of(frozen)
-        self._record(trial, outcome)
-        if outcome.status == "diverged":
-            twin.report(math.inf, outcome.epochs)
-        if outcome.status == "complete":
-            frozen = self.study.tell(trial, outcome.value)
-        else:
-            frozen = self.study.tell(trial, state=TrialState.PRUNED)
-        self.mirror.finish(twin, trial.number, frozen.state, frozen.value)
-        return row_of(frozen)
+            log.debug("trials %s raised", [t.number for t in trials], exc_info=True)
+            rows = []
+            for trial, twin in zip(trials, twins, strict=True):
+                trial.set_user_attr("status", "failed")
+                trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+                frozen = self.study.tell(trial, state=TrialState.FAIL)
+                self.mirror.finish(twin, trial.number, TrialState.FAIL, None)
+                rows.append(row_of(frozen))
+            return rows
+        rows = []
+        for trial, twin, outcome in zip(trials, twins, outcomes, strict=True):
+            self._record(trial, outcome)
+            if outcome.status == "diverged":
+                twin.report(math.inf, outcome.epochs)
+            if outcome.status == "complete":
+                frozen = self.study.tell(trial, outcome.value)
+            else:
+                frozen = self.study.tell(trial, state=TrialState.PRUNED)
+            self.mirror.finish(twin, trial.number, frozen.state, frozen.value)
+            rows.append(row_of(frozen))
+        return rows
 
     @staticmethod
     def _record(trial: optuna.Trial, outcome: TrialOutcome) -> None:
@@ -260,12 +286,20 @@ def _run(
     total = options.trials or config.search.trials
     timeout = options.timeout if options.timeout is not None else config.search.timeout
     fail_orphans(study)
-    search = _Search(settings, task, study, observer)
+    batch, batch_note = batch_size(task, options.batch or config.search.batch)
+    search = _Search(settings, task, study, observer, batch)
     trials = search.trials()
     done = search.done_per_stage(trials)
     plan = replan(config.search, total, done)
     start = SearchStart(
-        study.study_name, redact(options.storage), task.describe(), plan, total, sum(done.values())
+        study.study_name,
+        redact(options.storage),
+        task.describe(),
+        plan,
+        total,
+        sum(done.values()),
+        batch,
+        batch_note,
     )
     observer.search_started(start)
     run = SearchRun(study.study_name, start.storage, start)
@@ -292,13 +326,13 @@ def _run(
                     with_zero=is_joint(config, BASELINE),
                 ).items()
             }
-            row = search.run_trial(
-                BASELINE, coords, coordinate_params(coords), baseline, prunable=False
+            rows = search.run_trials(
+                BASELINE, [coords], coordinate_params(coords), baseline, prunable=False
             )
-            if row.state == "failed":
+            if rows[0].state == "failed":
                 raise SearchFailedError(
-                    f"trial {row.number} (Adam's defaults) failed: {row.error}; fix the model or "
-                    f"data, then rerun (--debug shows the traceback)"
+                    f"trial {rows[0].number} (Adam's defaults) failed: {rows[0].error}; fix the "
+                    f"model or data, then rerun (--debug shows the traceback)"
                 )
         else:
             stage = current_stage(plan, done)
@@ -306,17 +340,34 @@ def _run(
                 run.stopped_by = "exhausted"
                 break
             base, best_before = search.incumbent(trials, plan, stage)
-            coords = search.sampling.draw(stage, plan.index(stage), trials, base, best_before)
-            row = search.run_trial(stage.name, coords, list(stage.params), base, prunable=True)
-        run.ran.append(row)
+            # A batch stays inside its stage: the next stage starts from this one's best.
+            size = min(
+                batch,
+                stage.trials - done.get(stage.name, 0),
+                total - sum(done.values()),
+            )
+            draws: list[dict[str, Any]] = []
+            for _ in range(size):
+                coords = search.sampling.draw(
+                    stage, plan.index(stage), trials, base, best_before, pending=draws
+                )
+                if coords in draws:  # a stage of choices with fewer untried ones than the batch
+                    break
+                draws.append(coords)
+            rows = search.run_trials(stage.name, draws, list(stage.params), base, prunable=True)
+        run.ran.extend(rows)
         # The best so far without reading the study again: the next iteration reads it anyway.
         best = _best(trials)
-        values = [v for v in (best.value if best else None, row.value) if v is not None]
-        observer.trial_finished(row, min(values) if values else None)
-        errors_in_a_row = errors_in_a_row + 1 if row.state == "failed" else 0
+        best_value = best.value if best else None
+        for row in rows:
+            values = [v for v in (best_value, row.value) if v is not None]
+            best_value = min(values) if values else None
+            observer.trial_finished(row, best_value)
+        # A failing batch raised once for all its trials: one error, as for a single trial.
+        errors_in_a_row = errors_in_a_row + 1 if rows[-1].state == "failed" else 0
         if errors_in_a_row >= _MAX_ERRORS_IN_A_ROW:
             raise SearchFailedError(
-                f"{errors_in_a_row} trials in a row failed; the last: {row.error}"
+                f"{errors_in_a_row} trials in a row failed; the last: {rows[-1].error}"
             )
     if _best(trials) is None:  # ``trials`` was read after the last trial finished
         raise SearchFailedError(

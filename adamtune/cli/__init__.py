@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -135,6 +135,16 @@ def _open_study(config: Path | None, storage: str | None, study: str | None) -> 
     return load_study(name, backend, url), redact(url)
 
 
+def _batch_option(value: str | None) -> int | Literal["auto"] | None:
+    if value is None or value == "auto":
+        return value  # type: ignore[return-value]
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    from adamtune.errors import ConfigError
+
+    raise ConfigError(f"--batch: must be a whole number >= 1 or 'auto' (got {value!r})")
+
+
 @app.command()
 def search(
     config: ConfigArg,
@@ -153,18 +163,26 @@ def search(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Delete the study and start over.")
     ] = False,
+    batch: Annotated[
+        str | None,
+        typer.Option(
+            metavar="K|auto",
+            help="Train K trials together as one vectorised model (overrides search.batch).",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Run (or resume) the study a config describes.
 
-    Example: adamtune search configs/digits-mlp.yaml --trials 30
+    Example: adamtune search configs/digits-mlp.yaml --trials 30 --batch 16
     """
     with _errors(debug):
-        if timeout is not None and timeout <= 0:
-            from adamtune.errors import ConfigError
+        from adamtune.errors import ConfigError
 
+        if timeout is not None and timeout <= 0:
             raise ConfigError(f"--timeout: must be > 0 seconds (got {timeout:g})")
+        batch_k = _batch_option(batch)
         settings = _settings(config)
         from adamtune.cli.progress import LiveProgress, PlainProgress
         from adamtune.cli.render import print_search_summary
@@ -181,6 +199,7 @@ def search(
             timeout=timeout,
             device=device,
             fresh=fresh,
+            batch=batch_k,
         )
         live = not quiet and err.is_terminal
         observer = LiveProgress(err) if live else PlainProgress(err)

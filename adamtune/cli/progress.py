@@ -32,6 +32,10 @@ class PlainProgress(SearchObserver):
                 f"{where}: {start.done} of {start.total} trials done; plan: defaults 1, {plan}",
             )
         say(self.console, start.task)
+        if start.batch > 1:
+            say(self.console, f"{start.batch} trials trained together per batch (--batch)")
+        if start.batch_note:
+            say(self.console, start.batch_note)
 
     def trial_finished(self, row: TrialRow, best: float | None) -> None:
         say(self.console, trial_line(row, best))
@@ -54,6 +58,7 @@ class LiveProgress(PlainProgress):
         self.trials_bar = self.progress.add_task("trials", total=1, info="")
         self.epochs_bar = self.progress.add_task("epochs", total=1, info="")
         self.best: float | None = None
+        self.running: list[int] = []
 
     def search_started(self, start: SearchStart) -> None:
         super().search_started(start)
@@ -62,21 +67,27 @@ class LiveProgress(PlainProgress):
 
     def trial_started(self, number: int, stage: str, params: AdamParams) -> None:
         best = f"best {self.best:.4g}" if self.best is not None else ""
+        self.running.append(number)
         self.progress.update(self.trials_bar, info=f"stage {stage}  {best}")
         self.progress.update(
-            self.epochs_bar, completed=0, info=f"trial {number}  lr {params.lr:.3g}"
+            self.epochs_bar, completed=0, info=f"{self._label()}  lr {params.lr:.3g}"
         )
 
+    def _label(self) -> str:
+        if len(self.running) > 1:  # a batch: its trials train together, epoch by epoch
+            return f"trials {self.running[0]}-{self.running[-1]}"
+        return f"trial {self.running[0]}" if self.running else ""
+
     def epoch_finished(self, number: int, epoch: int, epochs: int, value: float) -> None:
-        self.progress.update(
-            self.epochs_bar,
-            total=epochs,
-            completed=epoch + 1,
-            info=f"trial {number}  val {value:.4g}",
-        )
+        info = f"trial {number}  val {value:.4g}"
+        if len(self.running) > 1:
+            info = f"{self._label()}  ({len(self.running)} running)"
+        self.progress.update(self.epochs_bar, total=epochs, completed=epoch + 1, info=info)
 
     def trial_finished(self, row: TrialRow, best: float | None) -> None:
         self.best = best
+        if row.number in self.running:
+            self.running.remove(row.number)
         say(self.progress.console, trial_line(row, best))
         if row.state not in ("killed", "interrupted"):
             self.progress.advance(self.trials_bar)
