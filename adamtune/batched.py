@@ -14,11 +14,12 @@ epoch and the survivors are re-packed, so a dead row neither poisons nor slows t
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -30,12 +31,18 @@ from adamtune.space import ADAM_DEFAULTS, AdamParams
 from adamtune.stacked_adam import StackedAdam
 from adamtune.task import Task
 
-# Each parameter's rows are a strided view of the [K, P] gradient buffer, which autograd fills
-# in place as intended; it warns that such a layout "may impair performance" (it does not here).
-warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout")
-
 # Called after each epoch with (member index, epoch index, value so far); True stops it.
 MemberCallback = Callable[[int, int, float], bool]
+
+
+@contextlib.contextmanager
+def _strided_grads_expected() -> Iterator[None]:
+    """Each parameter's rows are a strided view of the [K, P] gradient buffer, which autograd
+    fills in place as intended; it warns that such a layout "may impair performance" (measured:
+    it does not here)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="grad and param do not obey")
+        yield
 
 
 class _Stack:
@@ -105,17 +112,17 @@ class _Stack:
         total = torch.zeros(k, device=task.device)
         bad = torch.zeros(k, dtype=torch.bool, device=task.device)
         seen = 0
-        for x, y in batches(
-            task.data.train, task.settings.config.data.batch_size, self.generator, task.device
-        ):
-            with autocast(task):
-                losses = self._losses(self._outputs(x), y)
-            bad |= ~torch.isfinite(losses.detach())
-            self.grad.zero_()
-            losses.sum().backward()
-            self.optimizer.step()
-            total += losses.detach() * len(x)
-            seen += len(x)
+        batch_size = task.settings.config.data.batch_size
+        with _strided_grads_expected():
+            for x, y in batches(task.data.train, batch_size, self.generator, task.device):
+                with autocast(task):
+                    losses = self._losses(self._outputs(x), y)
+                bad |= ~torch.isfinite(losses.detach())
+                self.grad.zero_()
+                losses.sum().backward()
+                self.optimizer.step()
+                total += losses.detach() * len(x)
+                seen += len(x)
         self.rng_state = torch.get_rng_state()
         return [
             math.nan if b else t / seen for t, b in zip(total.tolist(), bad.tolist(), strict=True)
@@ -212,7 +219,7 @@ def unbatchable(task: Task) -> str | None:
                 task.device,
             )
         )
-        with autocast(task):
+        with autocast(task), _strided_grads_expected():
             stack._losses(stack._outputs(x), y).sum().backward()
     except Exception as exc:  # whatever vmap or the user's module raises
         return f"vmap cannot run it ({type(exc).__name__}: {_first_line(exc)})"

@@ -10,10 +10,16 @@ import textwrap
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 import torch
+
+if TYPE_CHECKING:
+    from adamtune.task import Task
+
+MakeTask = Callable[..., "Task"]
 
 TINY = """\
 name: {name}
@@ -74,6 +80,25 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wri
     yield write
     for name in names:
         sys.modules.pop(name, None)
+
+
+def config_text(*, seed: int = 0, source: str = "iris", epochs: int = 3, batch: int = 32,
+                model: str = "  arch: mlp\n  hidden: [16]\n", train: str = "",
+                data: str = "") -> str:
+    return (f"seed: {seed}\ndata:\n  source: {source}\n  batch_size: {batch}\n{data}"
+            f"model:\n{model}train:\n  epochs: {epochs}\n  device: cpu\n{train}")
+
+
+@pytest.fixture
+def make_task(write_config: Callable[..., Path]) -> MakeTask:
+    def make(**kwargs: Any) -> Task:
+        from adamtune.config import load_config
+        from adamtune.task import build_task
+
+        path = write_config(config_text(**kwargs), file=f"task{uuid.uuid4().hex[:6]}.yaml")
+        return build_task(load_config(path))
+
+    return make
 
 
 @pytest.fixture

@@ -4,47 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import uuid
 import warnings
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
 
-from adamtune.config import load_config
 from adamtune.data import TensorSplit
 from adamtune.engine import make_optimizer, train_trial
 from adamtune.models import build_model
 from adamtune.space import ADAM_DEFAULTS, AdamParams
-from adamtune.task import Task, build_task
+from adamtune.task import Task
 
 if TYPE_CHECKING:
-    from conftest import WriteModule
+    from conftest import MakeTask, WriteModule
 
-MakeTask = Callable[..., Task]
 
 TUNED = AdamParams(lr=1e-2, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=1e-2, amsgrad=True,
                    decoupled_weight_decay=True)
-
-
-def config_text(*, seed: int = 0, source: str = "iris", epochs: int = 3, batch: int = 32,
-                model: str = "  arch: mlp\n  hidden: [16]\n", train: str = "",
-                data: str = "") -> str:
-    return (f"seed: {seed}\ndata:\n  source: {source}\n  batch_size: {batch}\n{data}"
-            f"model:\n{model}train:\n  epochs: {epochs}\n  device: cpu\n{train}")
-
-
-@pytest.fixture
-def make_task(write_config: Callable[..., Path]) -> MakeTask:
-    def make(**kwargs: Any) -> Task:
-        path = write_config(config_text(**kwargs), file=f"task{uuid.uuid4().hex[:6]}.yaml")
-        return build_task(load_config(path))
-
-    return make
-
-
 
 
 def hand_written_loop(task: Task, params: AdamParams, seed: int) -> list[float]:

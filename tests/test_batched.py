@@ -1,0 +1,151 @@
+"""Training K trials as one batch: each trial ends where it would alone."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import pytest
+
+from adamtune.batched import auto_batch, batch_size, train_batch, unbatchable
+from adamtune.engine import TrialOutcome, train_trial
+from adamtune.space import ADAM_DEFAULTS, AdamParams
+
+if TYPE_CHECKING:
+    from conftest import MakeTask, WriteModule
+
+REL = 1e-4  # batched matrix multiplies round differently from one trial's; nothing else does
+
+MIXED = [
+    ADAM_DEFAULTS,
+    AdamParams(lr=3e-3, amsgrad=True),
+    AdamParams(lr=1e-2, beta1=0.8, beta2=0.99, weight_decay=1e-2),  # coupled decay
+    AdamParams(lr=5e-3, eps=1e-6, weight_decay=0.05, decoupled_weight_decay=True, amsgrad=True),
+    AdamParams(lr=2e-4, beta1=0.95, beta2=0.9999),
+    AdamParams(lr=1e10),  # diverges within the first epoch
+]
+
+
+def assert_same(alone: TrialOutcome, batched: TrialOutcome) -> None:
+    assert batched.status == alone.status
+    assert batched.epochs == alone.epochs
+    for a, b in zip(alone.val_curve + alone.train_curve,
+                    batched.val_curve + batched.train_curve, strict=True):
+        assert b == pytest.approx(a, rel=REL)
+    if alone.value is None:
+        assert batched.value is None
+    else:
+        assert batched.value == pytest.approx(alone.value, rel=REL)
+
+
+@pytest.mark.parametrize("source", ["digits", "diabetes"])
+def test_each_trial_of_a_batch_matches_the_trial_trained_alone(
+    make_task: MakeTask, source: str
+) -> None:
+    task = make_task(source=source, epochs=4, model="  arch: mlp\n  hidden: [32, 32]\n")
+    alone = [train_trial(task, p) for p in MIXED]
+    assert alone[0].status == "complete"
+    if source == "diabetes":  # cross entropy on digits saturates rather than overflowing
+        assert alone[-1].status == "diverged"
+    batched = train_batch(task, MIXED)
+    for a, b in zip(alone, batched, strict=True):
+        assert_same(a, b)
+
+
+def test_repeats_and_dropout_match_too(make_task: MakeTask) -> None:
+    task = make_task(epochs=3, model="  arch: mlp\n  hidden: [16]\n  dropout: 0.3\n",
+                     train="  repeats: 2\n")
+    params = MIXED[:4]
+    for a, b in zip([train_trial(task, p) for p in params], train_batch(task, params),
+                    strict=True):
+        assert_same(a, b)
+
+
+def test_a_pruned_member_stops_and_the_others_run_on_unchanged(make_task: MakeTask) -> None:
+    task = make_task(epochs=5)
+    params = MIXED[:5]
+    calls: list[tuple[int, int]] = []
+
+    def prune_member_2_after_epoch_1(i: int, epoch: int, value: float) -> bool:
+        calls.append((i, epoch))
+        return i == 2 and epoch == 1
+
+    batched = train_batch(task, params, prune_member_2_after_epoch_1)
+    assert batched[2].status == "pruned" and batched[2].epochs == 2 and batched[2].value is None
+    assert (2, 2) not in calls and (0, 4) in calls
+    for i, p in enumerate(params):
+        if i != 2:
+            assert_same(train_trial(task, p), batched[i])
+
+
+def test_values_reported_per_epoch_are_the_objective_so_far(make_task: MakeTask) -> None:
+    task = make_task(epochs=4)
+    seen: dict[int, list[float]] = {}
+    outcomes = train_batch(task, MIXED[:3], lambda i, e, v: bool(seen.setdefault(i, []).append(v)))
+    for i, outcome in enumerate(outcomes):
+        running_min = [min(outcome.val_curve[: e + 1]) for e in range(4)]
+        assert seen[i] == running_min
+
+
+def test_a_plain_mlp_can_be_batched_and_auto_picks_k_from_its_size(make_task: MakeTask) -> None:
+    small = make_task(source="digits", model="  arch: mlp\n  hidden: [128, 128]\n")
+    assert unbatchable(small) is None
+    assert auto_batch(small) == 32
+    assert batch_size(small, "auto") == (32, None)
+    assert batch_size(small, 5) == (5, None)
+    wide = make_task(source="digits", model="  arch: mlp\n  hidden: [1024, 1024]\n")
+    assert auto_batch(wide) == 1  # ~1.1M parameters: one at a time is as fast
+
+
+def test_batchnorm_with_running_stats_falls_back_with_a_reason(
+    make_task: MakeTask, user_module: WriteModule
+) -> None:
+    mod = user_module(
+        """
+        from torch import nn
+        def net(in_features, out_features):
+            return nn.Sequential(nn.Linear(in_features, 8), nn.BatchNorm1d(8), nn.ReLU(),
+                                 nn.Linear(8, out_features))
+        """
+    )
+    task = make_task(model=f"  arch: {mod}:net\n")
+    k, note = batch_size(task, 8)
+    assert k == 1
+    assert note is not None and "BatchNorm1d keeps running statistics" in note
+
+
+def test_a_module_vmap_rejects_falls_back_with_a_reason(
+    make_task: MakeTask, user_module: WriteModule
+) -> None:
+    mod = user_module(
+        """
+        import torch
+        from torch import nn
+        class Net(nn.Module):
+            def __init__(self, in_features, out_features):
+                super().__init__()
+                self.fc = nn.Linear(in_features, out_features)
+            def forward(self, x):
+                out = self.fc(x)
+                if out.sum().item() > -1e30:  # data-dependent Python control flow
+                    return out
+                return -out
+        """
+    )
+    task = make_task(model=f"  arch: {mod}:Net\n")
+    k, note = batch_size(task, "auto")
+    assert k == 1 and note is not None and note.startswith("trials are trained one at a time")
+
+
+def test_fp16_is_trained_one_at_a_time(make_task: MakeTask) -> None:
+    task = make_task(train="  precision: fp16\n")
+    assert batch_size(task, 4)[0] == 1
+
+
+def test_bf16_batches_and_stays_close(make_task: MakeTask) -> None:
+    task = make_task(train="  precision: bf16\n", epochs=2)
+    alone, batched = train_trial(task, MIXED[1]), train_batch(task, MIXED[:3])[1]
+    assert batched.status == alone.status == "complete"
+    # bf16 keeps 8 bits of mantissa: batched rounding shows at that precision.
+    assert batched.value == pytest.approx(alone.value, rel=2e-2)
+    assert all(math.isfinite(v) for v in batched.val_curve)
