@@ -9,11 +9,14 @@ on the same task and budget:
   adamtune    ``adamtune search`` as a user runs it (staged, default SQLite storage)
   adamtune-memory  the same search on an in-memory SQLite database: the difference to
               ``adamtune`` is what the storage costs
+  adamtune-batch-K  ``adamtune search --batch K`` (K trials trained as one vectorised model;
+              K may be ``auto``)
 
 It prints trials/second, the ratio to ``hand``, peak RSS, and the best val loss each reached.
 
     python benchmarks/bench_search.py                 # digits MLP 64-128-128-10, 32 trials
     python benchmarks/bench_search.py --task wide     # a wider MLP (per-trial compute dominates)
+    python benchmarks/bench_search.py --variants hand adamtune adamtune-batch-8 adamtune-batch-32
 """
 
 from __future__ import annotations
@@ -113,10 +116,15 @@ def run_hand(task: str) -> dict[str, float]:
     return {"seconds": seconds, "trials": trials, "best": study.best_value, "epochs": epochs_run}
 
 
-def run_adamtune(task: str, memory: bool = False) -> dict[str, float]:
+def run_adamtune(task: str, memory: bool = False, batch: int | str = 1) -> dict[str, float]:
     """``adamtune search`` through its library entry point, in a fresh directory."""
+    from sklearn.datasets import load_digits
+
     from adamtune.config import load_config
     from adamtune.search import SearchOptions, run_search
+
+    # The hand loop imports scikit-learn and loads its data before its clock starts: so here.
+    load_digits()
 
     workdir = Path(tempfile.mkdtemp(prefix="adamtune-bench-"))
     config = workdir / f"bench-{task}.yaml"
@@ -124,7 +132,7 @@ def run_adamtune(task: str, memory: bool = False) -> dict[str, float]:
     url = "sqlite:///:memory:" if memory else f"sqlite:///{workdir / 'adamtune.db'}"
     settings = load_config(config)
     began = time.perf_counter()
-    run = run_search(settings, SearchOptions(storage=url))
+    run = run_search(settings, SearchOptions(storage=url, batch=batch))  # type: ignore[arg-type]
     seconds = time.perf_counter() - began
     best = min(r.value for r in run.ran if r.value is not None)
     epochs_run = sum(r.epochs or 0 for r in run.ran)
@@ -132,42 +140,75 @@ def run_adamtune(task: str, memory: bool = False) -> dict[str, float]:
 
 
 def child(variant: str, task: str) -> None:
-    result = run_hand(task) if variant == "hand" else run_adamtune(task, variant.endswith("memory"))
+    if variant == "hand":
+        result = run_hand(task)
+    elif variant.startswith("adamtune-batch-"):
+        k = variant.removeprefix("adamtune-batch-")
+        result = run_adamtune(task, batch=k if k == "auto" else int(k))
+    else:
+        result = run_adamtune(task, memory=variant.endswith("memory"))
     # ru_maxrss is in KiB on Linux: this process's own peak, torch's allocations included.
     result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
 
-VARIANTS = ["hand", "adamtune", "adamtune-memory"]
+VARIANTS = ["hand", "adamtune", "adamtune-memory", "adamtune-batch-8", "adamtune-batch-32"]
+
+
+def _variant(name: str) -> str:
+    known = name in VARIANTS[:3] or name.removeprefix("adamtune-batch-") == "auto" or (
+        name.startswith("adamtune-batch-") and name.removeprefix("adamtune-batch-").isdigit()
+    )
+    if not known:
+        raise argparse.ArgumentTypeError(f"unknown variant {name!r}")
+    return name
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=sorted(TASKS), default="digits")
-    parser.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS)
+    parser.add_argument("--variants", nargs="+", default=VARIANTS, type=_variant,
+                        help="hand, adamtune, adamtune-memory, adamtune-batch-K (K or auto)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="repeat with seeds 0..N-1 (data split, init, samplers); the table "
+                             "shows sums of time and epochs and the mean best loss")
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global SEED
+    SEED = args.seed
     if args.child:
         child(args.child, args.task)
         return
-    results = {}
-    for variant in args.variants:
-        out = subprocess.run(
-            [sys.executable, __file__, "--task", args.task, "--child", variant],
-            capture_output=True, text=True, check=True, env={**os.environ},
-        )
-        results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
+    results: dict[str, dict[str, float]] = {}
+    for seed in range(args.seeds):
+        for variant in args.variants:  # back to back, seed by seed
+            out = subprocess.run(
+                [sys.executable, __file__, "--task", args.task, "--child", variant,
+                 "--seed", str(seed)],
+                capture_output=True, text=True, check=True, env={**os.environ},
+            )
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"seed {seed} {variant}: {r}", file=sys.stderr)
+            total = results.setdefault(variant, {"seconds": 0.0, "trials": 0, "epochs": 0,
+                                                 "best": 0.0, "peak_mib": 0.0})
+            for key in ("seconds", "trials", "epochs"):
+                total[key] += r[key]
+            total["best"] += r["best"] / args.seeds
+            total["peak_mib"] = max(total["peak_mib"], r["peak_mib"])
     hidden, epochs, trials = TASKS[args.task]
     threads = os.environ.get("OMP_NUM_THREADS", "default")
     print(f"task {args.task}: digits MLP 64-{'-'.join(map(str, hidden))}-10, {epochs} epochs, "
-          f"{trials} trials, batch 64, CPU, torch threads {threads}")
-    base = results.get("hand")
-    print(f"{'variant':<16} {'trials/s':>9} {'vs hand':>8} {'epochs/s':>9} {'epochs':>7} "
-          f"{'peak MiB':>9} {'best val loss':>14}")
+          f"{trials} trials, batch 64, CPU, torch threads {threads}, seeds {args.seeds}")
+    def rate(name: str) -> float:
+        r = results.get(name)
+        return r["trials"] / r["seconds"] if r else float("nan")
+
+    print(f"{'variant':<18} {'trials/s':>9} {'vs hand':>8} {'vs seq':>7} {'epochs/s':>9} "
+          f"{'epochs':>7} {'peak MiB':>9} {'mean best loss':>14}")
     for variant, r in results.items():
-        rate = r["trials"] / r["seconds"]
-        ratio = rate / (base["trials"] / base["seconds"]) if base else float("nan")
-        print(f"{variant:<16} {rate:>9.3f} {ratio:>7.2f}x {r['epochs'] / r['seconds']:>9.1f} "
+        print(f"{variant:<18} {rate(variant):>9.3f} {rate(variant) / rate('hand'):>7.2f}x "
+              f"{rate(variant) / rate('adamtune'):>6.2f}x {r['epochs'] / r['seconds']:>9.1f} "
               f"{r['epochs']:>7} {r['peak_mib']:>9.0f} {r['best']:>14.5f}")
 
 

@@ -149,3 +149,51 @@ def test_bf16_batches_and_stays_close(make_task: MakeTask) -> None:
     # bf16 keeps 8 bits of mantissa: batched rounding shows at that precision.
     assert batched.value == pytest.approx(alone.value, rel=2e-2)
     assert all(math.isfinite(v) for v in batched.val_curve)
+
+
+def test_a_model_of_its_own_goes_through_vmap_and_matches(
+    make_task: MakeTask, user_module: WriteModule
+) -> None:
+    mod = user_module(
+        """
+        import torch
+        from torch import nn
+        class Residual(nn.Module):
+            def __init__(self, in_features, out_features):
+                super().__init__()
+                self.inp = nn.Linear(in_features, 16)
+                self.block = nn.Sequential(nn.Linear(16, 16), nn.Tanh())
+                self.out = nn.Linear(16, out_features)
+            def forward(self, x):
+                h = torch.relu(self.inp(x))
+                return self.out(h + self.block(h))
+        """
+    )
+    task = make_task(model=f"  arch: {mod}:Residual\n")
+    for a, b in zip([train_trial(task, p) for p in MIXED[:4]], train_batch(task, MIXED[:4]),
+                    strict=True):
+        assert_same(a, b)
+
+
+def test_the_small_cnn_batches_through_vmap(make_task: MakeTask) -> None:
+    task = make_task(source="digits", epochs=2,
+                     model="  arch: cnn\n  channels: [4]\n  hidden: [16]\n")
+    assert unbatchable(task) is None
+    for a, b in zip([train_trial(task, p) for p in MIXED[:3]], train_batch(task, MIXED[:3]),
+                    strict=True):
+        assert_same(a, b)
+
+
+@pytest.mark.parametrize("loss", ["mse", "l1", "bce"])
+def test_stacked_losses_are_the_task_loss_per_member(make_task: MakeTask, loss: str) -> None:
+    import torch
+
+    from adamtune.batched import stacked_loss
+
+    source = "breast_cancer" if loss == "bce" else "diabetes"
+    task = make_task(source=source, train=f"  loss: {loss}\n")
+    split = task.data.train
+    x, y = split.x[:32], split.y[:32]  # type: ignore[union-attr]
+    out = torch.randn(3, 32, 1)
+    expected = torch.stack([task.loss_fn(out[i], y) for i in range(3)])
+    assert torch.allclose(stacked_loss(task.loss_name, out, y), expected, rtol=1e-6)
