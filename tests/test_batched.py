@@ -193,7 +193,7 @@ def test_stacked_losses_are_the_task_loss_per_member(make_task: MakeTask, loss: 
     source = "breast_cancer" if loss == "bce" else "diabetes"
     task = make_task(source=source, train=f"  loss: {loss}\n")
     split = task.data.train
-    x, y = split.x[:32], split.y[:32]  # type: ignore[union-attr]
+    y = split.y[:32]  # type: ignore[union-attr]
     out = torch.randn(3, 32, 1)
     expected = torch.stack([task.loss_fn(out[i], y) for i in range(3)])
     assert torch.allclose(stacked_loss(task.loss_name, out, y), expected, rtol=1e-6)
