@@ -148,8 +148,13 @@ def stacked_loss(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The task's loss for each member of ``out`` [K, B, ...] against the shared targets ``y``,
     written for the stack: the same losses under vmap cost about a quarter of a step."""
     k = out.shape[0]
-    if name == "cross_entropy":  # class dimension second, members first
-        per_item = F.cross_entropy(out.movedim(-1, 1), y.expand(k, *y.shape), reduction="none")
+    if name == "cross_entropy":
+        # Rows of [K * B, C], as a lone trial's [B, C]: log-softmax over the last dimension
+        # runs the same kernel and rounds the same (over a middle dimension it drifted 1e-4).
+        classes = out.shape[-1]
+        per_item = F.cross_entropy(out.reshape(-1, classes), y.repeat(k), reduction="none").view(
+            k, -1
+        )
     else:  # numeric targets, shaped like one member's output (task._numeric)
         target = y.reshape(out.shape[1:]).to(out.dtype).expand_as(out)
         per_item = _NUMERIC[name](out, target, reduction="none")
