@@ -268,7 +268,8 @@ class SearchConfig(_Strict):
     timeout: float | None = Field(None, gt=0)
     sampler: Literal["tpe", "random", "qmc", "gp", "cmaes"] = "tpe"
     pruner: Literal["none", "median", "hyperband"] = "median"
-    batch: int | Literal["auto"] = 1
+    # auto: the fastest on CPU in benchmarks/README.md; batched trials match lone ones.
+    batch: int | Literal["auto"] = "auto"
     storage: str | None = None
 
     @field_validator("storage")

@@ -34,6 +34,7 @@ train:
   epochs: 3
 search:
   trials: {trials}
+  batch: 1
 """
 
 

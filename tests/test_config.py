@@ -35,7 +35,7 @@ def test_minimal_config_gets_spec_defaults(write_config: Callable[..., Path]) ->
     search = cfg.search
     assert (search.strategy, search.trials, search.timeout, search.sampler, search.pruner,
             search.batch, search.storage, search.stages) == (
-        "staged", 60, None, "tpe", "median", 1, None, None)
+        "staged", 60, None, "tpe", "median", "auto", None, None)
     space = search.space
     assert (space.lr.low, space.lr.high) == (1e-5, 1e-1)
     assert (space.beta1.low, space.beta1.high) == (0.5, 0.999)

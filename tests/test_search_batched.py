@@ -117,3 +117,20 @@ def test_cli_batch_option(write_config: Callable[..., Path]) -> None:
     assert "3 trials trained together per batch" in good.stderr
     sizes = [t.user_attrs.get("batch", 1) for t in _trials("sqlite:///adamtune.db")]
     assert max(sizes) == 3
+
+
+def test_batching_is_the_default(write_config: Callable[..., Path], storage_url: str) -> None:
+    text = write_config(trials=12).read_text().replace("  batch: 1\n", "")
+    run = run_search(load_config(write_config(text, name="default")),
+                     SearchOptions(storage=storage_url))
+    assert run.started.batch == 32  # auto, for a model this small
+    sizes = [t.user_attrs.get("batch", 1) for t in _trials(storage_url)]
+    assert sizes[0] == 1 and max(sizes) > 1
+
+
+def test_the_cli_prints_why_it_did_not_batch(write_config: Callable[..., Path]) -> None:
+    text = write_config(trials=4).read_text().replace("train:\n", "train:\n  precision: fp16\n")
+    path = write_config(text, name="fp16cli")
+    result = CliRunner().invoke(app, ["search", str(path), "--batch", "8", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "trials are trained one at a time: fp16 gradient scaling" in result.stderr
