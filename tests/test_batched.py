@@ -211,3 +211,24 @@ def test_twenty_epochs_of_a_sensitive_trial_stay_close(make_task: MakeTask) -> N
         for i in range(8)
     ]
     assert_same(train_trial(task, batch[7]), train_batch(task, batch)[7])
+
+
+@pytest.mark.parametrize("target", ["(x[:, 0] > 0).long()", "x.sum(1)"], ids=["class", "regr"])
+def test_dataset_backed_data_batches_through_a_dataloader(
+    make_task: MakeTask, user_module: WriteModule, target: str
+) -> None:
+    module = user_module(f"""
+        import torch
+        from torch.utils.data import TensorDataset
+
+        def make(n=100):
+            g = torch.Generator().manual_seed(0)
+            x = torch.randn(n, 4, generator=g)
+            y = {target}
+            return TensorDataset(x[:80], y[:80]), TensorDataset(x[80:], y[80:])
+    """)
+    task = make_task(source=f"{module}:make", batch=16, epochs=3)
+    assert not task.data.in_memory
+    for a, b in zip([train_trial(task, p) for p in MIXED[:3]], train_batch(task, MIXED[:3]),
+                    strict=True):
+        assert_same(a, b)
