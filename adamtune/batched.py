@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -264,13 +265,26 @@ _BUFFERS = 8  # weights, gradients, two moments, amsgrad maximum, scratch: bytes
 
 
 def auto_batch(task: Task) -> int:
-    """K for ``batch: auto``: as many rows as fit the device's sweet spot, or 1."""
+    """K for ``batch: auto``: as many rows as fit the device's sweet spot and a quarter of its
+    free memory, or 1 when that is too few to pay."""
     kind = "cpu" if task.device.type == "cpu" else "gpu"
     k = min(_AUTO_MAX[kind], _AUTO_ELEMENTS[kind] // max(task.n_params, 1))
-    if task.device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(task.device)
-        k = min(k, int(0.25 * free) // (_BUFFERS * 4 * task.n_params))
+    per_row = _BUFFERS * 4 * max(task.n_params, 1)
+    free = _free_bytes(task.device)
+    if free is not None:
+        k = min(k, int(0.25 * free) // per_row)
     return k if k >= _AUTO_MIN else 1
+
+
+def _free_bytes(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type == "cpu" and hasattr(os, "sysconf"):
+        try:
+            return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError):
+            return None
+    return None
 
 
 def batch_size(task: Task, requested: int | str) -> tuple[int, str | None]:

@@ -11,6 +11,7 @@ on the same task and budget:
               ``adamtune`` is what the storage costs
   adamtune-batch-K  ``adamtune search --batch K`` (K trials trained as one vectorised model;
               K may be ``auto``)
+  adamtune-joint-batch-K  the same with ``strategy: joint`` (all parameters at once)
 
 It prints trials/second, the ratio to ``hand``, peak RSS, and the best val loss each reached.
 
@@ -39,14 +40,14 @@ TASKS = {
 SEED = 0
 
 
-def _config_text(task: str) -> str:
+def _config_text(task: str, strategy: str = "staged") -> str:
     hidden, epochs, trials = TASKS[task]
     return (
         f"name: bench-{task}\nseed: {SEED}\n"
         f"data: {{source: digits, batch_size: 64}}\n"
         f"model: {{arch: mlp, hidden: {hidden}}}\n"
         f"train: {{epochs: {epochs}, device: cpu}}\n"
-        f"search: {{trials: {trials}}}\n"
+        f"search: {{trials: {trials}, strategy: {strategy}}}\n"
     )
 
 
@@ -116,7 +117,9 @@ def run_hand(task: str) -> dict[str, float]:
     return {"seconds": seconds, "trials": trials, "best": study.best_value, "epochs": epochs_run}
 
 
-def run_adamtune(task: str, memory: bool = False, batch: int | str = 1) -> dict[str, float]:
+def run_adamtune(
+    task: str, memory: bool = False, batch: int | str = 1, strategy: str = "staged"
+) -> dict[str, float]:
     """``adamtune search`` through its library entry point, in a fresh directory."""
     from sklearn.datasets import load_digits
 
@@ -128,7 +131,7 @@ def run_adamtune(task: str, memory: bool = False, batch: int | str = 1) -> dict[
 
     workdir = Path(tempfile.mkdtemp(prefix="adamtune-bench-"))
     config = workdir / f"bench-{task}.yaml"
-    config.write_text(_config_text(task))
+    config.write_text(_config_text(task, strategy))
     url = "sqlite:///:memory:" if memory else f"sqlite:///{workdir / 'adamtune.db'}"
     settings = load_config(config)
     began = time.perf_counter()
@@ -142,9 +145,10 @@ def run_adamtune(task: str, memory: bool = False, batch: int | str = 1) -> dict[
 def child(variant: str, task: str) -> None:
     if variant == "hand":
         result = run_hand(task)
-    elif variant.startswith("adamtune-batch-"):
-        k = variant.removeprefix("adamtune-batch-")
-        result = run_adamtune(task, batch=k if k == "auto" else int(k))
+    elif "-batch-" in variant:
+        k = variant.rpartition("-batch-")[2]
+        strategy = "joint" if variant.startswith("adamtune-joint-") else "staged"
+        result = run_adamtune(task, batch=k if k == "auto" else int(k), strategy=strategy)
     else:
         result = run_adamtune(task, memory=variant.endswith("memory"))
     # ru_maxrss is in KiB on Linux: this process's own peak, torch's allocations included.
@@ -156,8 +160,9 @@ VARIANTS = ["hand", "adamtune", "adamtune-memory", "adamtune-batch-8", "adamtune
 
 
 def _variant(name: str) -> str:
-    known = name in VARIANTS[:3] or name.removeprefix("adamtune-batch-") == "auto" or (
-        name.startswith("adamtune-batch-") and name.removeprefix("adamtune-batch-").isdigit()
+    prefix, _, k = name.rpartition("-batch-")
+    known = name in VARIANTS[:3] or (
+        prefix in ("adamtune", "adamtune-joint") and (k == "auto" or k.isdigit())
     )
     if not known:
         raise argparse.ArgumentTypeError(f"unknown variant {name!r}")
@@ -168,7 +173,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=sorted(TASKS), default="digits")
     parser.add_argument("--variants", nargs="+", default=VARIANTS, type=_variant,
-                        help="hand, adamtune, adamtune-memory, adamtune-batch-K (K or auto)")
+                        help="hand, adamtune, adamtune-memory, adamtune[-joint]-batch-K")
     parser.add_argument("--seeds", type=int, default=1,
                         help="repeat with seeds 0..N-1 (data split, init, samplers); the table "
                              "shows sums of time and epochs and the mean best loss")
