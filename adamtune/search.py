@@ -36,7 +36,7 @@ from adamtune.space import (
     searched,
     suggest,
 )
-from adamtune.storage import open_storage, redact, release_storage
+from adamtune.storage import open_storage, redact, release_storage, write_trial
 from adamtune.study import (
     CONFIG_ATTR,
     check_same_config,
@@ -160,23 +160,29 @@ class _Search:
             drawn = suggest(trial, names, self.space, with_zero=joint) if names else {}
             # The baseline records its coordinates but trains its exact values, to the bit.
             member = base if stage_name == BASELINE else base.with_values(drawn)
-            for key, value in (
-                ("stage", stage_name),
-                ("adam", member.as_dict()),
-                ("worker", worker_id()),
-            ):
-                trial.set_user_attr(key, value)
+            attrs: dict[str, Any] = {
+                "stage": stage_name,
+                "adam": member.as_dict(),
+                "worker": worker_id(),
+            }
             if len(draws) > 1:
-                trial.set_user_attr("batch", len(draws))
+                attrs["batch"] = len(draws)
+            write_trial(self.study, trial._trial_id, attrs)
             self.observer.trial_started(trial.number, stage_name, member)
             trials.append(trial)
             params.append(member)
         twins = [self.mirror.start() for _ in trials]
         epochs = self.config.train.epochs
+        # Values per epoch go to the study with the trial's other records when it ends (one
+        # commit instead of one per epoch), except for Hyperband, which reads them live.
+        reported: list[dict[int, float]] = [{} for _ in trials]
 
         def on_epoch(i: int, epoch: int, value: float) -> bool:
             trial, twin = trials[i], twins[i]
-            trial.report(value, epoch)
+            if self.mirror_prunes:
+                reported[i][epoch] = value
+            else:
+                trial.report(value, epoch)
             twin.report(value, epoch)
             self.observer.epoch_finished(trial.number, epoch, epochs, value)
             if not prunable:
@@ -191,24 +197,25 @@ class _Search:
             else:
                 outcomes = train_batch(self.task, params, on_epoch)
         except KeyboardInterrupt:
-            for trial, twin in zip(trials, twins, strict=True):
-                trial.set_user_attr("status", "interrupted")
+            for trial, twin, values in zip(trials, twins, reported, strict=True):
+                write_trial(self.study, trial._trial_id, {"status": "interrupted"}, values)
                 self.study.tell(trial, state=TrialState.FAIL)
                 self.mirror.finish(twin, trial.number, TrialState.FAIL, None)
             raise
         except Exception as exc:  # a bug in user code, say; recorded, then judged by caller
             log.debug("trials %s raised", [t.number for t in trials], exc_info=True)
             rows = []
-            for trial, twin in zip(trials, twins, strict=True):
-                trial.set_user_attr("status", "failed")
-                trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            for trial, twin, values in zip(trials, twins, reported, strict=True):
+                attrs = {"status": "failed", "error": error}
+                write_trial(self.study, trial._trial_id, attrs, values)
                 frozen = self.study.tell(trial, state=TrialState.FAIL)
                 self.mirror.finish(twin, trial.number, TrialState.FAIL, None)
                 rows.append(row_of(frozen))
             return rows
         rows = []
-        for trial, twin, outcome in zip(trials, twins, outcomes, strict=True):
-            self._record(trial, outcome)
+        for trial, twin, outcome, values in zip(trials, twins, outcomes, reported, strict=True):
+            self._record(trial, outcome, values)
             if outcome.status == "diverged":
                 twin.report(math.inf, outcome.epochs)
             if outcome.status == "complete":
@@ -219,17 +226,20 @@ class _Search:
             rows.append(row_of(frozen))
         return rows
 
-    @staticmethod
-    def _record(trial: optuna.Trial, outcome: TrialOutcome) -> None:
-        trial.set_user_attr("status", outcome.status)
-        trial.set_user_attr("epochs", outcome.epochs)
-        trial.set_user_attr("seconds", round(outcome.seconds, 4))
-        trial.set_user_attr("val_curve", [_finite_or_none(v) for v in outcome.val_curve])
-        trial.set_user_attr("train_curve", [_finite_or_none(v) for v in outcome.train_curve])
+    def _record(self, trial: optuna.Trial, outcome: TrialOutcome, values: dict[int, float]) -> None:
+        attrs: dict[str, Any] = {
+            "status": outcome.status,
+            "epochs": outcome.epochs,
+            "seconds": round(outcome.seconds, 4),
+            "val_curve": [_finite_or_none(v) for v in outcome.val_curve],
+            "train_curve": [_finite_or_none(v) for v in outcome.train_curve],
+        }
+        values = dict(values)
         if outcome.status == "diverged":
-            trial.set_user_attr("reason", "diverged")
+            attrs["reason"] = "diverged"
             # Teach the sampler: a diverged trial ranks below every pruned one at its step.
-            trial.report(math.inf, outcome.epochs)
+            values[outcome.epochs] = math.inf
+        write_trial(self.study, trial._trial_id, attrs, values)
 
 
 def _finite_or_none(v: float) -> float | None:

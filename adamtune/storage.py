@@ -169,3 +169,44 @@ def load_study(name: str, storage: optuna.storages.BaseStorage, url: str) -> opt
         known = f"; studies there: {', '.join(names)}" if names else "; it holds no study"
         raise StudyNotFoundError(f"no study named {name!r} in {redact(url)}{known}")
     return optuna.load_study(study_name=name, storage=storage)
+
+
+def write_trial(
+    study: optuna.Study,
+    trial_id: int,
+    user_attrs: dict[str, Any],
+    intermediate: dict[int, float] | None = None,
+) -> None:
+    """Set a running trial's user attributes and intermediate values in one transaction.
+
+    Optuna commits each ``set_user_attr`` and ``report`` on its own: about 30 commits for a
+    20-epoch trial, a fifth of a batched search's wall time on SQLite (benchmarks/README.md).
+    On a relational storage the same rows are written through Optuna's own per-row helpers
+    inside one session; elsewhere (or should those helpers move) through the public calls.
+    """
+    from optuna.storages import RDBStorage
+
+    intermediate = intermediate or {}
+    backend = getattr(study._storage, "_backend", study._storage)
+    helpers: tuple[str, ...] = (
+        "_set_trial_attr_without_commit",
+        "_set_trial_intermediate_value_without_commit",
+    )
+    try:
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+    except ImportError:  # pragma: no cover - a future Optuna that reorganised its internals
+        helpers += ("missing",)
+    if isinstance(backend, RDBStorage) and all(hasattr(backend, h) for h in helpers):
+        with _create_scoped_session(backend.scoped_session, True) as session:
+            for key, value in user_attrs.items():
+                backend._set_trial_attr_without_commit(
+                    session, models.TrialUserAttributeModel, trial_id, key, value
+                )
+            for step, value in intermediate.items():
+                backend._set_trial_intermediate_value_without_commit(session, trial_id, step, value)
+        return
+    for key, value in user_attrs.items():
+        study._storage.set_trial_user_attr(trial_id, key, value)
+    for step, value in intermediate.items():
+        study._storage.set_trial_intermediate_value(trial_id, step, value)

@@ -357,3 +357,35 @@ def test_hyperband_resume_prunes_as_an_uninterrupted_run(
     assert [(t.state, t.user_attrs["adam"]) for t in study.trials] == [
         (t.state, t.user_attrs["adam"]) for t in straight.trials
     ]
+
+
+def test_each_epoch_value_is_stored_for_optuna_and_the_pruner(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    _, study = _search(write_config(trials=10), storage_url)
+    for t in study.trials:
+        curve = t.user_attrs["val_curve"]
+        assert sorted(t.intermediate_values) == list(range(len(curve)))
+        running_best = [min(curve[: i + 1]) for i in range(len(curve))]
+        assert [t.intermediate_values[i] for i in range(len(curve))] == running_best
+
+
+def test_a_trial_costs_a_few_commits_not_one_per_epoch(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    commits = []
+
+    def count(conn: object) -> None:
+        commits.append(1)
+
+    event.listen(Engine, "commit", count)
+    try:
+        text = write_config(trials=10).read_text().replace("epochs: 3", "epochs: 12")
+        run, _ = _search(write_config(text, name="long"), storage_url)
+    finally:
+        event.remove(Engine, "commit", count)
+    # ask, parameters, the records at start and end, tell: about 10, whatever the epochs.
+    assert len(commits) / len(run.ran) <= 14
