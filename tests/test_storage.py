@@ -143,3 +143,25 @@ def test_postgresql_without_driver_is_a_config_error() -> None:
     assert "psycopg2" in message and "pip install psycopg2-binary" in message
     assert "s3cret" not in message
     assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("where", ["sqlite", "memory"])
+def test_write_trial_sets_attrs_and_values_new_and_existing(where: str, storage_url: str) -> None:
+    import math
+
+    import optuna
+
+    from adamtune.storage import write_trial
+
+    storage = open_storage(storage_url) if where == "sqlite" else None
+    study = optuna.create_study(storage=storage, study_name="w")
+    trial = study.ask()
+    trial.set_user_attr("stage", "lr")
+    trial.report(0.5, 0)
+    write_trial(study, trial._trial_id, {"stage": "betas", "curve": [1.0, None]},
+                {0: 0.25, 1: 0.2, 2: math.inf})
+    frozen = study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    assert frozen.user_attrs == {"stage": "betas", "curve": [1.0, None]}
+    assert frozen.intermediate_values == {0: 0.25, 1: 0.2, 2: math.inf}
+    with pytest.raises(RuntimeError):  # a finished trial cannot be written to
+        write_trial(study, trial._trial_id, {"late": 1})
