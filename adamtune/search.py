@@ -1,8 +1,9 @@
-"""The staged search over an Optuna study (ask and tell, one trial at a time).
+"""The staged search over an Optuna study (ask and tell).
 
 Trial 0 is Adam's defaults. Each later trial belongs to a stage; its stage's parameters are
 drawn for it (``drawing``) and every other parameter is fixed at the best trial of the
-earlier stages.
+earlier stages. Trials run one at a time (``engine``) or, with ``search.batch``, up to K of a
+stage at a time as one vectorised model (``batched``).
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ class _Search:
         self.mirror = PruneMirror(study.study_name, study.pruner)
         self.mirror_prunes = not isinstance(study.pruner, optuna.pruners.HyperbandPruner)
         self.sampling = StageSampler(self.config, batched=batch > 1)
+        self.batched = batch > 1
 
     # --- reading the study ---------------------------------------------------------------
     def trials(self) -> list[FrozenTrial]:
@@ -152,25 +154,7 @@ class _Search:
         prunable: bool,
     ) -> list[TrialRow]:
         """Ask one study trial per draw and train them: alone, or together as one batch."""
-        joint = is_joint(self.config, stage_name)
-        trials, params = [], []
-        for coords in draws:
-            self.preset.values = coords
-            trial = self.study.ask()
-            drawn = suggest(trial, names, self.space, with_zero=joint) if names else {}
-            # The baseline records its coordinates but trains its exact values, to the bit.
-            member = base if stage_name == BASELINE else base.with_values(drawn)
-            attrs: dict[str, Any] = {
-                "stage": stage_name,
-                "adam": member.as_dict(),
-                "worker": worker_id(),
-            }
-            if len(draws) > 1:
-                attrs["batch"] = len(draws)
-            write_trial(self.study, trial._trial_id, attrs)
-            self.observer.trial_started(trial.number, stage_name, member)
-            trials.append(trial)
-            params.append(member)
+        trials, params = self._ask(stage_name, draws, names, base)
         twins = [self.mirror.start() for _ in trials]
         epochs = self.config.train.epochs
         # Values per epoch go to the study with the trial's other records when it ends (one
@@ -192,27 +176,18 @@ class _Search:
             return twin.should_prune() if self.mirror_prunes else trial.should_prune()
 
         try:
-            if len(params) == 1:
-                outcomes = [train_trial(self.task, params[0], lambda e, v: on_epoch(0, e, v))]
-            else:
+            if self.batched:  # even a batch of one: a lone trial costs the same either way,
+                # and torch.optim.Adam's first construction imports torch._dynamo (~1.5 s)
                 outcomes = train_batch(self.task, params, on_epoch)
+            else:
+                outcomes = [train_trial(self.task, params[0], lambda e, v: on_epoch(0, e, v))]
         except KeyboardInterrupt:
-            for trial, twin, values in zip(trials, twins, reported, strict=True):
-                write_trial(self.study, trial._trial_id, {"status": "interrupted"}, values)
-                self.study.tell(trial, state=TrialState.FAIL)
-                self.mirror.finish(twin, trial.number, TrialState.FAIL, None)
+            self._fail(trials, twins, reported, {"status": "interrupted"})
             raise
         except Exception as exc:  # a bug in user code, say; recorded, then judged by caller
             log.debug("trials %s raised", [t.number for t in trials], exc_info=True)
-            rows = []
             error = f"{type(exc).__name__}: {exc}"
-            for trial, twin, values in zip(trials, twins, reported, strict=True):
-                attrs = {"status": "failed", "error": error}
-                write_trial(self.study, trial._trial_id, attrs, values)
-                frozen = self.study.tell(trial, state=TrialState.FAIL)
-                self.mirror.finish(twin, trial.number, TrialState.FAIL, None)
-                rows.append(row_of(frozen))
-            return rows
+            return self._fail(trials, twins, reported, {"status": "failed", "error": error})
         rows = []
         for trial, twin, outcome, values in zip(trials, twins, outcomes, reported, strict=True):
             self._record(trial, outcome, values)
@@ -223,6 +198,45 @@ class _Search:
             else:
                 frozen = self.study.tell(trial, state=TrialState.PRUNED)
             self.mirror.finish(twin, trial.number, frozen.state, frozen.value)
+            rows.append(row_of(frozen))
+        return rows
+
+    def _ask(
+        self, stage_name: str, draws: list[dict[str, Any]], names: list[str], base: AdamParams
+    ) -> tuple[list[optuna.Trial], list[AdamParams]]:
+        joint = is_joint(self.config, stage_name)
+        trials, params = [], []
+        for coords in draws:
+            self.preset.values = coords
+            trial = self.study.ask()
+            drawn = suggest(trial, names, self.space, with_zero=joint) if names else {}
+            # The baseline records its coordinates but trains its exact values, to the bit.
+            member = base if stage_name == BASELINE else base.with_values(drawn)
+            attrs: dict[str, Any] = {
+                "stage": stage_name,
+                "adam": member.as_dict(),
+                "worker": worker_id(),
+            }
+            if len(draws) > 1:
+                attrs["batch"] = len(draws)
+            write_trial(self.study, trial._trial_id, attrs)
+            self.observer.trial_started(trial.number, stage_name, member)
+            trials.append(trial)
+            params.append(member)
+        return trials, params
+
+    def _fail(
+        self,
+        trials: list[optuna.Trial],
+        twins: list[optuna.Trial],
+        reported: list[dict[int, float]],
+        attrs: dict[str, Any],
+    ) -> list[TrialRow]:
+        rows = []
+        for trial, twin, values in zip(trials, twins, reported, strict=True):
+            write_trial(self.study, trial._trial_id, attrs, values)
+            frozen = self.study.tell(trial, state=TrialState.FAIL)
+            self.mirror.finish(twin, trial.number, TrialState.FAIL, None)
             rows.append(row_of(frozen))
         return rows
 
