@@ -3,8 +3,9 @@
 Small models spend most of a training step in per-operation overhead, not arithmetic
 (shared/PERF-NOTES.md). K trials of the same model and seed differ only in Adam's
 hyperparameters: they start from the same weights and see the same batches, so their
-parameters are stacked as the rows of one [K, P] tensor, the model runs once per batch under
-``torch.func.vmap`` and ``StackedAdam`` updates every row with its own hyperparameters.
+parameters are stacked as the rows of one [K, P] tensor, the model runs once per batch for all
+K (the built-in MLPs through ``stacked_mlp``, any other model under ``torch.func.vmap``) and
+``StackedAdam`` updates every row with its own hyperparameters.
 
 Each trial's numbers are those it gets trained alone (``engine.train_trial``) up to the
 rounding of batched matrix multiplies: the rows never mix (the summed loss keeps their
@@ -87,8 +88,7 @@ class _Stack:
         self.flat = self.flat[index]
         self.grad = torch.zeros_like(self.flat)
         self._bind()
-        self.optimizer.keep(index)
-        self.optimizer.rebind(self.flat, self.grad)
+        self.optimizer.keep(index, self.flat, self.grad)
         self.val_losses = [self.val_losses[r] for r in rows]
 
     def _outputs(self, x: torch.Tensor) -> torch.Tensor:
@@ -255,9 +255,10 @@ def _first_line(exc: Any) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else ""
 
 
-# ``batch: auto``. Measured on 2 CPU cores (benchmarks/README.md): batching K trials pays
-# while the K weight rows stay small; 32 rows of a 26k-parameter MLP train ~5x faster per
-# trial than one at a time, 32 of 84k ~2x, while at 300k parameters no K beats 1.
+# ``batch: auto``. Measured on 2 CPU cores (benchmarks/README.md, bench_engine.py): batching K
+# trials pays while the K weight rows stay small; against one at a time, 32 rows of a
+# 26k-parameter MLP train 5.3x faster per trial, 32 of 85k 2.7x, 16 of 300k 1.5x, while at
+# 1.1M parameters no K beats 1.
 _AUTO_MAX = {"cpu": 32, "gpu": 64}
 _AUTO_ELEMENTS = {"cpu": 4_000_000, "gpu": 64_000_000}  # K x P kept under this
 _AUTO_MIN = 8  # below this many rows the per-op savings no longer pay for the batching

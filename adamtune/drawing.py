@@ -13,7 +13,7 @@ import itertools
 from typing import Any
 
 import optuna
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from adamtune.config import Config
@@ -100,9 +100,7 @@ class StageSampler:
     ) -> dict[str, Any] | None:
         """For a stage of choices only (amsgrad), the first combination neither the incumbent
         nor an earlier trial of the stage has tried: sampling could repeat one, wasting a trial."""
-        dists = {}
-        for param in names:
-            dists.update(coordinates(param, self.space, with_zero=joint))
+        dists = self._distributions(names, joint)
         if not all(isinstance(d, CategoricalDistribution) for d in dists.values()):
             return None
         seen = [dict(t if isinstance(t, dict) else t.params) for t in history]
@@ -113,10 +111,15 @@ class StageSampler:
                 return candidate
         return None
 
-    def _pending_trial(self, coords: dict[str, Any], names: list[str], joint: bool) -> FrozenTrial:
-        dists: dict[str, Any] = {}
+    def _distributions(self, names: list[str], joint: bool) -> dict[str, BaseDistribution]:
+        """The stage's coordinates, by Optuna parameter name."""
+        dists: dict[str, BaseDistribution] = {}
         for param in names:
             dists.update(coordinates(param, self.space, with_zero=joint))
+        return dists
+
+    def _pending_trial(self, coords: dict[str, Any], names: list[str], joint: bool) -> FrozenTrial:
+        dists = self._distributions(names, joint)
         return optuna.trial.create_trial(
             params=coords,
             distributions={k: dists[k] for k in coords},

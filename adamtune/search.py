@@ -120,8 +120,8 @@ class _Search:
         study.sampler = self.preset
         self.mirror = PruneMirror(study.study_name, study.pruner)
         self.mirror_prunes = not isinstance(study.pruner, optuna.pruners.HyperbandPruner)
-        self.sampling = StageSampler(self.config, batched=batch > 1)
         self.batched = batch > 1
+        self.sampling = StageSampler(self.config, batched=self.batched)
 
     # --- reading the study ---------------------------------------------------------------
     def trials(self) -> list[FrozenTrial]:

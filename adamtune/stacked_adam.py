@@ -65,8 +65,10 @@ class StackedAdam:
             else None
         )
 
-    def keep(self, rows: torch.Tensor) -> None:
-        """Keep only ``rows`` (a sorted index tensor) of every buffer: the engine's re-pack."""
+    def keep(self, rows: torch.Tensor, flat: torch.Tensor, grad: torch.Tensor) -> None:
+        """Keep only ``rows`` (a sorted index tensor) of every buffer: the engine's re-pack.
+        ``flat`` and ``grad`` are the engine's re-packed weights and gradients."""
+        self.flat, self.grad = flat, grad
         kept = rows.tolist()
         self.exp_avg = self.exp_avg[rows]
         self.exp_avg_sq = self.exp_avg_sq[rows]
@@ -77,9 +79,6 @@ class StackedAdam:
         self._scratch = torch.empty_like(self.exp_avg)
         self._denom = torch.empty_like(self.exp_avg)
         self._columns()
-
-    def rebind(self, flat: torch.Tensor, grad: torch.Tensor) -> None:
-        self.flat, self.grad = flat, grad
 
     @torch.no_grad()
     def step(self) -> None:

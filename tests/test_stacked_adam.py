@@ -63,8 +63,7 @@ def test_dropping_rows_keeps_the_survivors_state() -> None:
     for step in range(20):
         if step == 7:
             flat, grad = flat[keep], torch.zeros(len(keep), 64)
-            adam.keep(torch.tensor(keep))
-            adam.rebind(flat, grad)
+            adam.keep(torch.tensor(keep), flat, grad)
             refs = [refs[k] for k in keep]
         g = torch.randn(len(refs), 64)
         grad.copy_(g)
