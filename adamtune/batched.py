@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
+from adamtune.data import TaskData
 from adamtune.engine import TrialOutcome, autocast, batches, objective, val_chunks
 from adamtune.space import ADAM_DEFAULTS, AdamParams
 from adamtune.stacked_adam import StackedAdam
@@ -38,10 +39,13 @@ MemberCallback = Callable[[int, int, float], bool]
 
 
 class _Stack:
-    """One seed's K copies of the model: weights in the rows of ``flat``, Adam over them."""
+    """One seed's K copies of the model on one train/val split: weights in the rows of
+    ``flat``, Adam over them."""
 
-    def __init__(self, task: Task, seed: int, params: Sequence[AdamParams]) -> None:
-        self.task = task
+    def __init__(
+        self, task: Task, seed: int, params: Sequence[AdamParams], data: TaskData | None = None
+    ) -> None:
+        self.task, self.data = task, data or task.data
         model = task.new_model(seed)
         # The module only describes the computation; weights are passed to functional_call.
         self.template = copy.deepcopy(model).to("meta")
@@ -116,7 +120,7 @@ class _Stack:
         bad = torch.zeros(k, dtype=torch.bool, device=task.device)
         seen = 0
         batch_size = task.settings.config.data.batch_size
-        for x, y in batches(task.data.train, batch_size, self.generator, task.device):
+        for x, y in batches(self.data.train, batch_size, self.generator, task.device):
             with autocast(task):
                 losses = self._losses(self._outputs(x), y)
             bad |= ~torch.isfinite(losses.detach())
@@ -134,7 +138,7 @@ class _Stack:
         self.template.eval()
         k = self.flat.shape[0]
         totals, seen = [0.0] * k, 0
-        for x, y in val_chunks(self.task):
+        for x, y in val_chunks(self.task, self.data):
             with autocast(self.task):
                 losses = self._losses(self._outputs(x), y).tolist()
             totals = [t + loss * len(x) for t, loss in zip(totals, losses, strict=True)]
@@ -170,9 +174,13 @@ _NUMERIC: dict[str, Callable[..., torch.Tensor]] = {
 
 
 def train_batch(
-    task: Task, params: Sequence[AdamParams], on_epoch: MemberCallback | None = None
+    task: Task,
+    params: Sequence[AdamParams],
+    on_epoch: MemberCallback | None = None,
+    slot: int = 0,
 ) -> list[TrialOutcome]:
-    """Train every parameter set in ``params`` on every seed of the task, together.
+    """Train every parameter set in ``params`` on every run of the task's seed slot ``slot``
+    (``Task.runs``), together.
 
     Returns one outcome per parameter set, in the order given; ``on_epoch`` is called with the
     member's index in ``params``.
@@ -180,7 +188,7 @@ def train_batch(
     started = time.perf_counter()
     # amsgrad rows first: StackedAdam keeps their running maximum over a slice.
     live = sorted(range(len(params)), key=lambda i: not params[i].amsgrad)
-    stacks = [_Stack(task, seed, [params[i] for i in live]) for seed in task.seeds]
+    stacks = [_Stack(task, seed, [params[i] for i in live], data) for seed, data in task.runs(slot)]
     outcomes = [TrialOutcome(status="complete", value=None) for _ in params]
     last = task.settings.config.train.objective == "last"
     for epoch in range(task.settings.config.train.epochs):

@@ -219,7 +219,22 @@ def _as_targets(y: np.ndarray, kind: Kind) -> torch.Tensor:
     return t.unsqueeze(1) if t.ndim == 1 else t
 
 
-def _from_arrays(x: np.ndarray, y: np.ndarray, settings: Settings, source: str) -> TaskData:
+def _folds(x: np.ndarray, y: np.ndarray, k: int, seed: int, kind: Kind):
+    """k train/val splits whose val parts partition the rows (stratified for classes)."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if kind == "classification" and np.unique(y, return_counts=True)[1].min() >= k:
+        splitter: Any = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    else:
+        splitter = KFold(n_splits=k, shuffle=True, random_state=seed)
+    for train, val in splitter.split(x, y):
+        yield x[train], x[val], y[train], y[val]
+
+
+def _from_arrays(
+    x: np.ndarray, y: np.ndarray, settings: Settings, source: str, seed: int
+) -> list[TaskData]:
+    """One train/val split of the rows, or ``data.folds`` of them, drawn with ``seed``."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
     if x.ndim < 2 or len(x) != len(y):
         raise settings.problem(
@@ -230,11 +245,17 @@ def _from_arrays(x: np.ndarray, y: np.ndarray, settings: Settings, source: str) 
     cfg = settings.config.data
     kind = _kind_of(y, settings.config.train.loss)
     _check_targets(y, kind, settings)  # before splitting: a bad target breaks stratification
+    key = "data.folds" if cfg.folds else "data.val_fraction"
     try:
-        x_tr, x_va, y_tr, y_va = _split(x, y, cfg, settings.config.seed, kind)
+        if cfg.folds:
+            splits = list(_folds(x, y, cfg.folds, seed, kind))
+        else:
+            splits = [_split(x, y, cfg, seed, kind)]
     except ValueError as exc:
-        raise settings.problem("data.val_fraction", f"cannot split {len(x)} rows: {exc}") from None
-    return _assemble(x_tr, y_tr, x_va, y_va, settings, source)
+        raise settings.problem(key, f"cannot split {len(x)} rows: {exc}") from None
+    return [
+        _assemble(x_tr, y_tr, x_va, y_va, settings, source) for x_tr, x_va, y_tr, y_va in splits
+    ]
 
 
 def _assemble(
@@ -344,7 +365,16 @@ def _from_function(settings: Settings) -> TaskData:
 
 
 def load_data(settings: Settings) -> TaskData:
-    """Build the train/val data the config describes. Raises ConfigError naming data.* keys."""
+    """Build the train/val data the config describes (its first fold, with ``data.folds``).
+    Raises ConfigError naming data.* keys."""
+    return load_splits(settings)[0]
+
+
+def load_splits(settings: Settings, split_seed: int | None = None) -> list[TaskData]:
+    """Every train/val split a trial trains on: one, or ``data.folds``, drawn with
+    ``split_seed`` (default: the config's seed). Data from your own function keeps the split
+    it returns. Raises ConfigError naming data.* keys."""
+    seed = settings.config.seed if split_seed is None else split_seed
     cfg = settings.config.data
     source = cfg.source
     if source.endswith((".csv", ".npz")):
@@ -361,15 +391,15 @@ def load_data(settings: Settings) -> TaskData:
             raise settings.problem("data.source", f"cannot read {path}: {exc}") from None
         except ValueError as exc:
             raise settings.problem("data.source", f"cannot read {path}: {exc}") from None
-        data = _from_arrays(x, y, settings, path.name)
+        splits = _from_arrays(x, y, settings, path.name, seed)
     elif ":" in source:
-        data = _from_function(settings)
+        splits = [_from_function(settings)]
     else:
         x, y = _sklearn(settings)
-        data = _from_arrays(x, y, settings, source)
-    if cfg.batch_size > data.n_train:
+        splits = _from_arrays(x, y, settings, source, seed)
+    rows = min(d.n_train for d in splits)
+    if cfg.batch_size > rows:
         raise settings.problem(
-            "data.batch_size",
-            f"must not exceed the {data.n_train} training rows (got {cfg.batch_size})",
+            "data.batch_size", f"must not exceed the {rows} training rows (got {cfg.batch_size})"
         )
-    return data
+    return splits

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from adamtune.data import Split, TensorSplit
+from adamtune.data import Split, TaskData, TensorSplit
 from adamtune.space import AdamParams
 from adamtune.task import Task
 
@@ -78,9 +78,9 @@ def batches(
             yield x.to(device), y.to(device)
 
 
-def val_chunks(task: Task) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The validation split in large chunks, on the task's device."""
-    val = task.data.val
+def val_chunks(task: Task, data: TaskData) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``data``'s validation split in large chunks, on the task's device."""
+    val = data.val
     if isinstance(val, TensorSplit):
         for i in range(0, len(val), _VAL_CHUNK):
             yield (
@@ -98,10 +98,10 @@ def objective(val_losses: list[float], last: bool) -> float:
 
 
 class _Run:
-    """One seed's model, optimizer and batch-order generator."""
+    """One seed's model, optimizer and batch-order generator, on one train/val split."""
 
-    def __init__(self, task: Task, seed: int, params: AdamParams) -> None:
-        self.task = task
+    def __init__(self, task: Task, seed: int, params: AdamParams, data: TaskData) -> None:
+        self.task, self.data = task, data
         self.model = task.new_model(seed)
         self.optimizer = make_optimizer(self.model, params)
         self.generator = torch.Generator().manual_seed(seed)
@@ -120,7 +120,7 @@ class _Run:
         torch.set_rng_state(self.rng_state)
         total = torch.zeros((), device=task.device)
         seen = 0
-        for x, y in batches(task.data.train, batch_size, self.generator, task.device):
+        for x, y in batches(self.data.train, batch_size, self.generator, task.device):
             with autocast(task):
                 loss = task.loss_fn(model(x).float(), y)
             if not torch.isfinite(loss):
@@ -143,7 +143,7 @@ class _Run:
         task, model = self.task, self.model
         model.eval()
         total, seen = 0.0, 0
-        for x, y in val_chunks(task):
+        for x, y in val_chunks(task, self.data):
             with autocast(task):
                 out = model(x).float()
             total += float(task.loss_fn(out, y)) * len(x)
@@ -157,11 +157,12 @@ class _Run:
 
 
 def train_trial(
-    task: Task, params: AdamParams, on_epoch: EpochCallback | None = None
+    task: Task, params: AdamParams, on_epoch: EpochCallback | None = None, slot: int = 0
 ) -> TrialOutcome:
-    """Train ``params`` on every seed of the task; stop early on divergence or when told."""
+    """Train ``params`` on every run of the task's seed slot ``slot`` (``Task.runs``: its
+    seeds on every fold); stop early on divergence or when told."""
     started = time.perf_counter()
-    runs = [_Run(task, seed, params) for seed in task.seeds]
+    runs = [_Run(task, seed, params, data) for seed, data in task.runs(slot)]
     outcome = TrialOutcome(status="complete", value=None)
     for epoch in range(task.settings.config.train.epochs):
         train_losses = [run.train_epoch() for run in runs]

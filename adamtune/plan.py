@@ -17,6 +17,14 @@ When a study is resumed with a different total, stages already left behind keep 
 had, the stages still to come share the new remainder in the fresh plan's proportions, and
 budget that no remaining stage can use goes to a final ``refine`` stage that searches every
 parameter jointly.
+
+Confirmation (``search.confirm``, see ``noise``). In a study of at least 20 trials with
+``confirm.seeds`` = S > 1, S - 1 trials after the baseline re-run Adam's defaults on fresh
+seeds (stage ``noise``), and each stage's budget includes the re-runs of its best k
+candidates on the S - 1 extra seeds (stage ``confirm``): k = min(top, n // (S + 1)) for a
+stage of n trials, so that it searches at least 2k trials, and at most its untried choices
+for a stage of choices. A stage that confirms fewer candidates than planned (most of its
+trials pruned, say) leaves the rest of its budget to the stages after it.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from adamtune.space import searched
 BASELINE = "defaults"
 REFINE = "refine"
 SMALL_STUDY = 10
+CONFIRM_MIN = 20  # smaller studies measure no noise: the re-runs would take their budget
 _DEFAULT_STAGES: list[tuple[str, list[str], int]] = [
     ("lr", ["lr"], 4),
     ("betas", ["beta1", "beta2"], 3),
@@ -43,7 +52,14 @@ _DEFAULT_STAGES: list[tuple[str, list[str], int]] = [
 class Stage:
     name: str
     params: tuple[str, ...]
-    trials: int
+    trials: int  # its search trials and, after them, its confirmation runs
+    confirm: int = 0  # candidates re-run on each extra seed slot
+    extra: int = 0  # extra seed slots (confirm.seeds - 1); 0 when nothing is confirmed
+
+    @property
+    def search(self) -> int:
+        """How many trials the stage draws before confirming."""
+        return self.trials - self.confirm * self.extra
 
 
 @dataclass(frozen=True)
@@ -80,15 +96,37 @@ def _split(total: int, weights: list[float]) -> list[int]:
     return shares
 
 
-def _allot(specs: list[_Spec], rest: int, space: SpaceConfig) -> list[int]:
+def confirm_seeds(search: SearchConfig, total: int) -> int:
+    """Seed slots a confirmed value is measured on in a study of ``total`` trials."""
+    return search.confirm.seeds if total >= CONFIRM_MIN else 1
+
+
+def _confirmed(n: int, cap: int | None, seeds: int, top: int) -> int:
+    """Candidates a stage of ``n`` trials confirms."""
+    if seeds <= 1:
+        return 0
+    if cap is not None:
+        return min(top, cap, n // seeds)
+    return min(top, n // (seeds + 1))
+
+
+def _stage(spec: _Spec, n: int, search: SearchConfig, seeds: int) -> Stage:
+    k = _confirmed(n, capacity(spec.params, search.space), seeds, search.confirm.top)
+    return Stage(spec.name, spec.params, n, k, seeds - 1 if k else 0)
+
+
+def _allot(specs: list[_Spec], rest: int, search: SearchConfig, seeds: int) -> list[int]:
     """Budgets for ``specs``: explicit and choice-only stages first (in order, capped), then
     the remainder by weight among the other continuous stages."""
+    space = search.space
     caps = [capacity(s.params, space) for s in specs]
     budgets = [0] * len(specs)
     left = rest
     for i, (spec, cap) in enumerate(zip(specs, caps, strict=True)):
         if spec.trials is not None or cap is not None:
             want = spec.trials if spec.trials is not None else left
+            if cap is not None:  # every untried choice, and the re-runs of its candidates
+                cap += (seeds - 1) * min(search.confirm.top, cap)
             budgets[i] = min(want, cap if cap is not None else want, left)
             left -= budgets[i]
     weighted = [
@@ -118,57 +156,72 @@ def _specs(search: SearchConfig) -> list[_Spec]:
     return [s for s in specs if s.params]
 
 
+def _rest(total: int, seeds: int) -> int:
+    """The budget of the stages: the total less the baseline and the noise runs."""
+    return max(total - 1 - (seeds - 1), 0)
+
+
 def make_plan(search: SearchConfig, total: int) -> list[Stage]:
     """The stages of a study of ``total`` trials (baseline included), before any has run."""
-    rest = max(total - 1, 0)
     specs = _specs(search)
+    seeds = confirm_seeds(search, total)
+    rest = _rest(total, seeds)
     if rest == 0 or not specs:
         return []
     if search.strategy == "staged" and search.stages is None and total < SMALL_STUDY:
         first = specs[0]
         cap = capacity(first.params, search.space)
-        return [Stage(first.name, first.params, min(rest, cap if cap is not None else rest))]
-    budgets = _allot(specs, rest, search.space)
-    return [Stage(s.name, s.params, b) for s, b in zip(specs, budgets, strict=True) if b > 0]
+        return [_stage(first, min(rest, cap if cap is not None else rest), search, seeds)]
+    budgets = _allot(specs, rest, search, seeds)
+    return [_stage(s, b, search, seeds) for s, b in zip(specs, budgets, strict=True) if b > 0]
 
 
-def replan(search: SearchConfig, total: int, done: dict[str, int]) -> list[Stage]:
-    """The plan for a study that already ran ``done[stage]`` trials per stage.
+def replan(
+    search: SearchConfig, total: int, done: dict[str, int], finished: frozenset[str] = frozenset()
+) -> list[Stage]:
+    """The plan for a study that already ran ``done[stage]`` trials per stage (confirmation
+    runs counted with the stage they confirm); ``finished`` names stages that searched and
+    confirmed all they could, even under their budget.
 
     With an unchanged total this is ``make_plan``. Stages before the latest one that has run
-    are closed at what they ran; the others share the rest in the fresh plan's proportions;
-    what none of them can use goes to a final ``refine`` stage.
+    (and that one, once finished) are closed at what they ran; the others share the rest in
+    the fresh plan's proportions; what none of them can use goes to a final ``refine`` stage.
     """
     fresh = make_plan(search, total)
+    seeds = confirm_seeds(search, total)
     # Stage order comes from the full structure: a small plan (under 10 trials) lists only
     # lr, yet a stage that already ran must stay closed when the total is lowered.
     specs = _specs(search)
     started = [i for i, s in enumerate(specs) if done.get(s.name, 0) > 0]
     if not started:
         return fresh
-    current = started[-1]
+    current = started[-1] + (specs[started[-1]].name in finished)
     closed = [Stage(s.name, s.params, done[s.name]) for s in specs[:current] if done.get(s.name)]
-    rest = max(total - 1 - sum(s.trials for s in closed), 0)
+    rest = max(_rest(total, seeds) - sum(s.trials for s in closed), 0)
     open_ = specs[current:]
     planned = {s.name: s.trials for s in fresh}
     if sum(planned.get(s.name, 0) for s in open_) == rest:
         shares = [planned.get(s.name, 0) for s in open_]  # an unchanged plan stays as it was
     else:
-        shares = _allot(open_, rest, search.space)
-    ran = done.get(open_[0].name, 0)
-    if shares[0] < ran:  # the current stage keeps what it ran; later stages share the rest
-        shares = [ran, *_allot(open_[1:], max(rest - ran, 0), search.space)]
-    plan = closed + [Stage(s.name, s.params, n) for s, n in zip(open_, shares, strict=True)]
+        shares = _allot(open_, rest, search, seeds)
+    ran = done.get(open_[0].name, 0) if open_ else 0
+    if open_ and shares[0] < ran:  # the current stage keeps what it ran; later ones share
+        shares = [ran, *_allot(open_[1:], max(rest - ran, 0), search, seeds)]
+    plan = closed + [_stage(s, n, search, seeds) for s, n in zip(open_, shares, strict=True)]
     leftover = max(rest - sum(shares), 0)
     live = searched(search.space)
     if (leftover or done.get(REFINE, 0)) and capacity(live, search.space) is None:
-        plan.append(Stage(REFINE, tuple(live), max(leftover, done.get(REFINE, 0))))
+        refine = _Spec(REFINE, tuple(live), 1.0)
+        plan.append(_stage(refine, max(leftover, done.get(REFINE, 0)), search, seeds))
     return plan
 
 
-def current_stage(plan: list[Stage], done: dict[str, int]) -> Stage | None:
-    """The first stage that has not used its budget, or None when the plan is complete."""
+def current_stage(
+    plan: list[Stage], done: dict[str, int], finished: frozenset[str] = frozenset()
+) -> Stage | None:
+    """The first stage that has not used its budget nor finished, or None when the plan is
+    complete."""
     for stage in plan:
-        if done.get(stage.name, 0) < stage.trials:
+        if done.get(stage.name, 0) < stage.trials and stage.name not in finished:
             return stage
     return None

@@ -2,55 +2,38 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
 from adamtune.errors import NoCompletedTrialError
+from adamtune.noise import CONFIRM, NOISE, Measured, Selection, select
 from adamtune.plan import BASELINE
+from adamtune.rows import TrialRow, trial_rows
 from adamtune.space import AdamParams
-from adamtune.study import stage_of, status_of
+from adamtune.study import CONFIG_ATTR
 
 
-@dataclass
-class TrialRow:
-    number: int
-    stage: str
-    state: str  # complete | pruned | diverged | failed | killed | interrupted | running
-    params: AdamParams | None
-    value: float | None
-    epochs: int | None
-    seconds: float | None = None
-    error: str | None = None
+@dataclass(frozen=True)
+class Spread:
+    """A value measured over ``seeds`` seed slots: their mean and standard deviation."""
+
+    mean: float
+    std: float
+    seeds: int
+
+    @classmethod
+    def of(cls, m: Measured) -> Spread:
+        return cls(m.mean, m.std, len(m.values))
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "stage": self.stage,
-            "state": self.state,
-            "params": self.params.torch_kwargs() if self.params else None,
-            "value": self.value,
-            "epochs": self.epochs,
-            "seconds": self.seconds,
-            "error": self.error,
-        }
+        return {"mean": _finite(self.mean), "std": _finite(self.std), "seeds": self.seeds}
 
 
-def row_of(trial: FrozenTrial) -> TrialRow:
-    attrs = trial.user_attrs
-    adam = attrs.get("adam")
-    return TrialRow(
-        number=trial.number,
-        stage=stage_of(trial),
-        state=status_of(trial),
-        params=AdamParams.from_dict(adam) if adam else None,
-        value=trial.value if trial.state == TrialState.COMPLETE else None,
-        epochs=attrs.get("epochs"),
-        seconds=attrs.get("seconds"),
-        error=attrs.get("error"),
-    )
+def _finite(v: float) -> float | None:
+    return v if math.isfinite(v) else None
 
 
 @dataclass
@@ -60,10 +43,34 @@ class StageSummary:
     best_value: float | None
     best_trial: int | None
     changed: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # param: (before, after)
+    # How the stage was judged (noise.Decision): its best candidate against the incumbent, on
+    # the same seed slots, and the gain it needed.
+    candidate: Spread | None = None
+    incumbent: Spread | None = None
+    bar: float | None = None
+    adopted: bool = False
+    confirmed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "trials": self.trials,
+            "best_value": self.best_value,
+            "best_trial": self.best_trial,
+            "changed": {k: list(v) for k, v in self.changed.items()},
+            "candidate": self.candidate.as_dict() if self.candidate else None,
+            "incumbent": self.incumbent.as_dict() if self.incumbent else None,
+            "needed_gain": self.bar,
+            "adopted": self.adopted,
+            "confirmed": self.confirmed,
+        }
 
 
 @dataclass
 class BestResult:
+    """The winner: the last parameter set a stage adopted beyond noise (``noise.select``),
+    with its value as the mean over the seed slots it was measured on."""
+
     study: str
     value: float
     trial: int
@@ -74,6 +81,11 @@ class BestResult:
     stages: list[StageSummary]
     storage: str = ""
     schedule: str | None = None
+    value_std: float = 0.0
+    seeds: int = 1  # seed slots behind ``value``
+    default_std: float = 0.0
+    default_seeds: int = 1
+    noise: float | None = None  # the defaults' spread over seeds; None when not measured
 
     @property
     def improvement(self) -> float | None:
@@ -82,78 +94,91 @@ class BestResult:
             return None
         return (self.default_value - self.value) / self.default_value
 
+    @property
+    def kept_defaults(self) -> bool:
+        return self.stage == BASELINE
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "study": self.study,
             "value": self.value,
+            "value_std": self.value_std,
+            "seeds": self.seeds,
             "trial": self.trial,
             "stage": self.stage,
             "params": self.params.torch_kwargs(),
             "schedule": self.schedule,
             "default_value": self.default_value,
+            "default_std": self.default_std,
+            "default_seeds": self.default_seeds,
+            "noise": None
+            if self.noise is None
+            else {"std": self.noise, "seeds": self.default_seeds},
             "improvement": self.improvement,
+            "verdict": "kept_defaults" if self.kept_defaults else "improved",
             "n_trials": self.n_trials,
             "storage": self.storage,
-            "stages": [
-                {
-                    "name": s.name,
-                    "trials": s.trials,
-                    "best_value": s.best_value,
-                    "best_trial": s.best_trial,
-                    "changed": {k: list(v) for k, v in s.changed.items()},
-                }
-                for s in self.stages
-            ],
+            "stages": [s.as_dict() for s in self.stages],
         }
 
 
-def trial_rows(study: optuna.Study) -> list[TrialRow]:
-    return [row_of(t) for t in study.get_trials(deepcopy=False)]
-
-
-def stage_summaries(rows: list[TrialRow]) -> list[StageSummary]:
-    """Per stage, in the order stages ran: its best value and what it changed in the winner."""
+def stage_order(rows: list[TrialRow]) -> list[str]:
+    """The searched stages in the order they ran (not the baseline, noise or confirm runs)."""
     order: list[str] = []
     for row in rows:
-        if row.stage not in order:
+        if row.stage not in order and row.stage not in (BASELINE, NOISE, CONFIRM):
             order.append(row.stage)
+    return order
+
+
+def stage_summaries(rows: list[TrialRow], selection: Selection) -> list[StageSummary]:
+    """Per stage, in the order stages ran: its best trial, how it was judged and what it
+    changed in the winner."""
+    decisions = {d.stage: d for d in selection.decisions}
     out: list[StageSummary] = []
-    incumbent: TrialRow | None = None
-    for name in order:
+    for name in stage_order(rows):
         mine = [r for r in rows if r.stage == name]
         done = [r for r in mine if r.value is not None]
         best = min(done, key=lambda r: (r.value, r.number)) if done else None
         summary = StageSummary(
             name, len(mine), best.value if best else None, best.number if best else None
         )
-        if best is not None and (incumbent is None or best.value < incumbent.value):  # type: ignore[operator]
-            if incumbent is not None and incumbent.params and best.params:
-                before, after = incumbent.params.as_dict(), best.params.as_dict()
+        d = decisions.get(name)
+        if d is not None and d.best is not None:
+            summary.candidate, summary.incumbent = Spread.of(d.best), Spread.of(d.before)
+            summary.bar, summary.adopted, summary.confirmed = d.bar, d.adopted, d.confirmed
+            if d.adopted:
+                before, after = d.before.params.as_dict(), d.best.params.as_dict()
                 summary.changed = {k: (before[k], after[k]) for k in after if before[k] != after[k]}
-            incumbent = best
         out.append(summary)
     return out
 
 
 def best_result(study: optuna.Study, storage: str = "") -> BestResult:
     rows = trial_rows(study)
-    done = [r for r in rows if r.value is not None and r.params is not None]
-    if not done:
+    stored = study.user_attrs.get(CONFIG_ATTR, {})
+    confidence = stored.get("search", {}).get("confirm", {}).get("confidence", 0.8)
+    selection = select(rows, stage_order(rows), confidence)
+    winner, defaults = selection.winner, selection.defaults
+    if winner is None or defaults is None or not math.isfinite(winner.mean):
         raise NoCompletedTrialError(
-            f"study {study.study_name!r} has no completed trial yet ({len(rows)} trials: "
-            f"run adamtune search first, or see adamtune trials)"
+            f"study {study.study_name!r} has no completed trial yet ({len(rows)} trials: run "
+            f"adamtune search first, or see adamtune trials)"
         )
-    best = min(done, key=lambda r: (r.value, r.number))
-    baseline = [r for r in done if r.stage == BASELINE]
-    assert best.value is not None and best.params is not None
+    stage = next(r.stage for r in rows if r.number == winner.trial)
     return BestResult(
         study=study.study_name,
-        value=best.value,
-        trial=best.number,
-        stage=best.stage,
-        params=best.params,
-        default_value=baseline[0].value if baseline else None,
+        value=winner.mean,
+        trial=winner.trial,
+        stage=stage,
+        params=winner.params,
+        default_value=_finite(defaults.mean),
         n_trials=len(rows),
-        stages=stage_summaries(rows),
+        stages=stage_summaries(rows, selection),
         storage=storage,
+        value_std=winner.std,
+        seeds=len(winner.values),
+        default_std=defaults.std,
+        default_seeds=len(defaults.values),
+        noise=selection.noise,
     )

@@ -24,9 +24,10 @@ from adamtune.config import Settings
 from adamtune.drawing import StageSampler, is_joint
 from adamtune.engine import TrialOutcome, train_trial
 from adamtune.errors import SearchFailedError
-from adamtune.plan import BASELINE, Stage, current_stage, replan
+from adamtune.noise import CONFIRM, NOISE, baseline_row, candidates, finished, select
+from adamtune.plan import BASELINE, Stage, confirm_seeds, current_stage, replan
 from adamtune.pruning import PruneMirror
-from adamtune.results import TrialRow, row_of
+from adamtune.rows import TrialRow, row_of
 from adamtune.samplers import PresetSampler, make_pruner
 from adamtune.space import (
     ADAM_DEFAULTS,
@@ -74,6 +75,7 @@ class SearchStart:
     done: int  # trials already in the study that count toward its budget
     batch: int = 1  # trials trained together
     batch_note: str | None = None  # why a batch was asked for and not used
+    seeds: int = 1  # seed slots behind a confirmed value (1: no confirmation)
 
 
 class SearchObserver:
@@ -112,6 +114,7 @@ class _Search:
         study: optuna.Study,
         observer: SearchObserver,
         batch: int = 1,
+        seeds: int = 1,
     ) -> None:
         self.settings, self.task, self.study, self.observer = settings, task, study, observer
         self.config = settings.config
@@ -120,7 +123,8 @@ class _Search:
         study.sampler = self.preset
         self.mirror = PruneMirror(study.study_name, study.pruner)
         self.mirror_prunes = not isinstance(study.pruner, optuna.pruners.HyperbandPruner)
-        self.batched = batch > 1
+        self.batch, self.batched = batch, batch > 1
+        self.seeds = seeds  # seed slots of a confirmed value (1: no noise, no confirmation)
         self.sampling = StageSampler(self.config, batched=self.batched)
 
     # --- reading the study ---------------------------------------------------------------
@@ -128,33 +132,99 @@ class _Search:
         return self.study.get_trials(deepcopy=False)
 
     def done_per_stage(self, trials: list[FrozenTrial]) -> dict[str, int]:
+        """Trials that count toward the budget, by the stage whose budget they use: a
+        confirmation run uses the budget of the stage it confirms."""
         done: dict[str, int] = {}
         for t in trials:
             if counts_toward_budget(t):
-                done[stage_of(t)] = done.get(stage_of(t), 0) + 1
+                key = str(t.user_attrs.get("of", stage_of(t)))
+                done[key] = done.get(key, 0) + 1
         return done
 
+    def searched_in(self, trials: list[FrozenTrial], stage: str) -> int:
+        return sum(1 for t in trials if stage_of(t) == stage and counts_toward_budget(t))
+
     def incumbent(
-        self, trials: list[FrozenTrial], plan: list[Stage], stage: Stage
+        self, trials: list[FrozenTrial], rows: list[TrialRow], plan: list[Stage], stage: Stage
     ) -> tuple[AdamParams, FrozenTrial | None]:
-        """The best trial of the baseline and the stages before ``stage``, and its params
-        with the user's fixed values applied."""
-        earlier = {BASELINE} | {s.name for s in plan[: plan.index(stage)]}
-        best = _best([t for t in trials if stage_of(t) in earlier])
-        params = AdamParams.from_dict(best.user_attrs["adam"]) if best else ADAM_DEFAULTS
+        """The winner of the baseline and the stages before ``stage`` (``noise.select``), and
+        its params with the user's fixed values applied."""
+        earlier = [s.name for s in plan[: plan.index(stage)]]
+        winner = select(rows, earlier, self.config.search.confirm.confidence).winner
+        best = next((t for t in trials if winner and t.number == winner.trial), None)
+        params = winner.params if winner else ADAM_DEFAULTS
         return params.with_values(fixed_values(self.space)), best
 
+    def noise_runs(self, rows: list[TrialRow]) -> list[tuple[TrialRow, int]]:
+        """The baseline's re-runs on extra seed slots still to run, as (baseline, slot)."""
+        base = baseline_row(rows)
+        if base is None:
+            return []
+        return [(base, slot) for slot in range(1, self.seeds) if not _ran(rows, base, slot)]
+
+    def confirm_runs(
+        self, rows: list[TrialRow], base: AdamParams, stage: Stage
+    ) -> list[tuple[TrialRow, int]]:
+        """The re-runs of ``stage``'s best candidates still to run, as (candidate, slot),
+        slot by slot (a slot's runs share seeds, so they can train as one batch)."""
+        picked = candidates(rows, stage.name, base, stage.confirm)
+        return [
+            (row, slot)
+            for slot in range(1, stage.extra + 1)
+            for row in picked
+            if not _ran(rows, row, slot)
+        ]
+
     # --- running trials --------------------------------------------------------------------
+    def run_reruns(self, stage_name: str, reruns: list[tuple[TrialRow, int]]) -> list[TrialRow]:
+        """Train trials again on another seed slot (noise and confirmation runs): all of one
+        slot together when batching, else the first alone."""
+        slot = reruns[0][1]
+        reruns = [r for r in reruns if r[1] == slot][: self.batch]
+        members = []
+        for row, _ in reruns:
+            assert row.params is not None
+            attrs: dict[str, Any] = {"slot": slot, "confirms": row.number}
+            if stage_name == CONFIRM:
+                attrs["of"] = row.stage
+            members.append(_Member(row.params, self._coords(row.params), attrs))
+        return self.run_trials(stage_name, members, prunable=False, slot=slot)
+
+    def _coords(self, params: AdamParams) -> dict[str, Any]:
+        """Coordinates of a parameter set that was not sampled, as the baseline records."""
+        joint = is_joint(self.config, BASELINE)
+        return {
+            k: v
+            for k, (v, _) in encode(
+                params, searched(self.space), self.space, with_zero=joint
+            ).items()
+        }
+
+    def run_baseline(self) -> list[TrialRow]:
+        """Adam's defaults, with the values the user pinned: the reference every gain is
+        measured against, and a point the first stage's sampler can learn from."""
+        baseline = ADAM_DEFAULTS.with_values(fixed_values(self.space))
+        rows = self.run_trials(
+            BASELINE, [_Member(baseline, self._coords(baseline), {})], prunable=False
+        )
+        if rows[0].state == "failed":
+            raise SearchFailedError(
+                f"trial {rows[0].number} (Adam's defaults) failed: {rows[0].error}; fix the "
+                f"model or data, then rerun (--debug shows the traceback)"
+            )
+        return rows
+
+    def drawn(
+        self, draws: list[dict[str, Any]], names: list[str], base: AdamParams
+    ) -> list[_Member]:
+        """Members for sampled coordinates: the stage's values drawn on top of ``base``."""
+        return [_Member(base, coords, {}, names) for coords in draws]
+
     def run_trials(
-        self,
-        stage_name: str,
-        draws: list[dict[str, Any]],
-        names: list[str],
-        base: AdamParams,
-        prunable: bool,
+        self, stage_name: str, members: list[_Member], prunable: bool, slot: int = 0
     ) -> list[TrialRow]:
-        """Ask one study trial per draw and train them: alone, or together as one batch."""
-        trials, params = self._ask(stage_name, draws, names, base)
+        """Ask one study trial per member and train them: alone, or together as one batch."""
+        trials, params = self._ask(stage_name, members)
         twins = [self.mirror.start() for _ in trials]
         epochs = self.config.train.epochs
         # Values per epoch go to the study with the trial's other records when it ends (one
@@ -178,9 +248,9 @@ class _Search:
         try:
             if self.batched:  # even a batch of one: a lone trial costs the same either way,
                 # and torch.optim.Adam's first construction imports torch._dynamo (~1.5 s)
-                outcomes = train_batch(self.task, params, on_epoch)
+                outcomes = train_batch(self.task, params, on_epoch, slot)
             else:
-                outcomes = [train_trial(self.task, params[0], lambda e, v: on_epoch(0, e, v))]
+                outcomes = [train_trial(self.task, params[0], lambda e, v: on_epoch(0, e, v), slot)]
         except KeyboardInterrupt:
             self._fail(trials, twins, reported, {"status": "interrupted"})
             raise
@@ -202,23 +272,26 @@ class _Search:
         return rows
 
     def _ask(
-        self, stage_name: str, draws: list[dict[str, Any]], names: list[str], base: AdamParams
+        self, stage_name: str, members: list[_Member]
     ) -> tuple[list[optuna.Trial], list[AdamParams]]:
         joint = is_joint(self.config, stage_name)
         trials, params = [], []
-        for coords in draws:
-            self.preset.values = coords
+        for m in members:
+            self.preset.values = m.coords
             trial = self.study.ask()
+            names = m.names if m.names is not None else coordinate_params(m.coords)
             drawn = suggest(trial, names, self.space, with_zero=joint) if names else {}
-            # The baseline records its coordinates but trains its exact values, to the bit.
-            member = base if stage_name == BASELINE else base.with_values(drawn)
+            # A member that was not sampled (the baseline, a re-run) records its coordinates
+            # but trains its exact values, to the bit.
+            member = m.base if m.names is None else m.base.with_values(drawn)
             attrs: dict[str, Any] = {
                 "stage": stage_name,
                 "adam": member.as_dict(),
                 "worker": worker_id(),
+                **m.attrs,
             }
-            if len(draws) > 1:
-                attrs["batch"] = len(draws)
+            if len(members) > 1:
+                attrs["batch"] = len(members)
             write_trial(self.study, trial._trial_id, attrs)
             self.observer.trial_started(trial.number, stage_name, member)
             trials.append(trial)
@@ -254,6 +327,21 @@ class _Search:
             # Teach the sampler: a diverged trial ranks below every pruned one at its step.
             values[outcome.epochs] = math.inf
         write_trial(self.study, trial._trial_id, attrs, values)
+
+
+@dataclass
+class _Member:
+    """One trial to ask: its base parameters, the coordinates to record (and, for a sampled
+    member, the Adam parameters ``names`` drawn through them) and extra user attributes."""
+
+    base: AdamParams
+    coords: dict[str, Any]
+    attrs: dict[str, Any]
+    names: list[str] | None = None  # None: train ``base`` exactly
+
+
+def _ran(rows: list[TrialRow], row: TrialRow, slot: int) -> bool:
+    return any(r.confirms == row.number and r.slot == slot and finished(r) for r in rows)
 
 
 def _finite_or_none(v: float) -> float | None:
@@ -311,7 +399,7 @@ def _run(
     timeout = options.timeout if options.timeout is not None else config.search.timeout
     fail_orphans(study)
     batch, batch_note = batch_size(task, options.batch or config.search.batch)
-    search = _Search(settings, task, study, observer, batch)
+    search = _Search(settings, task, study, observer, batch, confirm_seeds(config.search, total))
     trials = search.trials()
     done = search.done_per_stage(trials)
     plan = replan(config.search, total, done)
@@ -324,10 +412,14 @@ def _run(
         sum(done.values()),
         batch,
         batch_note,
+        search.seeds,
     )
     observer.search_started(start)
     run = SearchRun(study.study_name, start.storage, start)
     began, errors_in_a_row = clock(), 0
+    # Stages that searched and confirmed all they could, under budget: the rest of their
+    # budget goes to the stages after them.
+    complete: set[str] = set()
     while True:
         trials = search.trials()
         search.mirror.sync(trials)
@@ -337,48 +429,38 @@ def _run(
         if timeout is not None and clock() - began >= timeout:
             run.stopped_by = "timeout"
             break
+        rows = [row_of(t) for t in trials]
         if done.get(BASELINE, 0) == 0:
-            # Adam's defaults, with the values the user pinned: the reference every gain is
-            # measured against, and a point the first stage's sampler can learn from.
-            baseline = ADAM_DEFAULTS.with_values(fixed_values(search.space))
-            coords = {
-                k: v
-                for k, (v, _) in encode(
-                    baseline,
-                    searched(search.space),
-                    search.space,
-                    with_zero=is_joint(config, BASELINE),
-                ).items()
-            }
-            rows = search.run_trials(
-                BASELINE, [coords], coordinate_params(coords), baseline, prunable=False
-            )
-            if rows[0].state == "failed":
-                raise SearchFailedError(
-                    f"trial {rows[0].number} (Adam's defaults) failed: {rows[0].error}; fix the "
-                    f"model or data, then rerun (--debug shows the traceback)"
-                )
+            rows = search.run_baseline()
+        elif search.noise_runs(rows):
+            rows = search.run_reruns(NOISE, search.noise_runs(rows))
         else:
-            stage = current_stage(plan, done)
+            plan = replan(config.search, total, done, frozenset(complete))
+            stage = current_stage(plan, done, frozenset(complete))
             if stage is None:  # only choices left, and all of them tried
                 run.stopped_by = "exhausted"
                 break
-            base, best_before = search.incumbent(trials, plan, stage)
-            # A batch stays inside its stage: the next stage starts from this one's best.
-            size = min(
-                batch,
-                stage.trials - done.get(stage.name, 0),
-                total - sum(done.values()),
-            )
-            draws: list[dict[str, Any]] = []
-            for _ in range(size):
-                coords = search.sampling.draw(
-                    stage, plan.index(stage), trials, base, best_before, pending=draws
-                )
-                if coords in draws:  # a stage of choices with fewer untried ones than the batch
-                    break
-                draws.append(coords)
-            rows = search.run_trials(stage.name, draws, list(stage.params), base, prunable=True)
+            base, best_before = search.incumbent(trials, rows, plan, stage)
+            ran = search.searched_in(trials, stage.name)
+            if ran >= stage.search:
+                reruns = search.confirm_runs(rows, base, stage)
+                if not reruns:
+                    complete.add(stage.name)
+                    continue
+                rows = search.run_reruns(CONFIRM, reruns)
+            else:
+                # A batch stays inside its stage: the next stage starts from this one's best.
+                size = min(batch, stage.search - ran, total - sum(done.values()))
+                draws: list[dict[str, Any]] = []
+                for _ in range(size):
+                    coords = search.sampling.draw(
+                        stage, plan.index(stage), trials, base, best_before, pending=draws
+                    )
+                    if coords in draws:  # a stage of choices with fewer untried ones than K
+                        break
+                    draws.append(coords)
+                members = search.drawn(draws, list(stage.params), base)
+                rows = search.run_trials(stage.name, members, prunable=True)
         run.ran.extend(rows)
         # The best so far without reading the study again: the next iteration reads it anyway.
         best = _best(trials)

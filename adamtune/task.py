@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adamtune.config import Settings, check_device
-from adamtune.data import TaskData, TensorSplit, load_data
+from adamtune.config import Settings, check_device, is_import_path
+from adamtune.data import TaskData, TensorSplit, load_splits
 from adamtune.errors import ConfigError
 from adamtune.models import build_model, count_parameters
 
@@ -36,6 +36,7 @@ _LOSSES: dict[str, LossFn] = {
 _AUTO_LOSS = {"classification": "cross_entropy", "regression": "mse", "binary": "bce"}
 # Above this share of a GPU's free memory, data stays in host memory and batches are copied.
 _DEVICE_DATA_SHARE = 0.25
+_SLOT_STRIDE = 1000
 
 
 def resolve_device(name: str) -> torch.device:
@@ -71,13 +72,40 @@ class Task:
     loss_name: str
     loss_fn: LossFn
     n_params: int
+    folds: list[TaskData] = field(default_factory=list)  # every split; ``data`` is the first
+    _slot_splits: dict[int, list[TaskData]] = field(default_factory=dict, repr=False)
     _init_states: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)
 
     @property
     def seeds(self) -> list[int]:
-        """One seed per repeat; repeat r uses the config seed + r."""
+        """The search's seeds: one per repeat, the config seed + r."""
+        return self.seeds_for(0)
+
+    def seeds_for(self, slot: int) -> list[int]:
+        """The seeds of seed slot ``slot``: 0 is the search's own; slot j > 0 (noise and
+        confirmation runs) uses the config seed + 1000 j + r, fresh initial weights and batch
+        orders that no search trial saw."""
         cfg = self.settings.config
-        return [cfg.seed + r for r in range(cfg.train.repeats)]
+        return [cfg.seed + _SLOT_STRIDE * slot + r for r in range(cfg.train.repeats)]
+
+    def splits_for(self, slot: int) -> list[TaskData]:
+        """The train/val splits of seed slot ``slot``: the search's own for slot 0, a fresh
+        split (or set of folds) drawn with the config seed + 1000 j for slot j > 0, so that
+        noise and confirmation runs measure what moves with the split too."""
+        if slot == 0 or is_import_path(self.settings.config.data.source):
+            return self.folds or [self.data]
+        if slot not in self._slot_splits:
+            seed = self.settings.config.seed + _SLOT_STRIDE * slot
+            splits = load_splits(self.settings, split_seed=seed)
+            for split in splits:
+                _place(split, self.device, self.loss_name)
+            self._slot_splits[slot] = splits
+        return self._slot_splits[slot]
+
+    def runs(self, slot: int = 0) -> list[tuple[int, TaskData]]:
+        """What one trial trains, (seed, split) pairs: every seed of the slot on every split
+        of the slot. Its value is the mean of their objectives."""
+        return [(seed, data) for seed in self.seeds_for(slot) for data in self.splits_for(slot)]
 
     def new_model(self, seed: int) -> nn.Module:
         """The model with the initial weights of ``seed``: identical for every trial.
@@ -95,8 +123,10 @@ class Task:
 
     def describe(self) -> str:
         cfg = self.settings.config
+        folds = f" (fold 1 of {len(self.folds)})" if len(self.folds) > 1 else ""
         return (
-            f"{self.data.description}; model {cfg.model.arch} ({self.n_params:,} parameters); "
+            f"{self.data.description}{folds}; model {cfg.model.arch} ({self.n_params:,} "
+            f"parameters); "
             f"loss {self.loss_name}; device {self.device}; precision {cfg.train.precision}"
         )
 
@@ -140,11 +170,13 @@ def build_task(settings: Settings, device: str | None = None) -> Task:
         if device:
             raise ConfigError(f"--device: {exc}") from None
         raise settings.problem("train.device", str(exc)) from None
-    data = load_data(settings)
+    folds = load_splits(settings)
+    data = folds[0]
     loss_name = _pick_loss(settings, data)
-    _place(data, dev, loss_name)
+    for split in folds:
+        _place(split, dev, loss_name)
     torch.manual_seed(settings.config.seed)
     model = build_model(settings, data)
     if count_parameters(model) == 0:
         raise settings.problem("model.arch", "the model has no trainable parameters for Adam")
-    return Task(settings, data, dev, loss_name, _LOSSES[loss_name], count_parameters(model))
+    return Task(settings, data, dev, loss_name, _LOSSES[loss_name], count_parameters(model), folds)

@@ -35,6 +35,7 @@ train:
 search:
   trials: {trials}
   batch: 1
+  confirm: {{seeds: 1}}  # the noise-aware selection has tests of its own (test_noise.py)
 """
 
 

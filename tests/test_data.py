@@ -449,3 +449,39 @@ def test_csv_with_an_empty_target_cell_names_the_row(tmp_path: Path,
     (tmp_path / "gap.csv").write_text("a,price\n" + rows)
     msg = problem(write_config, "data: {source: gap.csv, target: price, batch_size: 4}\n")
     assert msg == "CFG:1: data.target: gap.csv row 5: column 'price' is empty"
+
+
+def test_folds_partition_the_rows_into_k_val_splits(write_config: Callable[..., Path]) -> None:
+    from adamtune.data import load_splits
+
+    splits = load_splits(load_config(write_config(
+        "data: {source: iris, folds: 5, standardize: false}\n", file="folds.yaml")))
+    assert len(splits) == 5
+    assert all(s.n_train == 120 and s.n_val == 30 for s in splits)
+    rows = [tuple(r) for s in splits for r in s.val.x.tolist()]  # type: ignore[union-attr]
+    assert len(rows) == 150  # every row is validated on exactly once
+    for s in splits:  # stratified: each val fold holds 10 of each class
+        assert torch.bincount(s.val.y).tolist() == [10, 10, 10]  # type: ignore[union-attr]
+
+
+def test_another_split_seed_draws_another_split(write_config: Callable[..., Path]) -> None:
+    from adamtune.data import load_splits
+
+    settings = load_config(write_config("data: {source: wine}\n", file="seeded.yaml"))
+    a, b = load_splits(settings)[0], load_splits(settings, split_seed=1000)[0]
+    assert a.n_val == b.n_val and not torch.equal(a.val.x, b.val.x)  # type: ignore[union-attr]
+    assert torch.equal(load_splits(settings)[0].val.x, a.val.x)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("data: {source: iris, folds: 3, val_fraction: 0.3}\n",
+      "data.val_fraction: folds decide the val splits"),
+     ("data: {source: 'mod:fn', folds: 3}\n", "data.folds: your function returns its own"),
+     ("data: {source: iris, folds: 1}\n", "data.folds: must be >= 2 (got 1)")],
+)
+def test_folds_that_cannot_apply_are_refused(write_config: Callable[..., Path], text: str,
+                                             expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(text, file="badfolds.yaml"))
+    assert expected in str(info.value)

@@ -306,3 +306,20 @@ def test_dataset_backed_regression_matches_target_shape(
         warnings.simplefilter("error", UserWarning)  # "Using a target size ... different"
         outcome = train_trial(task, AdamParams(lr=1e-2))
     assert outcome.status == "complete"
+
+
+def test_with_folds_a_trial_is_the_mean_over_folds(make_task: MakeTask) -> None:
+    from adamtune.batched import train_batch
+    from adamtune.data import TaskData
+
+    task = make_task(data="  folds: 3\n")
+    assert len(task.folds) == 3 and len(task.runs()) == 3
+    outcome = train_trial(task, ADAM_DEFAULTS)
+    alone = []
+    for fold in task.folds:
+        one: Task = dataclasses.replace(task, data=fold, folds=[fold])
+        alone.append(train_trial(one, ADAM_DEFAULTS).value)
+    assert outcome.value == pytest.approx(sum(alone) / 3, rel=1e-6)
+    assert train_batch(task, [ADAM_DEFAULTS])[0].value == pytest.approx(outcome.value, rel=1e-5)
+    assert isinstance(task.splits_for(1)[0], TaskData)
+    assert not torch.equal(task.splits_for(1)[0].val.x, task.folds[0].val.x)  # type: ignore[union-attr]

@@ -11,6 +11,8 @@ from adamtune.plan import Stage, current_stage, make_plan, replan
 
 
 def search(**values: Any) -> SearchConfig:
+    """A search config; the budget rule is tested without confirmation unless asked."""
+    values.setdefault("confirm", {"seeds": 1})
     return SearchConfig.model_validate(values)
 
 
@@ -168,3 +170,32 @@ def test_lowering_the_total_never_reopens_a_stage_that_was_left() -> None:
     assert plan[0].name == "lr" and plan[0].trials == 4
     stage = current_stage(plan, done)
     assert stage is not None and stage.name != "lr"
+
+
+def test_confirmation_reserves_noise_runs_and_each_stages_reruns() -> None:
+    plan = make_plan(search(confirm={"seeds": 3, "top": 2}), 60)
+    # 60 = baseline + 2 noise runs + the stages, whose budgets include their re-runs
+    assert sum(s.trials for s in plan) == 57
+    assert {s.name: (s.search, s.confirm, s.extra) for s in plan} == {
+        "lr": (18, 2, 2), "betas": (12, 2, 2), "eps": (3, 1, 2), "weight_decay": (7, 2, 2),
+        "amsgrad": (1, 1, 2)}
+    for s in plan:  # every confirmed candidate stands on at least two searched trials
+        assert s.search >= 2 * s.confirm or s.name == "amsgrad"
+
+
+def test_small_studies_confirm_nothing() -> None:
+    plan = make_plan(search(confirm={"seeds": 3}), 19)
+    assert sum(s.trials for s in plan) == 18
+    assert all(s.confirm == 0 and s.search == s.trials for s in plan)
+
+
+def test_a_stage_finished_under_budget_leaves_the_rest_to_the_next() -> None:
+    cfg = search(confirm={"seeds": 3, "top": 2})
+    fresh = make_plan(cfg, 60)
+    # lr searched its 18 trials but could confirm only one candidate (2 runs, not 4)
+    done = {"defaults": 1, "noise": 2, "lr": 20}
+    plan = replan(cfg, 60, done, frozenset({"lr"}))
+    assert plan[0] == Stage("lr", ("lr",), 20)
+    assert sum(s.trials for s in plan) == 57
+    assert plan[1].trials >= fresh[1].trials
+    assert current_stage(plan, done, frozenset({"lr"})) == plan[1]

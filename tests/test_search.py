@@ -14,7 +14,8 @@ from optuna.trial import TrialState
 from adamtune.config import load_config
 from adamtune.errors import ConfigError, SearchFailedError
 from adamtune.plan import BASELINE, make_plan
-from adamtune.results import best_result, trial_rows
+from adamtune.results import best_result
+from adamtune.rows import trial_rows
 from adamtune.search import SearchOptions, run_search
 from adamtune.space import ADAM_DEFAULTS, AdamParams
 

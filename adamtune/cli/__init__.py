@@ -227,7 +227,7 @@ def best(
     Example: adamtune best --format json   (or --format torch for code to paste)
     """
     with _errors(debug):
-        from adamtune.cli.render import best_table, stages_table
+        from adamtune.cli.render import best_table, noise_line, say, stages_table
         from adamtune.formats import to_json, to_yaml, torch_code
         from adamtune.results import best_result
 
@@ -241,6 +241,9 @@ def best(
             print(torch_code(result))
         else:
             out.print(best_table(result))
+            noise = noise_line(result)
+            if noise:
+                say(out, noise)
             out.print(stages_table(result.stages))
 
 
@@ -259,7 +262,7 @@ def trials(
     with _errors(debug):
         from adamtune.cli.render import trials_table
         from adamtune.formats import to_json, to_yaml, trials_data, trials_torch_code
-        from adamtune.results import trial_rows
+        from adamtune.rows import trial_rows
 
         found, url = _open_study(config, storage, study)
         rows = trial_rows(found)

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adamtune.cli.render import say, trial_line
-from adamtune.results import TrialRow
+from adamtune.rows import TrialRow
 from adamtune.search import SearchObserver, SearchStart
 from adamtune.space import AdamParams
 
@@ -18,7 +18,12 @@ class PlainProgress(SearchObserver):
         self.console = console
 
     def search_started(self, start: SearchStart) -> None:
-        plan = ", ".join(f"{s.name} {s.trials}" for s in start.plan)
+        plan = ", ".join(
+            f"{s.name} {s.trials}" + (f" ({s.confirm * s.extra} to confirm)" if s.confirm else "")
+            for s in start.plan
+        )
+        if start.seeds > 1:
+            plan = f"noise {start.seeds - 1}, {plan}"
         where = f"study {start.study} in {start.storage}"
         if start.done >= start.total:
             say(

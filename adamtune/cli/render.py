@@ -6,7 +6,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from adamtune.results import BestResult, StageSummary, TrialRow
+from adamtune.formats import spread_text
+from adamtune.results import BestResult, StageSummary
+from adamtune.rows import TrialRow
 from adamtune.space import ADAM_DEFAULTS
 
 
@@ -23,15 +25,31 @@ def _param_text(name: str, value: object) -> str:
 
 
 def gain_line(best: BestResult) -> str:
+    """The answer in one sentence: what tuning gained, beyond noise or not."""
+    winner = spread_text(best.value, best.value_std, best.seeds)
     if best.default_value is None:
-        return f"best val loss {best.value:.4g} (trial {best.trial}, stage {best.stage})"
-    if best.stage == "defaults" or not best.improvement or best.improvement <= 0:
-        return (
-            f"no trial beat Adam's defaults (val loss {best.default_value:.4g}, trial {best.trial})"
-        )
+        return f"best val loss {winner} (trial {best.trial}, stage {best.stage})"
+    defaults = spread_text(best.default_value, best.default_std, best.default_seeds)
+    if best.kept_defaults:
+        if best.noise is not None:
+            return (
+                f"Adam's defaults are within noise of the best found: keep them "
+                f"(val loss {defaults})"
+            )
+        return f"no trial beat Adam's defaults (val loss {defaults}, trial {best.trial})"
+    change = f": {-best.improvement:+.1%}" if best.improvement is not None else ""
     return (
-        f"best val loss {best.value:.4g} (trial {best.trial}, stage {best.stage}) vs Adam's "
-        f"defaults {best.default_value:.4g}: {-best.improvement:+.1%}"
+        f"best val loss {winner} (trial {best.trial}, stage {best.stage}) vs Adam's "
+        f"defaults {defaults}{change}"
+    )
+
+
+def noise_line(best: BestResult) -> str | None:
+    if best.noise is None:
+        return None
+    return (
+        f"noise: ±{best.noise:.2g} across {best.default_seeds} seeds (Adam's defaults); a stage "
+        f"moves a parameter only for a gain beyond the noise of its comparison"
     )
 
 
@@ -48,15 +66,34 @@ def best_table(best: BestResult) -> Table:
 
 
 def stages_table(stages: list[StageSummary]) -> Table:
+    """Per stage: its best trial, then how its best candidate fared against the incumbent on
+    the seeds that judged it, the gain it needed, and what it changed."""
     table = Table(title="per stage", title_justify="left")
-    for col in ("stage", "trials", "best val loss", "winner changed"):
-        table.add_column(col, justify="right" if col in ("trials", "best val loss") else "left")
+    right = ("trials", "best value", "candidate", "incumbent", "needed gain")
+    for col in ("stage", *right, "verdict", "winner changed"):
+        table.add_column(col, justify="right" if col in right else "left")
     for s in stages:
         changed = ", ".join(
             f"{k} {_param_text(k, a)} -> {_param_text(k, b)}" for k, (a, b) in s.changed.items()
         )
-        table.add_row(escape(s.name), str(s.trials), _num(s.best_value), changed or "-")
+        if s.candidate is None or s.incumbent is None:
+            judged = ["-", "-", "-", "nothing to judge"]
+        else:
+            verdict = "adopted" if s.adopted else "kept incumbent"
+            judged = [
+                _mean_std(s.candidate.mean, s.candidate.std, s.candidate.seeds),
+                _mean_std(s.incumbent.mean, s.incumbent.std, s.incumbent.seeds),
+                _num(s.bar, 2),
+                verdict + ("" if s.confirmed else " (unconfirmed)"),
+            ]
+        table.add_row(escape(s.name), str(s.trials), _num(s.best_value), *judged, changed or "-")
     return table
+
+
+def _mean_std(mean: float | None, std: float | None, seeds: int) -> str:
+    if mean is None:
+        return "inf"
+    return f"{mean:.4g} ± {std:.1g}" if seeds > 1 and std is not None else f"{mean:.4g}"
 
 
 def trials_table(rows: list[TrialRow], title: str) -> Table:
@@ -70,7 +107,7 @@ def trials_table(rows: list[TrialRow], title: str) -> Table:
         p = r.params.as_dict() if r.params else {}
         table.add_row(
             str(r.number),
-            escape(r.stage),
+            escape(stage_text(r)),
             r.state,
             *(_param_text(k, p[k]) if k in p else "-" for k in params),
             _num(r.value),
@@ -95,9 +132,16 @@ def trial_line(row: TrialRow, best: float | None) -> str:
     extra = f" error: {row.error}" if row.error else ""
     epochs = f" epochs={row.epochs}" if row.epochs is not None else ""
     return (
-        f"trial {row.number} [{row.stage}] {row.state}{value} {params}{epochs} "
+        f"trial {row.number} [{stage_text(row)}] {row.state}{value} {params}{epochs} "
         f"best={_num(best, 5)}{extra}"
     )
+
+
+def stage_text(row: TrialRow) -> str:
+    """A trial's stage; a noise or confirmation run names the trial it re-runs and the seed."""
+    if row.confirms is None:
+        return row.stage
+    return f"{row.stage} #{row.confirms} seed {row.slot}"
 
 
 def say(console: Console, text: str) -> None:
@@ -115,6 +159,9 @@ def print_search_summary(console: Console, best: BestResult, ran: int, stopped_b
         f"study {best.study}: {best.n_trials} trials ({ran} run now), storage {best.storage}{note}",
     )
     say(console, gain_line(best))
+    noise = noise_line(best)
+    if noise:
+        say(console, noise)
     console.print(stages_table(best.stages))
     console.print(best_table(best))
     say(console, "next: adamtune best --format torch   (code to paste into your training script)")

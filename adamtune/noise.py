@@ -1,0 +1,213 @@
+"""Noise-aware selection: which trial's parameters a stage may fix, judged beyond seed noise.
+
+One trial's validation loss moves with the seed (initial weights, batch order, dropout) and
+with the rows that land in the validation split, so the best of dozens of trials is partly the
+luckiest (the winner's curse). Runs are grouped in seed slots: slot 0 is the search's own seed
+and split, slot j > 0 a fresh seed and a fresh train/val split (``Task.runs``). A study
+
+- measures the noise: Adam's defaults are trained on ``confirm.seeds`` seed slots in all (the
+  baseline trial, then trials of stage ``noise``), and the spread of their values is the noise;
+- confirms before fixing: when a stage's search ends, its ``top`` best distinct candidates are
+  re-trained on the same extra seed slots (trials of stage ``confirm``), and
+- moves a parameter only for a real gain: on the extra seeds (not the one that chose the
+  candidates), the candidate with the lowest mean replaces the incumbent (the defaults, or an
+  earlier stage's winner, run on the same seeds) only when its mean is lower by more than the
+  noise of that difference (``bar``), at 80% confidence by default (``search.confirm``).
+
+A stage whose candidates were not confirmed (a budget too small to confirm, or a study
+stopped mid-stage) is judged on the search's seeds, against the defaults' spread.
+Everything here reads plain rows (``results.TrialRow``), so ``search`` and ``best`` agree.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+from adamtune.plan import BASELINE
+from adamtune.rows import TrialRow
+from adamtune.space import AdamParams
+
+NOISE = "noise"
+CONFIRM = "confirm"
+# States of a finished run; killed and interrupted ones are run again, so they do not count.
+_DONE = ("complete", "pruned", "diverged", "failed")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One parameter set's values over seed slots 0, 1, ... (inf where a run did not
+    complete: diverged, pruned or failed)."""
+
+    trial: int  # the search trial (slot 0) these runs measure
+    params: AdamParams
+    values: tuple[float, ...]
+
+    @property
+    def mean(self) -> float:
+        return _mean(self.values)
+
+    @property
+    def std(self) -> float:
+        return _std(self.values)
+
+    def on(self, slots: int) -> Measured:
+        """The values a comparison over ``slots`` seed slots uses: the re-runs only, when
+        there are any (slot 0 chose the candidate, so its value there is the luckiest of its
+        stage: the winner's curse), else slot 0."""
+        return Measured(self.trial, self.params, self.values[1:slots] or self.values[:1])
+
+
+def _mean(values: tuple[float, ...]) -> float:
+    return math.inf if not all(math.isfinite(v) for v in values) else statistics.fmean(values)
+
+
+def _std(values: tuple[float, ...]) -> float:
+    if len(values) < 2:
+        return 0.0
+    if not all(math.isfinite(v) for v in values):
+        return math.inf
+    return statistics.stdev(values)
+
+
+@dataclass
+class Decision:
+    """What one stage did to the incumbent."""
+
+    stage: str
+    before: Measured
+    best: Measured | None  # the stage's best candidate, on the slots compared
+    bar: float  # the gain it needed
+    adopted: bool
+    confirmed: bool  # its candidates ran on every seed slot
+
+    @property
+    def gain(self) -> float | None:
+        return (
+            None
+            if self.best is None
+            else self.before.on(len(self.best.values)).mean - (self.best.mean)
+        )
+
+
+@dataclass
+class Selection:
+    """The result of a study's stages, in the order they ran."""
+
+    defaults: Measured | None
+    winner: Measured | None
+    noise: float | None  # the defaults' standard deviation over seeds; None with one seed
+    decisions: list[Decision] = field(default_factory=list)
+
+
+def finished(row: TrialRow) -> bool:
+    return row.state in _DONE
+
+
+def measured(rows: list[TrialRow], row: TrialRow) -> Measured:
+    """``row``'s value (slot 0) and those of its finished re-runs on later slots, in order,
+    up to the first slot not run yet."""
+    runs = {r.slot: r for r in rows if r.confirms == row.number and finished(r)}
+    values = [_value(row)]
+    while len(values) in runs:
+        values.append(_value(runs[len(values)]))
+    assert row.params is not None
+    return Measured(row.number, row.params, tuple(values))
+
+
+def _value(row: TrialRow) -> float:
+    return row.value if row.value is not None else math.inf
+
+
+def candidates(rows: list[TrialRow], stage: str, incumbent: AdamParams, top: int) -> list[TrialRow]:
+    """A stage's ``top`` best completed trials with distinct parameters other than the
+    incumbent's: the ones worth confirming."""
+    done = sorted(
+        (r for r in rows if r.stage == stage and r.value is not None and r.params is not None),
+        key=lambda r: (r.value, r.number),
+    )
+    picked: list[TrialRow] = []
+    for row in done:
+        if row.params != incumbent and all(row.params != p.params for p in picked):
+            picked.append(row)
+    return picked[:top]
+
+
+def bar(noise: float | None, compared: list[Measured], confidence: float = 0.8) -> float:
+    """The noise of the difference between two of ``compared`` (measured on the same seed
+    slots): the gain a candidate must show over the incumbent to replace it.
+
+    Every parameter set of a comparison ran on the same seeds, and much of the spread between
+    seeds is shared (one seed's initial weights suit every learning rate alike), so it cancels
+    in the difference. What remains is the spread of the parameter-by-seed residuals of the
+    table ``compared`` x seeds (two-way, without interaction), s; the mean difference of two
+    rows over n seeds has standard error s * sqrt(2 / n). With a single seed nothing can be
+    separated, and the bar is the defaults' spread between seeds (``noise``), or 0 when that
+    was not measured.
+    """
+    rows = [m.values for m in compared if all(math.isfinite(v) for v in m.values)]
+    n = len(rows[0]) if rows else 0
+    if n < 2 or len(rows) < 2:
+        return noise or 0.0
+    grand = statistics.fmean(v for r in rows for v in r)
+    row_means = [statistics.fmean(r) for r in rows]
+    slot_means = [statistics.fmean(r[j] for r in rows) for j in range(n)]
+    residuals = [
+        r[j] - row_means[i] - slot_means[j] + grand for i, r in enumerate(rows) for j in range(n)
+    ]
+    df = (len(rows) - 1) * (n - 1)
+    s = math.sqrt(sum(e * e for e in residuals) / df)
+    from scipy.stats import t
+
+    return float(t.ppf(confidence, df)) * s * math.sqrt(2 / n)
+
+
+def beats(a: Measured, b: Measured, needed: float) -> bool:
+    """Whether ``b`` replaces ``a``: lower by more than ``needed``, or finite where ``a``
+    diverged on some seed."""
+    if not math.isfinite(b.mean):
+        return False
+    return not math.isfinite(a.mean) or a.mean - b.mean > needed
+
+
+def baseline_row(rows: list[TrialRow]) -> TrialRow | None:
+    """The trial of Adam's defaults that ran to its end (or diverged: it then scores inf); a
+    baseline that raised is run again."""
+    done = [r for r in rows if r.stage == BASELINE and r.state in ("complete", "diverged")]
+    return done[0] if done else None
+
+
+def select(rows: list[TrialRow], stages: list[str], confidence: float = 0.8) -> Selection:
+    """Walk ``stages`` in order from Adam's defaults, adopting each stage's best candidate
+    only when it beats the incumbent by more than the noise.
+
+    A stage's candidates are those that were re-run on extra seeds; when none was (a stage
+    too small to confirm, or not confirmed yet), its best trial, on the search's seeds.
+    """
+    base = baseline_row(rows)
+    if base is None:
+        return Selection(None, None, None)
+    defaults = measured(rows, base)
+    finite = tuple(v for v in defaults.values if math.isfinite(v))
+    noise = _std(finite) if len(finite) >= 2 else None
+    incumbent = defaults
+    selection = Selection(defaults, defaults, noise)
+    rerun = {r.confirms for r in rows if r.confirms is not None}
+    for stage in stages:
+        ranked = candidates(rows, stage, incumbent.params, len(rows))
+        picked = [measured(rows, r) for r in ranked if r.number in rerun] or [
+            measured(rows, r) for r in ranked[:1]
+        ]
+        if not picked:
+            continue
+        slots = min(len(incumbent.values), *(len(m.values) for m in picked))
+        best = min((m.on(slots) for m in picked), key=lambda m: (m.mean, m.trial))
+        before = incumbent.on(slots)
+        needed = bar(noise, [before, *(m.on(slots) for m in picked)], confidence)
+        adopted = beats(before, best, needed)
+        selection.decisions.append(Decision(stage, before, best, needed, adopted, slots > 1))
+        if adopted:
+            incumbent = next(m for m in picked if m.trial == best.trial)
+    selection.winner = incumbent
+    return selection

@@ -1,0 +1,199 @@
+"""Noise-aware selection: a stage moves a parameter only for a gain beyond the noise."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+
+from adamtune.config import load_config
+from adamtune.noise import CONFIRM, NOISE, bar, select
+from adamtune.plan import BASELINE
+from adamtune.results import best_result
+from adamtune.rows import TrialRow, trial_rows
+from adamtune.search import SearchOptions, run_search
+from adamtune.space import ADAM_DEFAULTS, AdamParams
+
+SEEDS = 4  # the default confirm.seeds
+SIGMA = 0.01  # the spread a parameter set's value has around its true level, per seed
+
+
+class Study:
+    """Synthetic trial rows: each seed slot shifts every value alike (init and batch order
+    suit every parameter set the same), plus a residual of spread ``SIGMA`` per run."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.rows: list[TrialRow] = []
+        self.slot_shift = [rng.gauss(0, 0.03) for _ in range(SEEDS)]
+
+    def value(self, level: float, slot: int) -> float:
+        return level + self.slot_shift[slot] + self.rng.gauss(0, SIGMA)
+
+    def add(self, stage: str, params: AdamParams, value: float, slot: int = 0,
+            confirms: int | None = None) -> TrialRow:
+        row = TrialRow(len(self.rows), stage, "complete", params, value, 20, slot=slot,
+                       confirms=confirms)
+        self.rows.append(row)
+        return row
+
+    def rerun(self, stage: str, row: TrialRow, level: float) -> None:
+        for slot in range(1, SEEDS):
+            self.add(stage, row.params, self.value(level, slot), slot, row.number)  # type: ignore[arg-type]
+
+    def defaults(self, level: float) -> None:
+        self.rerun(NOISE, self.add(BASELINE, ADAM_DEFAULTS, self.value(level, 0)), level)
+
+    def stage(self, levels: list[float], lucky: float = 0.0) -> list[TrialRow]:
+        """A stage of lr trials at true ``levels``; the first is ``lucky`` on slot 0 (the
+        seed that chose it) and nowhere else. Its two best candidates are confirmed."""
+        rows = []
+        for i, level in enumerate(levels):
+            value = self.value(level, 0) - (lucky if i == 0 else 0.0)
+            rows.append(self.add("lr", AdamParams(lr=1e-3 * (i + 2)), value))
+        best = sorted(rows, key=lambda r: r.value)[:2]  # type: ignore[arg-type, return-value]
+        for row in best:
+            self.rerun(CONFIRM, row, levels[rows.index(row)])
+        return rows
+
+
+def test_a_candidate_better_only_by_chance_is_not_adopted() -> None:
+    study = Study(random.Random(1))
+    study.defaults(0.10)
+    # Every lr is as good as the defaults; one drew a seed that flatters it by 5 sigma.
+    rows = study.stage([0.10] * 8, lucky=5 * SIGMA)
+    assert min(rows, key=lambda r: r.value).number == rows[0].number  # type: ignore[arg-type, return-value]
+    selection = select(study.rows, ["lr"])
+    assert selection.winner is not None and selection.winner.params == ADAM_DEFAULTS
+    assert not selection.decisions[0].adopted
+
+
+def test_a_real_improvement_several_times_the_noise_is_adopted() -> None:
+    study = Study(random.Random(2))
+    study.defaults(0.10)
+    rows = study.stage([0.10 - 5 * SIGMA, *[0.10] * 7])
+    selection = select(study.rows, ["lr"])
+    assert selection.winner is not None and selection.winner.trial == rows[0].number
+    assert selection.decisions[0].adopted and selection.decisions[0].confirmed
+
+
+@pytest.mark.parametrize(("confidence", "chance_at_most"), [(0.8, 0.4), (0.9, 0.25)])
+def test_over_many_studies_chance_seldom_moves_a_parameter_and_real_gains_do(
+    confidence: float, chance_at_most: float
+) -> None:
+    rng = random.Random(3)
+    chance = small = real = 0
+    for _ in range(200):
+        study = Study(rng)
+        study.defaults(0.10)
+        study.stage([0.10] * 8)  # the best of eight equal trials is only the luckiest
+        chance += select(study.rows, ["lr"], confidence).decisions[0].adopted
+        study = Study(rng)
+        study.defaults(0.10)
+        study.stage([0.10 - 2 * SIGMA, *[0.10] * 7])
+        small += select(study.rows, ["lr"], confidence).decisions[0].adopted
+        study = Study(rng)
+        study.defaults(0.10)
+        study.stage([0.10 - 4 * SIGMA, *[0.10] * 7])
+        real += select(study.rows, ["lr"], confidence).decisions[0].adopted
+    # ~32% at 0.8, ~19% at 0.9 (and then the adopted lr is as good as the old, not worse)
+    assert chance <= 200 * chance_at_most
+    assert small >= 200 * 0.7
+    assert real >= 200 * 0.97
+
+
+def test_the_seed_shift_shared_by_all_runs_of_a_seed_cancels_in_the_bar() -> None:
+    from adamtune.noise import Measured
+
+    a = Measured(0, ADAM_DEFAULTS, (0.10, 0.20, 0.30))  # spread 0.1 between seeds...
+    b = Measured(1, AdamParams(lr=2e-3), (0.09, 0.19, 0.29))  # ...but 0.01 better on each
+    assert bar(0.1, [a, b]) < 1e-9
+    # with one seed nothing separates the seed from the parameters: the defaults' spread
+    assert bar(0.1, [a.on(1), b.on(1)]) == 0.1
+
+
+def test_unconfirmed_stages_are_judged_against_the_defaults_spread() -> None:
+    study = Study(random.Random(4))
+    study.defaults(0.10)
+    noise = select(study.rows, []).noise
+    assert noise is not None and noise > 0
+    study.add("lr", AdamParams(lr=2e-3), study.rows[0].value - noise / 2)  # type: ignore[operator]
+    decision = select(study.rows, ["lr"]).decisions[0]
+    assert not decision.confirmed and not decision.adopted and decision.bar == noise
+
+
+CONFIRMED = """\
+name: confirmed
+seed: 0
+data: {source: iris, batch_size: 32}
+model: {arch: mlp, hidden: [16]}
+train: {epochs: 3}
+search:
+  trials: 24
+  batch: 1
+"""
+
+
+def test_a_search_measures_the_noise_confirms_each_stage_and_meets_its_budget(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    settings = load_config(write_config(text=CONFIRMED))
+    run_search(settings, SearchOptions(storage=storage_url))
+    study = optuna.load_study(study_name="confirmed", storage=storage_url)
+    rows = trial_rows(study)
+    assert len(rows) == 24
+    noise = [r for r in rows if r.stage == NOISE]
+    assert [(r.confirms, r.slot) for r in noise] == [(0, 1), (0, 2), (0, 3)]
+    assert [r.stage for r in rows[1:4]] == [NOISE] * 3  # measured at the start
+    confirms = [t for t in study.trials if t.user_attrs["stage"] == CONFIRM]
+    assert confirms
+    for t in confirms:
+        original = study.trials[t.user_attrs["confirms"]]
+        assert t.user_attrs["of"] == original.user_attrs["stage"]
+        assert t.user_attrs["adam"] == original.user_attrs["adam"]
+        # re-runs come after their stage's search, before the next stage's first trial
+        later = [u for u in study.trials if u.number > t.number and "confirms" not in u.user_attrs]
+        assert all(u.user_attrs["stage"] != t.user_attrs["of"] for u in later)
+    # a re-run trains on other seeds: it does not repeat the original's value
+    assert all(t.value != study.trials[t.user_attrs["confirms"]].value for t in confirms)
+    best = best_result(study).as_dict()
+    assert best["noise"]["seeds"] == 4 and best["noise"]["std"] > 0
+    assert best["seeds"] == 4 and best["default_seeds"] == 4
+    assert best["verdict"] in ("improved", "kept_defaults")
+    assert {s["name"] for s in best["stages"] if s["confirmed"]} >= {"lr"}
+    json.dumps(best, allow_nan=False)
+
+
+def test_a_search_interrupted_during_confirmation_resumes_as_an_uninterrupted_one(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    from adamtune.search import SearchObserver
+
+    class StopAtFirstConfirmation(SearchObserver):
+        stage = ""
+
+        def trial_started(self, number: int, stage: str, params: AdamParams) -> None:
+            self.stage = stage
+
+        def epoch_finished(self, number: int, epoch: int, epochs: int, value: float) -> None:
+            if self.stage == CONFIRM:
+                raise KeyboardInterrupt
+
+    settings = load_config(write_config(text=CONFIRMED))
+    with contextlib.suppress(KeyboardInterrupt):
+        run_search(settings, SearchOptions(storage=storage_url), StopAtFirstConfirmation())
+    run_search(settings, SearchOptions(storage=storage_url))
+    straight = f"{storage_url}-straight.db"
+    run_search(settings, SearchOptions(storage=straight))
+
+    def finished(url: str) -> list[tuple[object, ...]]:
+        study = optuna.load_study(study_name="confirmed", storage=url)
+        return [(r.stage, r.slot, r.confirms is not None, r.params, r.value)
+                for r in trial_rows(study) if r.state in ("complete", "pruned", "diverged")]
+
+    assert finished(storage_url) == finished(straight)
