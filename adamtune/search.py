@@ -225,7 +225,10 @@ class _Search:
     ) -> list[TrialRow]:
         """Ask one study trial per member and train them: alone, or together as one batch."""
         trials, params = self._ask(stage_name, members)
-        twins = [self.mirror.start() for _ in trials]
+        # Runs on other seeds and splits must not set the bar for the search's own trials
+        # (their curves sit elsewhere): they report to a mirror of their own, never consulted.
+        mirror = self.mirror if slot == 0 else PruneMirror(self.study.study_name, self.study.pruner)
+        twins = [mirror.start() for _ in trials]
         epochs = self.config.train.epochs
         # Values per epoch go to the study with the trial's other records when it ends (one
         # commit instead of one per epoch), except for Hyperband, which reads them live.
@@ -252,12 +255,12 @@ class _Search:
             else:
                 outcomes = [train_trial(self.task, params[0], lambda e, v: on_epoch(0, e, v), slot)]
         except KeyboardInterrupt:
-            self._fail(trials, twins, reported, {"status": "interrupted"})
+            self._fail(trials, twins, reported, {"status": "interrupted"}, mirror)
             raise
         except Exception as exc:  # a bug in user code, say; recorded, then judged by caller
             log.debug("trials %s raised", [t.number for t in trials], exc_info=True)
             error = f"{type(exc).__name__}: {exc}"
-            return self._fail(trials, twins, reported, {"status": "failed", "error": error})
+            return self._fail(trials, twins, reported, {"status": "failed", "error": error}, mirror)
         rows = []
         for trial, twin, outcome, values in zip(trials, twins, outcomes, reported, strict=True):
             self._record(trial, outcome, values)
@@ -267,7 +270,7 @@ class _Search:
                 frozen = self.study.tell(trial, outcome.value)
             else:
                 frozen = self.study.tell(trial, state=TrialState.PRUNED)
-            self.mirror.finish(twin, trial.number, frozen.state, frozen.value)
+            mirror.finish(twin, trial.number, frozen.state, frozen.value)
             rows.append(row_of(frozen))
         return rows
 
@@ -304,12 +307,13 @@ class _Search:
         twins: list[optuna.Trial],
         reported: list[dict[int, float]],
         attrs: dict[str, Any],
+        mirror: PruneMirror,
     ) -> list[TrialRow]:
         rows = []
         for trial, twin, values in zip(trials, twins, reported, strict=True):
             write_trial(self.study, trial._trial_id, attrs, values)
             frozen = self.study.tell(trial, state=TrialState.FAIL)
-            self.mirror.finish(twin, trial.number, TrialState.FAIL, None)
+            mirror.finish(twin, trial.number, TrialState.FAIL, None)
             rows.append(row_of(frozen))
         return rows
 
@@ -422,7 +426,7 @@ def _run(
     complete: set[str] = set()
     while True:
         trials = search.trials()
-        search.mirror.sync(trials)
+        search.mirror.sync([t for t in trials if "confirms" not in t.user_attrs])
         done = search.done_per_stage(trials)
         if sum(done.values()) >= total:
             break
@@ -430,10 +434,11 @@ def _run(
             run.stopped_by = "timeout"
             break
         rows = [row_of(t) for t in trials]
+        noise = search.noise_runs(rows)
         if done.get(BASELINE, 0) == 0:
             rows = search.run_baseline()
-        elif search.noise_runs(rows):
-            rows = search.run_reruns(NOISE, search.noise_runs(rows))
+        elif noise:
+            rows = search.run_reruns(NOISE, noise)
         else:
             plan = replan(config.search, total, done, frozenset(complete))
             stage = current_stage(plan, done, frozenset(complete))

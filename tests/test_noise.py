@@ -197,3 +197,33 @@ def test_a_search_interrupted_during_confirmation_resumes_as_an_uninterrupted_on
                 for r in trial_rows(study) if r.state in ("complete", "pruned", "diverged")]
 
     assert finished(storage_url) == finished(straight)
+
+
+def test_reruns_on_other_seeds_never_set_the_pruners_bar(
+    write_config: Callable[..., Path], storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A noise or confirmation run trains on another seed and split, where the curves sit
+    elsewhere: in the pruner's history they pruned every later trial of a study (seen on
+    digits: all of betas, eps and weight_decay stopped at epoch 5)."""
+    import adamtune.search
+    from adamtune.pruning import PruneMirror
+
+    mirrors: list[Recording] = []
+
+    class Recording(PruneMirror):
+        def __init__(self, *args: object) -> None:
+            super().__init__(*args)  # type: ignore[arg-type]
+            self.numbers: list[int] = []
+            mirrors.append(self)
+
+        def finish(self, twin: optuna.Trial, number: int, *args: object) -> None:
+            self.numbers.append(number)
+            super().finish(twin, number, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(adamtune.search, "PruneMirror", Recording)
+    settings = load_config(write_config(text=CONFIRMED))
+    run_search(settings, SearchOptions(storage=storage_url))
+    rows = trial_rows(optuna.load_study(study_name="confirmed", storage=storage_url))
+    reruns = {r.number for r in rows if r.confirms is not None}
+    assert reruns and set(mirrors[0].numbers) == {r.number for r in rows} - reruns
+    assert all(set(m.numbers) <= reruns for m in mirrors[1:])
