@@ -102,14 +102,14 @@ class BestResult:
         return {
             "study": self.study,
             "value": self.value,
-            "value_std": self.value_std,
+            "value_std": _finite(self.value_std),
             "seeds": self.seeds,
             "trial": self.trial,
             "stage": self.stage,
             "params": self.params.torch_kwargs(),
             "schedule": self.schedule,
             "default_value": self.default_value,
-            "default_std": self.default_std,
+            "default_std": _finite(self.default_std),
             "default_seeds": self.default_seeds,
             "noise": None
             if self.noise is None
@@ -144,7 +144,7 @@ def stage_summaries(rows: list[TrialRow], selection: Selection) -> list[StageSum
             name, len(mine), best.value if best else None, best.number if best else None
         )
         d = decisions.get(name)
-        if d is not None and d.best is not None:
+        if d is not None:
             summary.candidate, summary.incumbent = Spread.of(d.best), Spread.of(d.before)
             summary.bar, summary.adopted, summary.confirmed = d.bar, d.adopted, d.confirmed
             if d.adopted:

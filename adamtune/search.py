@@ -102,7 +102,13 @@ class SearchRun:
 
 
 def _best(trials: list[FrozenTrial]) -> FrozenTrial | None:
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    """The best single trial on the search's own seed and split (re-runs elsewhere score on
+    other splits: not comparable)."""
+    done = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.value is not None and "confirms" not in t.user_attrs
+    ]
     return min(done, key=lambda t: (t.value, t.number)) if done else None
 
 
@@ -471,7 +477,8 @@ def _run(
         best = _best(trials)
         best_value = best.value if best else None
         for row in rows:
-            values = [v for v in (best_value, row.value) if v is not None]
+            mine = row.value if row.confirms is None else None
+            values = [v for v in (best_value, mine) if v is not None]
             best_value = min(values) if values else None
             observer.trial_finished(row, best_value)
         # A failing batch raised once for all its trials: one error, as for a single trial.
