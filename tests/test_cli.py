@@ -230,3 +230,41 @@ def test_user_text_is_printed_literally(write_config: Callable[..., Path]) -> No
     result = invoke("search", str(write_config(trials=2)), "--study", "run [x]", "-q")
     assert result.exit_code == 0 and "study run [x]:" in result.stdout
     assert "run [x]" in invoke("trials", "--study", "run [x]").stdout
+
+
+NOTHING_TO_GAIN = """\
+name: flat
+data: {source: iris, batch_size: 32}
+model: {arch: mlp, hidden: [16]}
+train: {epochs: 3}
+search:
+  trials: 20
+  batch: 1
+  space:  # lr within 1% of Adam's default, everything else pinned: nothing real to gain
+    lr: {low: 0.00099, high: 0.00101}
+    beta1: 0.9
+    beta2: 0.999
+    eps: 1.0e-8
+    weight_decay: 0
+    amsgrad: false
+"""
+
+
+def test_best_says_plainly_when_the_defaults_are_within_noise(
+    write_config: Callable[..., Path]
+) -> None:
+    path = write_config(NOTHING_TO_GAIN, file="flat.yaml")
+    searched = invoke("search", str(path), "--quiet")
+    assert searched.exit_code == 0, searched.output
+    assert "Adam's defaults are within noise of the best found: keep them" in searched.stdout
+    assert "noise: ±" in searched.stdout and "across 4 seeds" in searched.stdout
+    best = json.loads(invoke("best", str(path), "--format", "json").stdout)
+    assert best["verdict"] == "kept_defaults" and best["stage"] == "defaults"
+    assert best["params"]["lr"] == 1e-3 and best["seeds"] == best["default_seeds"] == 4
+    assert best["noise"]["seeds"] == 4 and best["value"] == best["default_value"]
+    table = invoke("best", str(path)).stdout
+    assert "noise: ±" in table and "kept incumbent" in table
+    rows = json.loads(invoke("trials", str(path), "--format", "json").stdout)
+    assert [r["stage"] for r in rows[:4]] == ["defaults", "noise", "noise", "noise"]
+    assert any(r["stage"] == "confirm" and r["confirms"] is not None for r in rows)
+    assert "noise #0 seed 1" in invoke("trials", str(path)).stdout
