@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,7 +25,7 @@ from adamtune.drawing import StageSampler, is_joint
 from adamtune.engine import TrialOutcome, train_trial
 from adamtune.errors import SearchFailedError
 from adamtune.noise import CONFIRM, NOISE, baseline_row, candidates, finished, select
-from adamtune.plan import BASELINE, Stage, confirm_seeds, current_stage, replan
+from adamtune.plan import BASELINE, Stage, capacity, confirm_seeds, current_stage, replan
 from adamtune.pruning import PruneMirror
 from adamtune.rows import TrialRow, row_of
 from adamtune.samplers import PresetSampler, make_pruner
@@ -127,11 +127,23 @@ class _Search:
         self.space = self.config.search.space
         self.preset = PresetSampler()
         study.sampler = self.preset
-        self.mirror = PruneMirror(study.study_name, study.pruner)
+        self.mirrors: dict[str, PruneMirror] = {}
         self.mirror_prunes = not isinstance(study.pruner, optuna.pruners.HyperbandPruner)
         self.batch, self.batched = batch, batch > 1
         self.seeds = seeds  # seed slots of a confirmed value (1: no noise, no confirmation)
         self.sampling = StageSampler(self.config, batched=self.batched)
+
+    def mirror(
+        self, stage: str, trials: Sequence[FrozenTrial] = (), incumbent: FrozenTrial | None = None
+    ) -> PruneMirror:
+        """The pruner's view for ``stage``: its own finished trials and the incumbent's, as
+        the stage's sampler sees (earlier stages ran under other fixed values: a faster
+        learning rate's early losses would prune every trial at the slower one kept)."""
+        mirror = self.mirrors.setdefault(
+            stage, PruneMirror(self.study.study_name, self.study.pruner)
+        )
+        mirror.sync([t for t in trials if stage_of(t) == stage or t is incumbent])
+        return mirror
 
     # --- reading the study ---------------------------------------------------------------
     def trials(self) -> list[FrozenTrial]:
@@ -168,12 +180,32 @@ class _Search:
             return []
         return [(base, slot) for slot in range(1, self.seeds) if not _ran(rows, base, slot)]
 
+    def confirmable(
+        self, rows: list[TrialRow], base: AdamParams, stage: Stage, ran: int
+    ) -> list[TrialRow]:
+        """The candidates ``stage`` confirms once it has searched ``ran`` trials: its best,
+        as many as planned, found (completed, distinct) and still paid for by its budget."""
+        if not stage.extra:
+            return []
+        fits = max(stage.trials - ran, 0) // stage.extra
+        return candidates(rows, stage.name, base, min(stage.confirm, fits))
+
+    def to_search(self, rows: list[TrialRow], base: AdamParams, stage: Stage, ran: int) -> int:
+        """How many more trials ``stage`` draws before it confirms: the rest of its search
+        budget, or, when too few of its trials completed to confirm as planned (pruned,
+        diverged), one more at a time out of the confirmation budget they leave unused."""
+        if ran < stage.search:
+            return stage.search - ran
+        target = stage.trials - len(self.confirmable(rows, base, stage, ran)) * stage.extra
+        cap = capacity(stage.params, self.space)  # a stage of choices: every one tried
+        return 1 if ran < target and (cap is None or ran < cap) else 0
+
     def confirm_runs(
-        self, rows: list[TrialRow], base: AdamParams, stage: Stage
+        self, rows: list[TrialRow], base: AdamParams, stage: Stage, ran: int
     ) -> list[tuple[TrialRow, int]]:
-        """The re-runs of ``stage``'s best candidates still to run, as (candidate, slot),
-        slot by slot (a slot's runs share seeds, so they can train as one batch)."""
-        picked = candidates(rows, stage.name, base, stage.confirm)
+        """The re-runs of ``stage``'s candidates still to run, as (candidate, slot), slot by
+        slot (a slot's runs share seeds, so they can train as one batch)."""
+        picked = self.confirmable(rows, base, stage, ran)
         return [
             (row, slot)
             for slot in range(1, stage.extra + 1)
@@ -233,7 +265,13 @@ class _Search:
         trials, params = self._ask(stage_name, members)
         # Runs on other seeds and splits must not set the bar for the search's own trials
         # (their curves sit elsewhere): they report to a mirror of their own, never consulted.
-        mirror = self.mirror if slot == 0 else PruneMirror(self.study.study_name, self.study.pruner)
+        mirror = (
+            self.mirrors.setdefault(
+                stage_name, PruneMirror(self.study.study_name, self.study.pruner)
+            )
+            if slot == 0
+            else PruneMirror(self.study.study_name, self.study.pruner)
+        )
         twins = [mirror.start() for _ in trials]
         epochs = self.config.train.epochs
         # Values per epoch go to the study with the trial's other records when it ends (one
@@ -432,7 +470,6 @@ def _run(
     complete: set[str] = set()
     while True:
         trials = search.trials()
-        search.mirror.sync([t for t in trials if "confirms" not in t.user_attrs])
         done = search.done_per_stage(trials)
         if sum(done.values()) >= total:
             break
@@ -452,16 +489,18 @@ def _run(
                 run.stopped_by = "exhausted"
                 break
             base, best_before = search.incumbent(trials, rows, plan, stage)
+            search.mirror(stage.name, trials, best_before)
             ran = search.searched_in(trials, stage.name)
-            if ran >= stage.search:
-                reruns = search.confirm_runs(rows, base, stage)
+            wanted = search.to_search(rows, base, stage, ran)
+            if not wanted:
+                reruns = search.confirm_runs(rows, base, stage, ran)
                 if not reruns:
                     complete.add(stage.name)
                     continue
                 rows = search.run_reruns(CONFIRM, reruns)
             else:
                 # A batch stays inside its stage: the next stage starts from this one's best.
-                size = min(batch, stage.search - ran, total - sum(done.values()))
+                size = min(batch, wanted, total - sum(done.values()))
                 draws: list[dict[str, Any]] = []
                 for _ in range(size):
                     coords = search.sampling.draw(
