@@ -61,7 +61,7 @@ class StageSampler:
         untried = self._untried_choices(names, history + pending, incumbent, joint)
         if untried is not None:
             return untried
-        startup = max(2, min(10, stage.trials // 3))
+        startup = max(2, min(10, stage.search // 3))
         name = self.config.search.sampler
         if self.batched and name != "random" and len(history) < startup:
             name = "qmc"

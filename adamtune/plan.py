@@ -38,7 +38,7 @@ from adamtune.space import searched
 BASELINE = "defaults"
 REFINE = "refine"
 SMALL_STUDY = 10
-CONFIRM_MIN = 20  # smaller studies measure no noise: the re-runs would take their budget
+CONFIRM_MIN = 30  # smaller studies measure no noise: the re-runs would take their budget
 _DEFAULT_STAGES: list[tuple[str, list[str], int]] = [
     ("lr", ["lr"], 4),
     ("betas", ["beta1", "beta2"], 3),

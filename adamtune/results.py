@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 
 from adamtune.errors import NoCompletedTrialError
-from adamtune.noise import CONFIRM, NOISE, Measured, Selection, select
+from adamtune.noise import CONFIRM, NOISE, Measured, Selection, select, verdict
 from adamtune.plan import BASELINE
 from adamtune.rows import TrialRow, trial_rows
 from adamtune.space import AdamParams
@@ -86,6 +86,7 @@ class BestResult:
     default_std: float = 0.0
     default_seeds: int = 1
     noise: float | None = None  # the defaults' spread over seeds; None when not measured
+    noise_seeds: int = 1  # the seed slots the noise was measured on
 
     @property
     def improvement(self) -> float | None:
@@ -94,9 +95,12 @@ class BestResult:
             return None
         return (self.default_value - self.value) / self.default_value
 
+    verdict: str = "improved"  # improved | within_noise | kept_defaults (noise.verdict)
+    overall_bar: float | None = None  # the gain over the defaults an established one needs
+
     @property
     def kept_defaults(self) -> bool:
-        return self.stage == BASELINE
+        return self.verdict == "kept_defaults"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -111,11 +115,10 @@ class BestResult:
             "default_value": self.default_value,
             "default_std": _finite(self.default_std),
             "default_seeds": self.default_seeds,
-            "noise": None
-            if self.noise is None
-            else {"std": self.noise, "seeds": self.default_seeds},
+            "noise": None if self.noise is None else {"std": self.noise, "seeds": self.noise_seeds},
             "improvement": self.improvement,
-            "verdict": "kept_defaults" if self.kept_defaults else "improved",
+            "verdict": self.verdict,
+            "needed_gain": self.overall_bar,
             "n_trials": self.n_trials,
             "storage": self.storage,
             "stages": [s.as_dict() for s in self.stages],
@@ -160,12 +163,15 @@ def best_result(study: optuna.Study, storage: str = "") -> BestResult:
     confidence = stored.get("search", {}).get("confirm", {}).get("confidence", 0.8)
     selection = select(rows, stage_order(rows), confidence)
     winner, defaults = selection.winner, selection.defaults
-    if winner is None or defaults is None or not math.isfinite(winner.mean):
+    if winner is None or defaults is None or not math.isfinite(winner.on(1).mean):
         raise NoCompletedTrialError(
             f"study {study.study_name!r} has no completed trial yet ({len(rows)} trials: run "
             f"adamtune search first, or see adamtune trials)"
         )
     stage = next(r.stage for r in rows if r.number == winner.trial)
+    noise_seeds = len(defaults.values)
+    # Reported over the seeds that confirmed them (slot 0 chose the winner: its luckiest).
+    winner, defaults = winner.on(len(winner.values)), defaults.on(len(defaults.values))
     return BestResult(
         study=study.study_name,
         value=winner.mean,
@@ -181,4 +187,7 @@ def best_result(study: optuna.Study, storage: str = "") -> BestResult:
         default_std=defaults.std,
         default_seeds=len(defaults.values),
         noise=selection.noise,
+        noise_seeds=noise_seeds,
+        verdict=verdict(selection),
+        overall_bar=selection.overall.bar if selection.overall else None,
     )

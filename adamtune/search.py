@@ -168,7 +168,7 @@ class _Search:
         """The winner of the baseline and the stages before ``stage`` (``noise.select``), and
         its params with the user's fixed values applied."""
         earlier = [s.name for s in plan[: plan.index(stage)]]
-        winner = select(rows, earlier, self.config.search.confirm.confidence).winner
+        winner = select(rows, earlier, self.config.search.confirm.confidence, final=False).winner
         best = next((t for t in trials if winner and t.number == winner.trial), None)
         params = winner.params if winner else ADAM_DEFAULTS
         return params.with_values(fixed_values(self.space)), best

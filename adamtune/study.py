@@ -110,8 +110,18 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: data}
 
 
+# Keys added since studies were first stored, with the value that matches how those studies
+# were run: an older study compares as if it had them (it ran without confirmation).
+_ADDED = {
+    "search.confirm.seeds": 1,
+    "search.confirm.top": 2,
+    "search.confirm.confidence": 0.8,
+    "data.folds": None,
+}
+
+
 def config_changes(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    old, new = _flatten(stored), _flatten(current)
+    old, new = {**_ADDED, **_flatten(stored)}, _flatten(current)
     return [
         f"{key}: {json.dumps(old.get(key))} -> {json.dumps(new.get(key))}"
         for key in sorted(set(old) | set(new))

@@ -38,17 +38,22 @@ def gain_line(best: BestResult) -> str:
             )
         return f"no trial beat Adam's defaults (val loss {defaults}, trial {best.trial})"
     change = f": {-best.improvement:+.1%}" if best.improvement is not None else ""
-    return (
-        f"best val loss {winner} (trial {best.trial}, stage {best.stage}) vs Adam's "
-        f"defaults {defaults}{change}"
-    )
+    found = f"val loss {winner} (trial {best.trial}, stage {best.stage}) vs Adam's defaults"
+    if best.verdict == "within_noise":
+        return (
+            f"Adam's defaults are within noise of the best found: keep them, or confirm it "
+            f"with more seeds (search.confirm.seeds). Best found: {found} {defaults}{change}; "
+            f"counting every stage's chance, an established gain needs "
+            f"{_num(best.overall_bar, 2)}"
+        )
+    return f"best {found} {defaults}{change}"
 
 
 def noise_line(best: BestResult) -> str | None:
     if best.noise is None:
         return None
     return (
-        f"noise: ±{best.noise:.2g} across {best.default_seeds} seeds (Adam's defaults); a stage "
+        f"noise: ±{best.noise:.2g} across {best.noise_seeds} seeds (Adam's defaults); a stage "
         f"moves a parameter only for a gain beyond the noise of its comparison"
     )
 
