@@ -18,13 +18,14 @@ had, the stages still to come share the new remainder in the fresh plan's propor
 budget that no remaining stage can use goes to a final ``refine`` stage that searches every
 parameter jointly.
 
-Confirmation (``search.confirm``, see ``noise``). In a study of at least 20 trials with
+Confirmation (``search.confirm``, see ``noise``). In a study of at least 30 trials with
 ``confirm.seeds`` = S > 1, S - 1 trials after the baseline re-run Adam's defaults on fresh
 seeds (stage ``noise``), and each stage's budget includes the re-runs of its best k
 candidates on the S - 1 extra seeds (stage ``confirm``): k = min(top, n // (S + 1)) for a
 stage of n trials, so that it searches at least 2k trials, and at most its untried choices
-for a stage of choices. A stage that confirms fewer candidates than planned (most of its
-trials pruned, say) leaves the rest of its budget to the stages after it.
+for a stage of choices. A stage whose trials were mostly pruned searches on, one trial at a
+time, out of the confirmation budget it cannot use; a stage of choices that has tried them all
+leaves the rest of its budget to the stages after it.
 """
 
 from __future__ import annotations

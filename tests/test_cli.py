@@ -268,3 +268,28 @@ def test_best_says_plainly_when_the_defaults_are_within_noise(
     assert [r["stage"] for r in rows[:4]] == ["defaults", "noise", "noise", "noise"]
     assert any(r["stage"] == "confirm" and r["confirms"] is not None for r in rows)
     assert "noise #0 seed 1" in invoke("trials", str(path)).stdout
+
+
+@pytest.mark.parametrize(
+    ("verdict", "stage", "says"),
+    [("improved", "betas", "best val loss 0.0764 ± 0.014 over 3 seeds (trial 32, stage betas)"),
+     ("within_noise", "betas", "Adam's defaults are within noise of the best found: keep them, "
+                               "or confirm it with more seeds"),
+     ("kept_defaults", "defaults", "Adam's defaults are within noise of the best found: keep "
+                                   "them (val loss 0.0808 ± 0.012 over 3 seeds)")],
+)
+def test_the_answer_line_of_each_verdict(verdict: str, stage: str, says: str) -> None:
+    from adamtune.cli.render import gain_line
+    from adamtune.results import BestResult
+    from adamtune.space import AdamParams
+
+    best = BestResult(
+        study="s", value=0.0764 if stage != "defaults" else 0.0808, trial=32, stage=stage,
+        params=AdamParams(beta1=0.68), default_value=0.0808, n_trials=60, stages=[],
+        value_std=0.014 if stage != "defaults" else 0.012, seeds=3, default_std=0.012,
+        default_seeds=3, noise=0.021, noise_seeds=4, verdict=verdict, overall_bar=0.006)
+    line = gain_line(best)
+    assert says in line
+    if verdict == "within_noise":
+        assert "an established gain needs 0.006" in line and "-5.4%" in line
+    assert json.loads(json.dumps(best.as_dict()))["verdict"] == verdict
