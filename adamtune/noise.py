@@ -25,7 +25,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from adamtune.plan import BASELINE
+from adamtune.plan import BASELINE, Stage
 from adamtune.rows import TrialRow
 from adamtune.space import AdamParams
 
@@ -258,3 +258,52 @@ def verdict(selection: Selection) -> str:
     if selection.overall is not None and not selection.overall.adopted:
         return "within_noise"
     return "improved"
+
+
+# --- which runs are due ----------------------------------------------------------------------
+def _ran(rows: list[TrialRow], row: TrialRow, slot: int) -> bool:
+    return any(r.confirms == row.number and r.slot == slot and finished(r) for r in rows)
+
+
+def noise_due(rows: list[TrialRow], seeds: int) -> list[tuple[TrialRow, int]]:
+    """The baseline's re-runs on extra seed slots still to run, as (baseline, slot)."""
+    base = baseline_row(rows)
+    if base is None:
+        return []
+    return [(base, slot) for slot in range(1, seeds) if not _ran(rows, base, slot)]
+
+
+def confirmable(rows: list[TrialRow], base: AdamParams, stage: Stage, ran: int) -> list[TrialRow]:
+    """The candidates ``stage`` confirms once it has searched ``ran`` trials: its best, as
+    many as planned, found (completed, distinct) and still paid for by its budget."""
+    if not stage.extra:
+        return []
+    fits = max(stage.trials - ran, 0) // stage.extra
+    return candidates(rows, stage.name, base, min(stage.confirm, fits))
+
+
+def search_due(
+    rows: list[TrialRow], base: AdamParams, stage: Stage, ran: int, choices: int | None
+) -> int:
+    """How many more trials ``stage`` draws before it confirms: the rest of its search budget,
+    or, when too few of its trials completed to confirm as planned (pruned, diverged), one more
+    at a time out of the confirmation budget they leave unused (``choices``: how many a stage
+    of choices can try at all)."""
+    if ran < stage.search:
+        return stage.search - ran
+    target = stage.trials - len(confirmable(rows, base, stage, ran)) * stage.extra
+    return 1 if ran < target and (choices is None or ran < choices) else 0
+
+
+def confirm_due(
+    rows: list[TrialRow], base: AdamParams, stage: Stage, ran: int
+) -> list[tuple[TrialRow, int]]:
+    """The re-runs of ``stage``'s candidates still to run, as (candidate, slot), slot by slot
+    (a slot's runs share seeds and split, so they can train as one batch)."""
+    picked = confirmable(rows, base, stage, ran)
+    return [
+        (row, slot)
+        for slot in range(1, stage.extra + 1)
+        for row in picked
+        if not _ran(rows, row, slot)
+    ]

@@ -11,7 +11,7 @@ import optuna
 from adamtune.errors import NoCompletedTrialError
 from adamtune.noise import CONFIRM, NOISE, Measured, Selection, select, verdict
 from adamtune.plan import BASELINE
-from adamtune.rows import TrialRow, trial_rows
+from adamtune.rows import TrialRow, finite_or_none, trial_rows
 from adamtune.space import AdamParams
 from adamtune.study import CONFIG_ATTR
 
@@ -29,11 +29,11 @@ class Spread:
         return cls(m.mean, m.std, len(m.values))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"mean": _finite(self.mean), "std": _finite(self.std), "seeds": self.seeds}
-
-
-def _finite(v: float) -> float | None:
-    return v if math.isfinite(v) else None
+        return {
+            "mean": finite_or_none(self.mean),
+            "std": finite_or_none(self.std),
+            "seeds": self.seeds,
+        }
 
 
 @dataclass
@@ -106,14 +106,14 @@ class BestResult:
         return {
             "study": self.study,
             "value": self.value,
-            "value_std": _finite(self.value_std),
+            "value_std": finite_or_none(self.value_std),
             "seeds": self.seeds,
             "trial": self.trial,
             "stage": self.stage,
             "params": self.params.torch_kwargs(),
             "schedule": self.schedule,
             "default_value": self.default_value,
-            "default_std": _finite(self.default_std),
+            "default_std": finite_or_none(self.default_std),
             "default_seeds": self.default_seeds,
             "noise": None if self.noise is None else {"std": self.noise, "seeds": self.noise_seeds},
             "improvement": self.improvement,
@@ -178,7 +178,7 @@ def best_result(study: optuna.Study, storage: str = "") -> BestResult:
         trial=winner.trial,
         stage=stage,
         params=winner.params,
-        default_value=_finite(defaults.mean),
+        default_value=finite_or_none(defaults.mean),
         n_trials=len(rows),
         stages=stage_summaries(rows, selection),
         storage=storage,

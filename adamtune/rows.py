@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,3 +60,8 @@ def row_of(trial: FrozenTrial) -> TrialRow:
 
 def trial_rows(study: optuna.Study) -> list[TrialRow]:
     return [row_of(t) for t in study.get_trials(deepcopy=False)]
+
+
+def finite_or_none(v: float) -> float | None:
+    """A value for JSON and user attributes, where NaN and infinity are not allowed."""
+    return v if math.isfinite(v) else None

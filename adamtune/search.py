@@ -24,10 +24,10 @@ from adamtune.config import Settings
 from adamtune.drawing import StageSampler, is_joint
 from adamtune.engine import TrialOutcome, train_trial
 from adamtune.errors import SearchFailedError
-from adamtune.noise import CONFIRM, NOISE, baseline_row, candidates, finished, select
+from adamtune.noise import CONFIRM, NOISE, confirm_due, noise_due, search_due, select
 from adamtune.plan import BASELINE, Stage, capacity, confirm_seeds, current_stage, replan
 from adamtune.pruning import PruneMirror
-from adamtune.rows import TrialRow, row_of
+from adamtune.rows import TrialRow, finite_or_none, row_of
 from adamtune.samplers import PresetSampler, make_pruner
 from adamtune.space import (
     ADAM_DEFAULTS,
@@ -172,46 +172,6 @@ class _Search:
         best = next((t for t in trials if winner and t.number == winner.trial), None)
         params = winner.params if winner else ADAM_DEFAULTS
         return params.with_values(fixed_values(self.space)), best
-
-    def noise_runs(self, rows: list[TrialRow]) -> list[tuple[TrialRow, int]]:
-        """The baseline's re-runs on extra seed slots still to run, as (baseline, slot)."""
-        base = baseline_row(rows)
-        if base is None:
-            return []
-        return [(base, slot) for slot in range(1, self.seeds) if not _ran(rows, base, slot)]
-
-    def confirmable(
-        self, rows: list[TrialRow], base: AdamParams, stage: Stage, ran: int
-    ) -> list[TrialRow]:
-        """The candidates ``stage`` confirms once it has searched ``ran`` trials: its best,
-        as many as planned, found (completed, distinct) and still paid for by its budget."""
-        if not stage.extra:
-            return []
-        fits = max(stage.trials - ran, 0) // stage.extra
-        return candidates(rows, stage.name, base, min(stage.confirm, fits))
-
-    def to_search(self, rows: list[TrialRow], base: AdamParams, stage: Stage, ran: int) -> int:
-        """How many more trials ``stage`` draws before it confirms: the rest of its search
-        budget, or, when too few of its trials completed to confirm as planned (pruned,
-        diverged), one more at a time out of the confirmation budget they leave unused."""
-        if ran < stage.search:
-            return stage.search - ran
-        target = stage.trials - len(self.confirmable(rows, base, stage, ran)) * stage.extra
-        cap = capacity(stage.params, self.space)  # a stage of choices: every one tried
-        return 1 if ran < target and (cap is None or ran < cap) else 0
-
-    def confirm_runs(
-        self, rows: list[TrialRow], base: AdamParams, stage: Stage, ran: int
-    ) -> list[tuple[TrialRow, int]]:
-        """The re-runs of ``stage``'s candidates still to run, as (candidate, slot), slot by
-        slot (a slot's runs share seeds, so they can train as one batch)."""
-        picked = self.confirmable(rows, base, stage, ran)
-        return [
-            (row, slot)
-            for slot in range(1, stage.extra + 1)
-            for row in picked
-            if not _ran(rows, row, slot)
-        ]
 
     # --- running trials --------------------------------------------------------------------
     def run_reruns(self, stage_name: str, reruns: list[tuple[TrialRow, int]]) -> list[TrialRow]:
@@ -366,8 +326,8 @@ class _Search:
             "status": outcome.status,
             "epochs": outcome.epochs,
             "seconds": round(outcome.seconds, 4),
-            "val_curve": [_finite_or_none(v) for v in outcome.val_curve],
-            "train_curve": [_finite_or_none(v) for v in outcome.train_curve],
+            "val_curve": [finite_or_none(v) for v in outcome.val_curve],
+            "train_curve": [finite_or_none(v) for v in outcome.train_curve],
         }
         values = dict(values)
         if outcome.status == "diverged":
@@ -386,14 +346,6 @@ class _Member:
     coords: dict[str, Any]
     attrs: dict[str, Any]
     names: list[str] | None = None  # None: train ``base`` exactly
-
-
-def _ran(rows: list[TrialRow], row: TrialRow, slot: int) -> bool:
-    return any(r.confirms == row.number and r.slot == slot and finished(r) for r in rows)
-
-
-def _finite_or_none(v: float) -> float | None:
-    return v if math.isfinite(v) else None
 
 
 def open_study(
@@ -477,7 +429,7 @@ def _run(
             run.stopped_by = "timeout"
             break
         rows = [row_of(t) for t in trials]
-        noise = search.noise_runs(rows)
+        noise = noise_due(rows, search.seeds)
         if done.get(BASELINE, 0) == 0:
             rows = search.run_baseline()
         elif noise:
@@ -491,9 +443,9 @@ def _run(
             base, best_before = search.incumbent(trials, rows, plan, stage)
             search.mirror(stage.name, trials, best_before)
             ran = search.searched_in(trials, stage.name)
-            wanted = search.to_search(rows, base, stage, ran)
+            wanted = search_due(rows, base, stage, ran, capacity(stage.params, search.space))
             if not wanted:
-                reruns = search.confirm_runs(rows, base, stage, ran)
+                reruns = confirm_due(rows, base, stage, ran)
                 if not reruns:
                     complete.add(stage.name)
                     continue
