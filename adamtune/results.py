@@ -50,11 +50,13 @@ class StageSummary:
     bar: float | None = None
     adopted: bool = False
     confirmed: bool = False
+    confirm_runs: int = 0  # re-runs of its candidates on extra seeds (stage ``confirm``)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "trials": self.trials,
+            "confirm_runs": self.confirm_runs,
             "best_value": self.best_value,
             "best_trial": self.best_trial,
             "changed": {k: list(v) for k, v in self.changed.items()},
@@ -146,6 +148,8 @@ def stage_summaries(rows: list[TrialRow], selection: Selection) -> list[StageSum
         summary = StageSummary(
             name, len(mine), best.value if best else None, best.number if best else None
         )
+        numbers = {r.number for r in mine}
+        summary.confirm_runs = sum(1 for r in rows if r.stage == CONFIRM and r.confirms in numbers)
         d = decisions.get(name)
         if d is not None:
             summary.candidate, summary.incumbent = Spread.of(d.best), Spread.of(d.before)

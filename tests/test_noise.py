@@ -170,6 +170,8 @@ def test_a_search_measures_the_noise_confirms_each_stage_and_meets_its_budget(
     assert best["seeds"] == 3 and best["default_seeds"] == 3  # the confirming seeds
     assert best["verdict"] in ("improved", "kept_defaults")
     assert {s["name"] for s in best["stages"] if s["confirmed"]} >= {"lr"}
+    counted = sum(s["trials"] + s["confirm_runs"] for s in best["stages"])
+    assert counted + 1 + len(noise) == best["n_trials"] == 30  # every trial accounted for
     json.dumps(best, allow_nan=False)
 
 
