@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from adamtune.cli import app
 
 runner = CliRunner()
-COMMANDS = ["search", "best", "trials", "validate", "init"]
+COMMANDS = ["search", "best", "trials", "lr-find", "validate", "init"]
 
 
 def invoke(*args: str, env: dict[str, str] | None = None):  # noqa: ANN201

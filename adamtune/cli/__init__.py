@@ -276,6 +276,68 @@ def trials(
             out.print(trials_table(rows, f"study {found.study_name} ({url}): {len(rows)} trials"))
 
 
+@app.command("lr-find")
+def lr_find(
+    config: ConfigArg,
+    seeds: Annotated[
+        int, typer.Option("--seeds", min=1, help="Repeat the test on this many seeds.")
+    ] = 1,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Also write the curves as a PNG here.")
+    ] = None,
+    start: Annotated[float, typer.Option("--start", min=0.0, help="First learning rate.")] = 1e-7,
+    end: Annotated[float, typer.Option("--end", min=0.0, help="Last learning rate.")] = 10.0,
+    steps: Annotated[int, typer.Option("--steps", min=2, help="Learning rates tried.")] = 100,
+    format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+    device: DeviceOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """LR range test: raise Adam's lr exponentially, one step per batch, until the loss blows up.
+
+    Example: adamtune lr-find configs/digits-mlp.yaml --seeds 3 --plot lr-find.png
+    """
+    with _errors(debug):
+        from adamtune.errors import ConfigError
+
+        if not 0 < start < end:
+            raise ConfigError(f"--start/--end: need 0 < start < end (got {start:g}, {end:g})")
+        if format not in (Format.table, Format.json):
+            raise ConfigError(f"--format: lr-find prints table or json (got {format.value})")
+        settings = _settings(config)
+        from adamtune.formats import to_json
+        from adamtune.range_test import run_range_test, summarise
+        from adamtune.task import build_task
+
+        task = build_task(settings, device)
+        curves = run_range_test(task, seeds, start, end, steps)
+        summary = summarise(curves)
+        if plot is not None:
+            from adamtune.plots import range_test_png
+
+            range_test_png(curves, plot)
+        if format is Format.json:
+            print(to_json(range_test_data(curves, summary)))
+            return
+        from adamtune.cli.render import range_test_table, text_plot
+
+        out.print(range_test_table(summary, f"{settings.study_name}: LR range test"))
+        say(out, text_plot(curves[0]))
+        if plot is not None:
+            say(out, f"plot written to {plot}")
+
+
+def range_test_data(curves: list[Any], summary: list[Any]) -> dict[str, Any]:
+    return {
+        "suggestions": {
+            s.name: {"median": s.median, "spread": s.spread, "per_seed": s.values} for s in summary
+        },
+        "curves": [
+            {"lrs": c.lrs, "losses": c.losses, "smoothed": c.smoothed, "stopped": c.stopped}
+            for c in curves
+        ],
+    }
+
+
 @app.command()
 def validate(
     config: ConfigArg,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from adamtune.formats import spread_text
+from adamtune.range_test import RangeCurve, Suggestion
 from adamtune.results import BestResult, StageSummary
 from adamtune.rows import TrialRow
 from adamtune.space import ADAM_DEFAULTS
@@ -170,3 +173,35 @@ def print_search_summary(console: Console, best: BestResult, ran: int, stopped_b
     console.print(stages_table(best.stages))
     console.print(best_table(best))
     say(console, "next: adamtune best --format torch   (code to paste into your training script)")
+
+
+def range_test_table(summary: list[Suggestion], title: str) -> Table:
+    """Each suggestion's median over seeds, its spread (max / min) and every seed's value."""
+    table = Table(title=escape(title), title_justify="left")
+    for col in ("suggestion", "lr (median)", "spread", "per seed"):
+        table.add_column(col, justify="left" if col == "suggestion" else "right")
+    for s in summary:
+        spread = "-" if s.spread is None else f"{s.spread:.2g}x"
+        seeds = " ".join("-" if v is None else f"{v:.3g}" for v in s.values)
+        table.add_row(s.name, _num(s.median, 3), spread, seeds)
+    return table
+
+
+def text_plot(curve: RangeCurve, width: int = 60, height: int = 12) -> str:
+    """The smoothed loss against log10(lr) as characters, for terminals and CI logs."""
+    if len(curve.lrs) < 2:
+        return "(too few steps to plot)"
+    xs = [math.log10(lr) for lr in curve.lrs]
+    ys = curve.smoothed
+    lo, hi = min(ys), max(ys)
+    grid = [[" "] * width for _ in range(height)]
+    for x, y in zip(xs, ys, strict=True):
+        col = round((x - xs[0]) / (xs[-1] - xs[0]) * (width - 1))
+        row = round((hi - y) / ((hi - lo) or 1.0) * (height - 1))
+        grid[row][col] = "*"
+    lines = [f"{hi:9.3g} |" + "".join(grid[0])]
+    lines += ["          |" + "".join(r) for r in grid[1:-1]]
+    lines.append(f"{lo:9.3g} |" + "".join(grid[-1]))
+    lines.append("          +" + "-" * width)
+    lines.append(f"           lr {curve.lrs[0]:.0e}{' ' * (width - 17)}{curve.lrs[-1]:.0e}")
+    return "\n".join(lines)
