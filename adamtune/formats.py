@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from adamtune.results import BestResult
 from adamtune.rows import TrialRow
 from adamtune.space import AdamParams
+
+if TYPE_CHECKING:  # the range test imports torch; --help stays fast without it
+    from adamtune.range_test import RangeCurve, Suggestion
 
 
 def to_json(data: Any) -> str:
@@ -78,3 +81,16 @@ def trials_torch_code(study: str, rows: list[TrialRow]) -> str:
 
 def trials_data(rows: list[TrialRow]) -> list[dict[str, Any]]:
     return [row.as_dict() for row in rows]
+
+
+def range_test_data(curves: list[RangeCurve], summary: list[Suggestion]) -> dict[str, Any]:
+    """A range test as plain data: each suggestion over seeds, and every seed's curve."""
+    return {
+        "suggestions": {
+            s.name: {"median": s.median, "spread": s.spread, "per_seed": s.values} for s in summary
+        },
+        "curves": [
+            {"lrs": c.lrs, "losses": c.losses, "smoothed": c.smoothed, "stopped": c.stopped}
+            for c in curves
+        ],
+    }

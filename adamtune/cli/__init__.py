@@ -304,7 +304,7 @@ def lr_find(
         if format not in (Format.table, Format.json):
             raise ConfigError(f"--format: lr-find prints table or json (got {format.value})")
         settings = _settings(config)
-        from adamtune.formats import to_json
+        from adamtune.formats import range_test_data, to_json
         from adamtune.range_test import run_range_test, summarise
         from adamtune.task import build_task
 
@@ -324,18 +324,6 @@ def lr_find(
         say(out, text_plot(curves[0]))
         if plot is not None:
             say(out, f"plot written to {plot}")
-
-
-def range_test_data(curves: list[Any], summary: list[Any]) -> dict[str, Any]:
-    return {
-        "suggestions": {
-            s.name: {"median": s.median, "spread": s.spread, "per_seed": s.values} for s in summary
-        },
-        "curves": [
-            {"lrs": c.lrs, "losses": c.losses, "smoothed": c.smoothed, "stopped": c.stopped}
-            for c in curves
-        ],
-    }
 
 
 @app.command()

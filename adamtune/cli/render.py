@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from adamtune.formats import spread_text
-from adamtune.range_test import RangeCurve, Suggestion
 from adamtune.results import BestResult, StageSummary
 from adamtune.rows import TrialRow
 from adamtune.space import ADAM_DEFAULTS
+
+if TYPE_CHECKING:  # the range test imports torch; --help stays fast without it
+    from adamtune.range_test import RangeCurve, Suggestion
 
 
 def _num(value: float | None, digits: int = 4) -> str:
