@@ -293,3 +293,11 @@ def test_the_answer_line_of_each_verdict(verdict: str, stage: str, says: str) ->
     if verdict == "within_noise":
         assert "an established gain needs 0.006" in line and "-5.4%" in line
     assert json.loads(json.dumps(best.as_dict()))["verdict"] == verdict
+
+
+def test_help_does_not_import_torch() -> None:
+    """--help stays fast: torch (about 1 s to import) loads inside the commands only."""
+    probe = "import sys, adamtune.cli; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "False"
