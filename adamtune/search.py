@@ -139,11 +139,14 @@ class _Search:
         """The pruner's view for ``stage``: its own finished trials and the incumbent's, as
         the stage's sampler sees (earlier stages ran under other fixed values: a faster
         learning rate's early losses would prune every trial at the slower one kept)."""
-        mirror = self.mirrors.setdefault(
-            stage, PruneMirror(self.study.study_name, self.study.pruner)
-        )
+        if stage not in self.mirrors:
+            self.mirrors[stage] = self._new_mirror()
+        mirror = self.mirrors[stage]
         mirror.sync([t for t in trials if stage_of(t) == stage or t is incumbent])
         return mirror
+
+    def _new_mirror(self) -> PruneMirror:
+        return PruneMirror(self.study.study_name, self.study.pruner)
 
     # --- reading the study ---------------------------------------------------------------
     def trials(self) -> list[FrozenTrial]:
@@ -212,12 +215,6 @@ class _Search:
             )
         return rows
 
-    def drawn(
-        self, draws: list[dict[str, Any]], names: list[str], base: AdamParams
-    ) -> list[_Member]:
-        """Members for sampled coordinates: the stage's values drawn on top of ``base``."""
-        return [_Member(base, coords, {}, names) for coords in draws]
-
     def run_trials(
         self, stage_name: str, members: list[_Member], prunable: bool, slot: int = 0
     ) -> list[TrialRow]:
@@ -225,13 +222,7 @@ class _Search:
         trials, params = self._ask(stage_name, members)
         # Runs on other seeds and splits must not set the bar for the search's own trials
         # (their curves sit elsewhere): they report to a mirror of their own, never consulted.
-        mirror = (
-            self.mirrors.setdefault(
-                stage_name, PruneMirror(self.study.study_name, self.study.pruner)
-            )
-            if slot == 0
-            else PruneMirror(self.study.study_name, self.study.pruner)
-        )
+        mirror = self.mirror(stage_name) if slot == 0 else self._new_mirror()
         twins = [mirror.start() for _ in trials]
         epochs = self.config.train.epochs
         # Values per epoch go to the study with the trial's other records when it ends (one
@@ -461,7 +452,8 @@ def _run(
                     if coords in draws:  # a stage of choices with fewer untried ones than K
                         break
                     draws.append(coords)
-                members = search.drawn(draws, list(stage.params), base)
+                # Sampled members: the stage's values drawn on top of the incumbent's.
+                members = [_Member(base, coords, {}, list(stage.params)) for coords in draws]
                 rows = search.run_trials(stage.name, members, prunable=True)
         run.ran.extend(rows)
         # The best so far without reading the study again: the next iteration reads it anyway.
