@@ -43,6 +43,30 @@ def test_suggestions_read_a_known_curve() -> None:
     assert found["valley"] is not None and 1e-4 < found["valley"] < lowest
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("limit", [1e-3, 1e-1])
+def test_largest_stable_is_within_2x_of_a_closed_form_limit(seed: int, limit: float) -> None:
+    """Full-batch least squares, Adam with its default betas and an eps far above every
+    gradient: the update is then lr / eps times a moving average of the gradient (heavy-ball
+    momentum), and on a quadratic whose Hessian has largest eigenvalue L it diverges exactly
+    above lr = 2 (1 + beta1) / (1 - beta1) * eps / L (38 eps / L at beta1 = 0.9)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(256, 8, generator=gen) * torch.linspace(0.3, 1.0, 8)
+    y = x @ torch.randn(8, 1, generator=gen) + 0.1 * torch.randn(256, 1, generator=gen)
+    top = float(torch.linalg.eigvalsh(2 * x.T @ x / len(x)).max())  # Hessian of the MSE
+    beta1 = 0.9
+    eps = limit * top * (1 - beta1) / (2 * (1 + beta1))
+    y = y * eps * 1e-2  # gradients ~100x below eps, so eps sets the step size
+    model = nn.Linear(8, 1, bias=False)
+    nn.init.zeros_(model.weight)
+    optimizer = torch.optim.Adam(model.parameters(), betas=(beta1, 0.999), eps=eps)
+    curve = range_test_model(model, optimizer, _batches(x, y), nn.functional.mse_loss,
+                             ladder(1e-7, 10.0, 100))
+    assert curve.stopped == "diverged"
+    found = curve.suggestions["largest_stable"]
+    assert found is not None and limit / 2 <= found <= 2 * limit
+
+
 def _batches(x: torch.Tensor, y: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     while True:
         yield x, y
