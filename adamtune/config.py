@@ -171,6 +171,29 @@ class LogRange(_Range):
             raise ValueError(f"must be > 0 (got {v:g})")
 
 
+class LrRange(LogRange):
+    """lr: a log range, a fixed value, or ``auto``: the range the LR range test finds (set by
+    the search before the first trial; ``low`` and ``high`` then hold the test's ladder)."""
+
+    auto: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _auto(cls, value: Any) -> Any:
+        if value == "auto" or (isinstance(value, dict) and value.get("auto") is True):
+            extra = set(value) - {"auto"} if isinstance(value, dict) else set()
+            if extra:
+                raise ValueError(
+                    f"'auto' sets low and high from the range test; drop {sorted(extra)}"
+                )
+            return {"auto": True, "low": AUTO_LADDER[0], "high": AUTO_LADDER[1]}
+        return value
+
+
+# The LR range test's default ladder: where an ``lr: auto`` range is looked for.
+AUTO_LADDER = (1e-7, 10.0)
+
+
 class BetaRange(_Range):
     """beta1 and beta2: in [0, 1); sampled as log(1 - beta) so values near 1 get resolution."""
 
@@ -204,7 +227,7 @@ def _choices(value: Any) -> Any:
 
 
 class SpaceConfig(_Strict):
-    lr: LogRange = Field(default_factory=lambda: LogRange(low=1e-5, high=1e-1))
+    lr: LrRange = Field(default_factory=lambda: LrRange(low=1e-5, high=1e-1))
     beta1: BetaRange = Field(default_factory=lambda: BetaRange(low=0.5, high=0.999))
     beta2: BetaRange = Field(default_factory=lambda: BetaRange(low=0.9, high=0.9999))
     eps: LogRange = Field(default_factory=lambda: LogRange(low=1e-10, high=1e-3))
@@ -224,15 +247,6 @@ class SpaceConfig(_Strict):
         if not v:
             raise ValueError("must list at least one choice (got an empty list)")
         return list(dict.fromkeys(v))
-
-    @field_validator("lr", mode="before")
-    @classmethod
-    def _lr_auto(cls, v: Any) -> Any:
-        if v == "auto":
-            raise ValueError(
-                "'auto' (the LR range test first) is not there yet; give {low, high} or a number"
-            )
-        return _number_means_fixed(v)
 
     @field_validator("schedule")
     @classmethod

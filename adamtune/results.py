@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 
 from adamtune.errors import NoCompletedTrialError
+from adamtune.lr_range import AutoRange, stored_range
 from adamtune.noise import CONFIRM, NOISE, Measured, Selection, select, verdict
 from adamtune.plan import BASELINE
 from adamtune.rows import TrialRow, finite_or_none, trial_rows
@@ -99,6 +100,7 @@ class BestResult:
 
     verdict: str = "improved"  # improved | within_noise | kept_defaults (noise.verdict)
     overall_bar: float | None = None  # the gain over the defaults an established one needs
+    lr_range: AutoRange | None = None  # the range an ``lr: auto`` study searched
 
     @property
     def kept_defaults(self) -> bool:
@@ -122,6 +124,7 @@ class BestResult:
             "verdict": self.verdict,
             "needed_gain": self.overall_bar,
             "n_trials": self.n_trials,
+            "lr_range": self.lr_range.as_dict() if self.lr_range else None,
             "storage": self.storage,
             "stages": [s.as_dict() for s in self.stages],
         }
@@ -194,4 +197,5 @@ def best_result(study: optuna.Study, storage: str = "") -> BestResult:
         noise_seeds=noise_seeds,
         verdict=verdict(selection),
         overall_bar=selection.overall.bar if selection.overall else None,
+        lr_range=stored_range(study),
     )

@@ -24,6 +24,7 @@ from adamtune.config import Settings
 from adamtune.drawing import StageSampler, is_joint
 from adamtune.engine import TrialOutcome, train_trial
 from adamtune.errors import SearchFailedError
+from adamtune.lr_range import ATTR, SEEDS, AutoRange, resolve_lr
 from adamtune.noise import CONFIRM, NOISE, confirm_due, noise_due, search_due, select
 from adamtune.plan import BASELINE, Stage, capacity, confirm_seeds, current_stage, replan
 from adamtune.pruning import PruneMirror
@@ -76,10 +77,13 @@ class SearchStart:
     batch: int = 1  # trials trained together
     batch_note: str | None = None  # why a batch was asked for and not used
     seeds: int = 1  # seed slots behind a confirmed value (1: no confirmation)
+    lr_range: AutoRange | None = None  # the range ``lr: auto`` searches
 
 
 class SearchObserver:
     """Progress hooks; the CLI renders them, library users may subclass. All are no-ops."""
+
+    def range_test_started(self, seeds: int) -> None: ...
 
     def search_started(self, start: SearchStart) -> None: ...
 
@@ -370,9 +374,13 @@ def run_search(
     """Run (or resume) the study that ``settings`` describe, up to its total budget."""
     task = build_task(settings, options.device)  # data and model are checked before storage
     storage = open_storage(options.storage)
+    observer = observer or SearchObserver()
     try:
         study = open_study(settings, options, storage)
-        return _run(settings, options, task, study, observer or SearchObserver(), clock)
+        if settings.config.search.space.lr.auto and ATTR not in study.user_attrs:
+            observer.range_test_started(SEEDS)
+        settings, lr_range = resolve_lr(settings, study, task)
+        return _run(settings, options, task, study, observer, clock, lr_range)
     finally:
         release_storage(storage)
 
@@ -384,6 +392,7 @@ def _run(
     study: optuna.Study,
     observer: SearchObserver,
     clock: Callable[[], float],
+    lr_range: AutoRange | None = None,
 ) -> SearchRun:
     config = settings.config
     total = options.trials or config.search.trials
@@ -404,6 +413,7 @@ def _run(
         batch,
         batch_note,
         search.seeds,
+        lr_range,
     )
     observer.search_started(start)
     run = SearchRun(study.study_name, start.storage, start)

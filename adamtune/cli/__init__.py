@@ -227,7 +227,7 @@ def best(
     Example: adamtune best --format json   (or --format torch for code to paste)
     """
     with _errors(debug):
-        from adamtune.cli.render import best_table, noise_line, say, stages_table
+        from adamtune.cli.render import best_table, extra_lines, say, stages_table
         from adamtune.formats import to_json, to_yaml, torch_code
         from adamtune.results import best_result
 
@@ -241,9 +241,8 @@ def best(
             print(torch_code(result))
         else:
             out.print(best_table(result))
-            noise = noise_line(result)
-            if noise:
-                say(out, noise)
+            for line in extra_lines(result):
+                say(out, line)
             out.print(stages_table(result.stages))
 
 
@@ -260,8 +259,9 @@ def trials(
     Example: adamtune trials configs/digits-mlp.yaml --format json
     """
     with _errors(debug):
-        from adamtune.cli.render import trials_table
+        from adamtune.cli.render import lr_range_line, say, trials_table
         from adamtune.formats import to_json, to_yaml, trials_data, trials_torch_code
+        from adamtune.lr_range import stored_range
         from adamtune.rows import trial_rows
 
         found, url = _open_study(config, storage, study)
@@ -274,6 +274,9 @@ def trials(
             print(trials_torch_code(found.study_name, rows))
         else:
             out.print(trials_table(rows, f"study {found.study_name} ({url}): {len(rows)} trials"))
+            lr_range = stored_range(found)
+            if lr_range is not None:
+                say(out, lr_range_line(lr_range))
 
 
 @app.command("lr-find")

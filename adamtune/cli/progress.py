@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from adamtune.cli.render import say, trial_line
+from adamtune.cli.render import lr_range_line, say, trial_line
 from adamtune.rows import TrialRow
 from adamtune.search import SearchObserver, SearchStart
 from adamtune.space import AdamParams
@@ -37,10 +37,15 @@ class PlainProgress(SearchObserver):
                 f"{where}: {start.done} of {start.total} trials done; plan: defaults 1, {plan}",
             )
         say(self.console, start.task)
+        if start.lr_range is not None:
+            say(self.console, lr_range_line(start.lr_range))
         if start.batch > 1:
             say(self.console, f"{start.batch} trials trained together per batch (--batch)")
         if start.batch_note:
             say(self.console, start.batch_note)
+
+    def range_test_started(self, seeds: int) -> None:
+        say(self.console, f"lr: auto: running the LR range test ({seeds} seeds) first")
 
     def trial_finished(self, row: TrialRow, best: float | None) -> None:
         say(self.console, trial_line(row, best))

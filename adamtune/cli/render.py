@@ -15,6 +15,7 @@ from adamtune.rows import TrialRow
 from adamtune.space import ADAM_DEFAULTS
 
 if TYPE_CHECKING:  # the range test imports torch; --help stays fast without it
+    from adamtune.lr_range import AutoRange
     from adamtune.range_test import RangeCurve, Suggestion
 
 
@@ -61,6 +62,23 @@ def noise_line(best: BestResult) -> str | None:
     return (
         f"noise: ±{best.noise:.2g} across {best.noise_seeds} seeds (Adam's defaults); a stage "
         f"moves a parameter only for a gain beyond the noise of its comparison"
+    )
+
+
+def extra_lines(best: BestResult) -> list[str]:
+    """What ``best`` and ``search`` say under the answer: the noise, the lr range."""
+    lines = [noise_line(best), lr_range_line(best.lr_range) if best.lr_range else None]
+    return [line for line in lines if line]
+
+
+def lr_range_line(found: AutoRange) -> str:
+    """Where an ``lr: auto`` study searched lr, and why."""
+    readings = ", ".join(
+        f"{name} {_num(found.suggestions.get(name), 2)}" for name in ("valley", "largest_stable")
+    )
+    return (
+        f"lr: auto: the LR range test ({found.seeds} seeds: {readings}) set the lr range to "
+        f"{found.low:.2g} .. {found.high:.2g} ({found.rule})"
     )
 
 
@@ -170,9 +188,8 @@ def print_search_summary(console: Console, best: BestResult, ran: int, stopped_b
         f"study {best.study}: {best.n_trials} trials ({ran} run now), storage {best.storage}{note}",
     )
     say(console, gain_line(best))
-    noise = noise_line(best)
-    if noise:
-        say(console, noise)
+    for line in extra_lines(best):
+        say(console, line)
     console.print(stages_table(best.stages))
     console.print(best_table(best))
     say(console, "next: adamtune best --format torch   (code to paste into your training script)")
