@@ -29,6 +29,7 @@ from torch.func import functional_call, vmap
 
 from adamtune.data import TaskData
 from adamtune.engine import TrialOutcome, autocast, batches, objective, val_chunks
+from adamtune.schedules import lr_sequence
 from adamtune.space import ADAM_DEFAULTS, AdamParams
 from adamtune.stacked_adam import StackedAdam
 from adamtune.stacked_mlp import plan_of, stacked_forward, stored
@@ -191,7 +192,14 @@ def train_batch(
     stacks = [_Stack(task, seed, [params[i] for i in live], data) for seed, data in task.runs(slot)]
     outcomes = [TrialOutcome(status="complete", value=None) for _ in params]
     last = task.settings.config.train.objective == "last"
-    for epoch in range(task.settings.config.train.epochs):
+    epochs = task.settings.config.train.epochs
+    # Each member's lr per epoch, from torch's own schedulers (the floats a lone trial uses).
+    scheduled = any(p.schedule.decays or p.schedule.warmup for p in params)
+    rates = [lr_sequence(p.schedule, p.lr, epochs) for p in params] if scheduled else []
+    for epoch in range(epochs):
+        if scheduled:
+            for stack in stacks:
+                stack.optimizer.set_lrs([rates[i][epoch] for i in live])
         train = [stack.train_epoch() for stack in stacks]
         val = [stack.validate() for stack in stacks]
         stopped: set[int] = set()

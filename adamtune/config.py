@@ -37,6 +37,9 @@ BUILTIN_SOURCES = (
 BUILTIN_ARCHS = ("linear", "mlp", "cnn")
 RESERVED_STAGE_NAMES = ("defaults", "refine", "joint", "noise", "confirm")
 PARAMS = ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad", "decoupled_weight_decay")
+SEARCHABLE = (*PARAMS, "schedule")  # Adam's arguments, and the lr schedule beside them
+ScheduleKind = Literal["none", "exponential", "cosine", "step"]
+SCHEDULES: tuple[ScheduleKind, ...] = ("none", "exponential", "cosine", "step")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -234,7 +237,7 @@ class SpaceConfig(_Strict):
     weight_decay: DecayRange = Field(default_factory=lambda: DecayRange(low=1e-6, high=1e-1))
     amsgrad: list[bool] = Field(default_factory=lambda: [False, True])
     decoupled_weight_decay: list[bool] = Field(default_factory=lambda: [False])
-    schedule: list[str] = Field(default_factory=lambda: ["none"])
+    schedule: list[ScheduleKind] = Field(default_factory=lambda: list(SCHEDULES))
 
     @field_validator("amsgrad", "decoupled_weight_decay", "schedule", mode="before")
     @classmethod
@@ -248,15 +251,6 @@ class SpaceConfig(_Strict):
             raise ValueError("must list at least one choice (got an empty list)")
         return list(dict.fromkeys(v))
 
-    @field_validator("schedule")
-    @classmethod
-    def _schedules_not_yet(cls, v: list[str]) -> list[str]:
-        if v != ["none"]:
-            raise ValueError(
-                f"the LR schedule stage is not there yet; only [none] is accepted (got {v})"
-            )
-        return v
-
     def is_searched(self, param: str) -> bool:
         value = getattr(self, param)
         if isinstance(value, list):
@@ -266,7 +260,16 @@ class SpaceConfig(_Strict):
 
 class StageConfig(_Strict):
     params: list[
-        Literal["lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad", "decoupled_weight_decay"]
+        Literal[
+            "lr",
+            "beta1",
+            "beta2",
+            "eps",
+            "weight_decay",
+            "amsgrad",
+            "decoupled_weight_decay",
+            "schedule",
+        ]
     ]
     trials: int | None = Field(None, ge=1)
     name: str | None = None
@@ -323,7 +326,7 @@ class SearchConfig(_Strict):
 
     @model_validator(mode="after")
     def _something_to_search(self) -> SearchConfig:
-        if not any(self.space.is_searched(p) for p in PARAMS):
+        if not any(self.space.is_searched(p) for p in SEARCHABLE):
             raise ValueError("every parameter in search.space is fixed: nothing to search")
         return self
 

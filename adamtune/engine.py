@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from adamtune.data import Split, TaskData, TensorSplit
+from adamtune.schedules import make_scheduler
 from adamtune.space import AdamParams
 from adamtune.task import Task
 
@@ -104,6 +105,8 @@ class _Run:
         self.task, self.data = task, data
         self.model = task.new_model(seed)
         self.optimizer = make_optimizer(self.model, params)
+        epochs = task.settings.config.train.epochs
+        self.scheduler = make_scheduler(self.optimizer, params.schedule, epochs)
         self.generator = torch.Generator().manual_seed(seed)
         fp16 = task.settings.config.train.precision == "fp16"
         self.scaler = torch.amp.GradScaler(task.device.type) if fp16 else None
@@ -136,6 +139,8 @@ class _Run:
             total += loss.detach() * len(x)
             seen += len(x)
         self.rng_state = torch.get_rng_state()
+        if self.scheduler is not None:  # stepped per epoch, as the printed code does
+            self.scheduler.step()
         return float(total) / seen
 
     @torch.no_grad()

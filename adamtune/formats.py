@@ -9,6 +9,7 @@ import yaml
 
 from adamtune.results import BestResult
 from adamtune.rows import TrialRow
+from adamtune.schedules import scheduler_code
 from adamtune.space import AdamParams
 
 if TYPE_CHECKING:  # the range test imports torch; --help stays fast without it
@@ -56,6 +57,7 @@ def torch_code(best: BestResult) -> str:
             "    model.parameters(),",
             *(f"    {arg}," for arg in _kwargs(best.params)),
             ")",
+            *scheduler_code(best.params.schedule, best.params.lr, best.epochs),
         ]
     )
 

@@ -1,14 +1,15 @@
 """The stage plan: which parameters each stage searches, and how many trials it gets.
 
 Default order (staged): lr -> betas (beta1 + beta2) -> eps -> weight_decay (with decoupled
-decay) -> amsgrad. A stage whose parameters are all fixed in the space is left out.
+decay) -> amsgrad -> schedule (with lr re-tuned within 3x). A stage whose parameters are all
+fixed in the space is left out (``schedule: [none]`` drops the schedule stage).
 
 Budget rule. The study's ``trials`` include the baseline (trial 0, Adam's defaults); the other
 R = trials - 1 are split as follows:
 - with fewer than 10 trials in all, only the first stage (normally lr) is tuned;
 - a stage of choices only (amsgrad) gets one trial per combination the incumbent does not
   already use (normally 1): trials are deterministic, so a repeat would teach nothing;
-- the rest is shared by weight: lr 4, betas 3, weight_decay 2, eps 1, rounded by largest
+- the rest is shared by weight: lr 4, betas 3, weight_decay 2, schedule 2, eps 1, rounded by largest
   remainder, ties to the earlier stage.
 Explicit ``search.stages`` take their ``trials`` in order (cut off where the budget ends, and
 never more than a stage of choices can try); stages without ``trials`` share what is left
@@ -46,6 +47,7 @@ _DEFAULT_STAGES: list[tuple[str, list[str], int]] = [
     ("eps", ["eps"], 1),
     ("weight_decay", ["weight_decay", "decoupled_weight_decay"], 2),
     ("amsgrad", ["amsgrad"], 1),
+    ("schedule", ["schedule"], 2),
 ]
 
 
@@ -79,7 +81,7 @@ def capacity(params: tuple[str, ...] | list[str], space: SpaceConfig) -> int | N
     sizes = []
     for param in params:
         value = getattr(space, param)
-        if not isinstance(value, list):
+        if not isinstance(value, list) or param == "schedule":  # a schedule's end is continuous
             return None
         sizes.append(len(value))
     return math.prod(sizes) - 1

@@ -8,11 +8,13 @@ from typing import Any
 
 import optuna
 
+from adamtune.decay import DecayAnswer, decay_answer
 from adamtune.errors import NoCompletedTrialError
 from adamtune.lr_range import AutoRange, stored_range
 from adamtune.noise import CONFIRM, NOISE, Measured, Selection, select, verdict
 from adamtune.plan import BASELINE
 from adamtune.rows import TrialRow, finite_or_none, trial_rows
+from adamtune.schedules import spec
 from adamtune.space import AdamParams
 from adamtune.study import CONFIG_ATTR
 
@@ -83,7 +85,8 @@ class BestResult:
     n_trials: int
     stages: list[StageSummary]
     storage: str = ""
-    schedule: str | None = None
+    epochs: int = 0  # train.epochs: what the schedule's scheduler is built for
+    decay: DecayAnswer | None = None  # the schedule stage's answer
     value_std: float = 0.0
     seeds: int = 1  # seed slots behind ``value``
     default_std: float = 0.0
@@ -106,6 +109,20 @@ class BestResult:
     def kept_defaults(self) -> bool:
         return self.verdict == "kept_defaults"
 
+    def _schedule(self) -> dict[str, Any] | None:
+        """The winner's schedule and its torch scheduler; None for a constant rate."""
+        schedule = self.params.schedule
+        if not schedule.decays and not schedule.warmup:
+            return None
+        parts, milestones = spec(schedule, self.params.lr, self.epochs)
+        return {
+            **schedule.as_dict(),
+            "epochs": self.epochs,
+            "schedulers": [{"name": name, "kwargs": kwargs} for name, kwargs in parts],
+            "milestones": milestones,
+            "step": "epoch",
+        }
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "study": self.study,
@@ -115,7 +132,8 @@ class BestResult:
             "trial": self.trial,
             "stage": self.stage,
             "params": self.params.torch_kwargs(),
-            "schedule": self.schedule,
+            "schedule": self._schedule(),
+            "decay": self.decay.as_dict() if self.decay else None,
             "default_value": self.default_value,
             "default_std": finite_or_none(self.default_std),
             "default_seeds": self.default_seeds,
@@ -198,4 +216,6 @@ def best_result(study: optuna.Study, storage: str = "") -> BestResult:
         verdict=verdict(selection),
         overall_bar=selection.overall.bar if selection.overall else None,
         lr_range=stored_range(study),
+        epochs=int(stored.get("train", {}).get("epochs", 0)),
+        decay=decay_answer(rows, selection),
     )

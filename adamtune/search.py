@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import optuna
+from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from adamtune.batched import batch_size, train_batch
@@ -30,12 +31,13 @@ from adamtune.plan import BASELINE, Stage, capacity, confirm_seeds, current_stag
 from adamtune.pruning import PruneMirror
 from adamtune.rows import TrialRow, finite_or_none, row_of
 from adamtune.samplers import PresetSampler, make_pruner
+from adamtune.schedules import NO_SCHEDULE
 from adamtune.space import (
     ADAM_DEFAULTS,
     AdamParams,
-    coordinate_params,
     encode,
     fixed_values,
+    record,
     searched,
     suggest,
 )
@@ -192,25 +194,20 @@ class _Search:
             attrs: dict[str, Any] = {"slot": slot, "confirms": row.number}
             if stage_name == CONFIRM:
                 attrs["of"] = row.stage
-            members.append(_Member(row.params, self._coords(row.params), attrs))
+            members.append(_Member.fixed(row.params, self._coords(row.params), attrs))
         return self.run_trials(stage_name, members, prunable=False, slot=slot)
 
-    def _coords(self, params: AdamParams) -> dict[str, Any]:
+    def _coords(self, params: AdamParams) -> dict[str, tuple[Any, BaseDistribution]]:
         """Coordinates of a parameter set that was not sampled, as the baseline records."""
         joint = is_joint(self.config, BASELINE)
-        return {
-            k: v
-            for k, (v, _) in encode(
-                params, searched(self.space), self.space, with_zero=joint
-            ).items()
-        }
+        return encode(params, searched(self.space), self.space, with_zero=joint)
 
     def run_baseline(self) -> list[TrialRow]:
         """Adam's defaults, with the values the user pinned: the reference every gain is
         measured against, and a point the first stage's sampler can learn from."""
         baseline = ADAM_DEFAULTS.with_values(fixed_values(self.space))
         rows = self.run_trials(
-            BASELINE, [_Member(baseline, self._coords(baseline), {})], prunable=False
+            BASELINE, [_Member.fixed(baseline, self._coords(baseline), {})], prunable=False
         )
         if rows[0].state == "failed":
             raise SearchFailedError(
@@ -241,7 +238,9 @@ class _Search:
                 trial.report(value, epoch)
             twin.report(value, epoch)
             self.observer.epoch_finished(trial.number, epoch, epochs, value)
-            if not prunable:
+            # A scheduled trial (decay or warmup) is meant to look worse early and better
+            # late: exactly what early pruning misjudges, so it always runs to the end.
+            if not prunable or params[i].schedule != NO_SCHEDULE:
                 return False
             # Hyperband keeps rung bookkeeping in the study and brackets by trial number, so
             # it is asked on the study itself; the median pruner is asked on the mirror.
@@ -281,11 +280,14 @@ class _Search:
         for m in members:
             self.preset.values = m.coords
             trial = self.study.ask()
-            names = m.names if m.names is not None else coordinate_params(m.coords)
-            drawn = suggest(trial, names, self.space, with_zero=joint) if names else {}
-            # A member that was not sampled (the baseline, a re-run) records its coordinates
-            # but trains its exact values, to the bit.
-            member = m.base if m.names is None else m.base.with_values(drawn)
+            if m.names is None:
+                # A member that was not sampled (the baseline, a re-run) records its
+                # coordinates but trains its exact values, to the bit.
+                record(trial, m.recorded)
+                member = m.base
+            else:
+                drawn = suggest(trial, m.names, self.space, with_zero=joint, base=m.base)
+                member = m.base.with_values(drawn)
             attrs: dict[str, Any] = {
                 "stage": stage_name,
                 "adam": member.as_dict(),
@@ -341,6 +343,17 @@ class _Member:
     coords: dict[str, Any]
     attrs: dict[str, Any]
     names: list[str] | None = None  # None: train ``base`` exactly
+    recorded: dict[str, tuple[Any, BaseDistribution]] = field(default_factory=dict)
+
+    @classmethod
+    def fixed(
+        cls,
+        base: AdamParams,
+        recorded: dict[str, tuple[Any, BaseDistribution]],
+        attrs: dict[str, Any],
+    ) -> _Member:
+        """A member trained at exactly ``base``, recorded at the coordinates ``recorded``."""
+        return cls(base, {k: v for k, (v, _) in recorded.items()}, attrs, None, recorded)
 
 
 def open_study(

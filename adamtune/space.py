@@ -1,9 +1,12 @@
-"""Adam's hyperparameters: their defaults, and how each one is searched.
+"""Adam's hyperparameters (and the lr schedule): their defaults, and how each one is searched.
 
 Each parameter is searched through one or more *coordinates*, named Optuna parameters with a
 distribution suited to Adam: lr and eps log-uniform; beta1 and beta2 as ``1 - beta`` on a log
 scale (0.9, 0.99 and 0.999 are equally far apart, as they are in effective averaging horizon);
-weight decay as "off, or log-uniform"; amsgrad and decoupled decay as choices.
+weight decay as "off, or log-uniform"; amsgrad and decoupled decay as choices. The schedule is
+a choice of kind, its end fraction (log-uniform) and a warmup length; in a staged search its
+stage also re-tunes lr within 3x of the incumbent's (``lr_factor``), since decay moves the best
+peak rate.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from typing import Any, Protocol
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 
-from adamtune.config import PARAMS, SpaceConfig
+from adamtune.config import PARAMS, SEARCHABLE, SpaceConfig
+from adamtune.schedules import DECAYING, END_RANGE, NO_SCHEDULE, WARMUPS, Schedule
+
+LR_RETUNE = 3.0  # the schedule stage re-tunes lr within this factor of the incumbent's
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,7 @@ class AdamParams:
     weight_decay: float = 0.0
     amsgrad: bool = False
     decoupled_weight_decay: bool = False
+    schedule: Schedule = NO_SCHEDULE  # not an Adam argument: the scheduler beside it
 
     def torch_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``torch.optim.Adam(model.parameters(), **kwargs)``."""
@@ -44,7 +51,8 @@ class AdamParams:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AdamParams:
-        return cls(**{k: values[k] for k in PARAMS if k in values})
+        schedule = Schedule.from_dict(values.get("schedule"))
+        return cls(**{k: values[k] for k in PARAMS if k in values}, schedule=schedule)
 
     def with_values(self, values: dict[str, Any]) -> AdamParams:
         return replace(self, **values)
@@ -75,7 +83,7 @@ def fixed_values(space: SpaceConfig) -> dict[str, Any]:
 
 
 def searched(space: SpaceConfig) -> list[str]:
-    return [p for p in PARAMS if space.is_searched(p)]
+    return [p for p in SEARCHABLE if space.is_searched(p)]
 
 
 def coordinates(
@@ -87,6 +95,8 @@ def coordinates(
     the incumbent entering the weight-decay stage already has decay off.
     """
     value = getattr(space, param)
+    if param == "schedule":
+        return _schedule_coordinates(space, retune=_retunes(space, [], with_zero))
     if isinstance(value, list):
         return {param: CategoricalDistribution(value)}
     if param in ("beta1", "beta2"):
@@ -98,12 +108,54 @@ def coordinates(
     return dists
 
 
-def suggest(
-    trial: Suggester, params: list[str], space: SpaceConfig, *, with_zero: bool = False
+def _schedule_coordinates(space: SpaceConfig, *, retune: bool) -> dict[str, BaseDistribution]:
+    """The schedule's coordinates: its kind, the end fraction of a decaying kind, the warmup
+    and, in a staged search (``retune``), lr as a factor of the incumbent's."""
+    dists: dict[str, BaseDistribution] = {"schedule": CategoricalDistribution(space.schedule)}
+    if any(kind in DECAYING for kind in space.schedule):
+        dists["schedule_end"] = FloatDistribution(*END_RANGE, log=True)
+    dists["warmup"] = CategoricalDistribution(WARMUPS)
+    if retune:
+        dists["lr_factor"] = FloatDistribution(1 / LR_RETUNE, LR_RETUNE, log=True)
+    return dists
+
+
+def _retunes(space: SpaceConfig, params: list[str], joint: bool) -> bool:
+    """Whether drawing a schedule re-tunes lr around the incumbent's: in a staged search,
+    unless lr is drawn beside it or pinned by the user."""
+    return not joint and "lr" not in params and space.is_searched("lr")
+
+
+def _suggest_schedule(
+    trial: Suggester, space: SpaceConfig, base: AdamParams, *, retune: bool
 ) -> dict[str, Any]:
-    """Draw values for ``params`` from ``trial``; returns Adam values keyed by parameter."""
+    kind = trial.suggest_categorical("schedule", list(space.schedule))
+    end = 1.0
+    if kind in DECAYING:
+        end = trial.suggest_float("schedule_end", *END_RANGE, log=True)
+    warmup = float(trial.suggest_categorical("warmup", list(WARMUPS)))
+    out: dict[str, Any] = {"schedule": Schedule(kind, end, warmup)}
+    if retune:
+        out["lr"] = base.lr * trial.suggest_float("lr_factor", 1 / LR_RETUNE, LR_RETUNE, log=True)
+    return out
+
+
+def suggest(
+    trial: Suggester,
+    params: list[str],
+    space: SpaceConfig,
+    *,
+    with_zero: bool = False,
+    base: AdamParams | None = None,
+) -> dict[str, Any]:
+    """Draw values for ``params`` from ``trial``; returns Adam values keyed by parameter.
+    ``base`` is the incumbent a staged schedule stage re-tunes lr around."""
     out: dict[str, Any] = {}
     for param in params:
+        if param == "schedule":
+            retune = _retunes(space, params, with_zero)
+            out.update(_suggest_schedule(trial, space, base or ADAM_DEFAULTS, retune=retune))
+            continue
         dists = coordinates(param, space, with_zero=with_zero)
         if "weight_decay_on" in dists and not trial.suggest_categorical(
             "weight_decay_on", [False, True]
@@ -132,6 +184,10 @@ def encode(
     """
     out: dict[str, tuple[Any, BaseDistribution]] = {}
     for param in names:
+        if param == "schedule":
+            retune = _retunes(space, names, with_zero)
+            out.update(_encode_schedule(params.schedule, space, retune))
+            continue
         value = getattr(params, param)
         for name, dist in coordinates(param, space, with_zero=with_zero).items():
             if name == "weight_decay_on":
@@ -147,18 +203,33 @@ def encode(
     return out
 
 
+def _encode_schedule(
+    schedule: Schedule, space: SpaceConfig, retune: bool
+) -> dict[str, tuple[Any, BaseDistribution]]:
+    """A schedule's coordinates; an incumbent's lr is its own (``lr_factor`` 1)."""
+    out: dict[str, tuple[Any, BaseDistribution]] = {}
+    coords = {"schedule": schedule.kind, "warmup": schedule.warmup, "lr_factor": 1.0}
+    if schedule.decays:
+        coords["schedule_end"] = schedule.end
+    for name, dist in _schedule_coordinates(space, retune=retune).items():
+        if name in coords and _inside(coords[name], dist):
+            out[name] = (coords[name], dist)
+    return out
+
+
+def record(trial: Suggester, coords: dict[str, tuple[Any, BaseDistribution]]) -> None:
+    """Ask ``trial`` for each coordinate of ``coords`` with its distribution: a sampler that
+    presets the values (``samplers.PresetSampler``) then records exactly them."""
+    for name, (_, dist) in coords.items():
+        if isinstance(dist, CategoricalDistribution):
+            trial.suggest_categorical(name, list(dist.choices))
+        else:
+            assert isinstance(dist, FloatDistribution)
+            trial.suggest_float(name, dist.low, dist.high, log=dist.log)
+
+
 def _inside(value: Any, dist: BaseDistribution) -> bool:
     if isinstance(dist, CategoricalDistribution):
         return value in dist.choices
     assert isinstance(dist, FloatDistribution)
     return dist.low <= value <= dist.high
-
-
-def coordinate_params(coords: dict[str, Any]) -> list[str]:
-    """The Adam parameters behind coordinate names (``one_minus_beta1`` -> ``beta1``)."""
-    out: list[str] = []
-    for name in coords:
-        param = name.removeprefix("one_minus_").removesuffix("_on")
-        if param not in out:
-            out.append(param)
-    return out

@@ -15,6 +15,7 @@ overhead it removes for the small models batching is for (benchmarks/README.md).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 
@@ -64,6 +65,11 @@ class StackedAdam:
             if any(decoupled)
             else None
         )
+
+    def set_lrs(self, lrs: Sequence[float]) -> None:
+        """Each row's learning rate from now on (a schedule's rate for the next epoch)."""
+        self.params = [replace(p, lr=lr) for p, lr in zip(self.params, lrs, strict=True)]
+        self._columns()
 
     def keep(self, rows: torch.Tensor, flat: torch.Tensor, grad: torch.Tensor) -> None:
         """Keep only ``rows`` (a sorted index tensor) of every buffer: the engine's re-pack.

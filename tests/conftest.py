@@ -36,6 +36,8 @@ search:
   trials: {trials}
   batch: 1
   confirm: {{seeds: 1}}  # the noise-aware selection has tests of its own (test_noise.py)
+  space:
+    schedule: [none]  # and so has the schedule stage (test_schedule_stage.py)
 """
 
 

@@ -247,6 +247,7 @@ search:
     eps: 1.0e-8
     weight_decay: 0
     amsgrad: false
+    schedule: none
 """
 
 

@@ -45,7 +45,7 @@ def test_minimal_config_gets_spec_defaults(write_config: Callable[..., Path]) ->
         1e-6, 1e-1, True)
     assert space.amsgrad == [False, True]
     assert space.decoupled_weight_decay == [False]
-    assert space.schedule == ["none"]
+    assert space.schedule == ["none", "exponential", "cosine", "step"]
     assert [p for p in ("lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad",
                         "decoupled_weight_decay") if space.is_searched(p)] == [
         "lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad"]
@@ -149,8 +149,9 @@ BAD: list[tuple[str, str, int, str, str]] = [
      "search.space.lr", "'auto' sets low and high from the range test; drop ['low']"),
     ("lr-word", HEAD + "search:\n  space:\n    lr: fast\n", 5, "search.space.lr",
      "(got 'fast')"),
-    ("schedule", HEAD + "search:\n  space:\n    schedule: [none, cosine]\n", 5,
-     "search.space.schedule", "the LR schedule stage is not there yet; only [none] is accepted"),
+    ("schedule", HEAD + "search:\n  space:\n    schedule: [none, linear]\n", 5,
+     "search.space.schedule[1]",
+     "expected one of 'none', 'exponential', 'cosine' or 'step' (got 'linear')"),
     ("batch-zero", HEAD + "search:\n  batch: 0\n", 4, "search.batch",
      "must be a whole number >= 1 or 'auto' (got 0)"),
     ("batch-word", HEAD + "search:\n  batch: fast\n", 4, "search.batch",
@@ -158,7 +159,8 @@ BAD: list[tuple[str, str, int, str, str]] = [
     ("batch-bool", HEAD + "search:\n  batch: true\n", 4, "search.batch",
      "must be a whole number >= 1 or 'auto' (got True)"),
     ("every-param-fixed", HEAD + "search:\n  space:\n    lr: 1e-3\n    beta1: 0.9\n"
-     "    beta2: 0.999\n    eps: 1e-8\n    weight_decay: 0\n    amsgrad: false\n", 3, "search",
+     "    beta2: 0.999\n    eps: 1e-8\n    weight_decay: 0\n    amsgrad: false\n"
+     "    schedule: none\n", 3, "search",
      "every parameter in search.space is fixed: nothing to search"),
     ("stage-searches-fixed", HEAD + "search:\n  space:\n    beta2: 0.999\n  stages:\n"
      "    - params: [lr]\n    - params: [beta1, beta2]\n", 8, "search.stages[1].params",

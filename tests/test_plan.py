@@ -13,6 +13,7 @@ from adamtune.plan import Stage, current_stage, make_plan, replan
 def search(**values: Any) -> SearchConfig:
     """A search config; the budget rule is tested without confirmation unless asked."""
     values.setdefault("confirm", {"seeds": 1})
+    values["space"] = {"schedule": ["none"], **values.get("space", {})}  # as the tests began
     return SearchConfig.model_validate(values)
 
 
@@ -26,6 +27,13 @@ def test_default_staged_plan_for_60_trials() -> None:
     assert sum(s.trials for s in plan) == 59  # trial 0 is the baseline
     assert [s.params for s in plan] == [
         ("lr",), ("beta1", "beta2"), ("eps",), ("weight_decay",), ("amsgrad",)]
+
+
+def test_the_schedule_stage_comes_last_by_default_with_weight_2() -> None:
+    plan = make_plan(SearchConfig.model_validate({"confirm": {"seeds": 1}}), 60)
+    assert budgets(plan) == {
+        "lr": 19, "betas": 14, "eps": 5, "weight_decay": 10, "amsgrad": 1, "schedule": 10}
+    assert plan[-1].params == ("schedule",) and sum(s.trials for s in plan) == 59
 
 
 def test_decoupled_decay_joins_the_weight_decay_stage() -> None:

@@ -66,7 +66,7 @@ def test_each_stage_fixes_other_params_at_the_best_so_far(
             assert row.params is not None
             for name, value in row.params.as_dict().items():
                 if name not in STAGE_PARAMS[stage]:
-                    assert value == getattr(incumbent, name), (stage, name)
+                    assert value == incumbent.as_dict()[name], (stage, name)
         searched_values = {tuple(getattr(r.params, p) for p in sorted(STAGE_PARAMS[stage]))
                            for r in mine if r.params}
         assert len(searched_values) == len(mine), "a stage should not repeat a candidate"
@@ -189,7 +189,8 @@ def test_fixed_params_are_held_and_their_stages_skipped(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
     path = write_config(trials=12)
-    path.write_text(path.read_text() + "  space:\n    beta2: 0.99\n    amsgrad: false\n")
+    path.write_text(path.read_text().replace(
+        "  space:\n", "  space:\n    beta2: 0.99\n    amsgrad: false\n"))
     _, study = _search(path, storage_url)
     stages = {t.user_attrs["stage"] for t in study.trials}
     assert "amsgrad" not in stages
@@ -285,8 +286,8 @@ def test_a_stage_of_choices_runs_each_untried_choice_once(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
     path = write_config(trials=12)
-    path.write_text(path.read_text() + "  space:\n    weight_decay: 0.01\n"
-                    "    decoupled_weight_decay: [false, true]\n")
+    path.write_text(path.read_text().replace("  space:\n", "  space:\n    weight_decay: 0.01\n"
+                    "    decoupled_weight_decay: [false, true]\n"))
     _, study = _search(path, storage_url)
     decoupled = [t for t in study.trials if t.user_attrs["stage"] == "weight_decay"]
     assert [t.user_attrs["adam"]["decoupled_weight_decay"] for t in decoupled] == [True]
@@ -297,7 +298,8 @@ def test_baseline_applies_pinned_values(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
     path = write_config(trials=4)
-    path.write_text(path.read_text() + "  space:\n    beta2: 0.99\n    amsgrad: true\n")
+    path.write_text(path.read_text().replace(
+        "  space:\n", "  space:\n    beta2: 0.99\n    amsgrad: true\n"))
     _, study = _search(path, storage_url)
     baseline = study.trials[0].user_attrs["adam"]
     assert baseline == {**ADAM_DEFAULTS.as_dict(), "beta2": 0.99, "amsgrad": True}

@@ -12,6 +12,7 @@ import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from adamtune.config import PARAMS, SpaceConfig
+from adamtune.schedules import Schedule
 from adamtune.space import (
     ADAM_DEFAULTS,
     AdamParams,
@@ -29,6 +30,8 @@ TUNED = AdamParams(lr=3e-3, beta1=0.85, beta2=0.995, eps=1e-7, weight_decay=1e-3
 
 
 def space(**values: Any) -> SpaceConfig:
+    """A space; without the schedule unless asked (it has tests of its own, at the end)."""
+    values.setdefault("schedule", ["none"])
     return SpaceConfig.model_validate(values)
 
 
@@ -71,7 +74,10 @@ def test_as_dict_from_dict_and_with_values() -> None:
     assert AdamParams.from_dict(TUNED.as_dict()) == TUNED
     assert AdamParams.from_dict({"lr": 0.01, "unrelated": 1}) == AdamParams(lr=0.01)
     assert ADAM_DEFAULTS.with_values({"beta2": 0.99}) == AdamParams(beta2=0.99)
-    assert list(TUNED.as_dict()) == list(PARAMS)
+    assert list(TUNED.as_dict()) == [*PARAMS, "schedule"]
+    cosine = TUNED.with_values({"schedule": Schedule("cosine", 0.01, 0.1)})
+    assert AdamParams.from_dict(cosine.as_dict()) == cosine
+    assert "schedule" not in cosine.torch_kwargs()
 
 
 def test_lr_and_eps_are_log_uniform() -> None:
@@ -203,4 +209,42 @@ def test_fixed_values_and_searched() -> None:
                                 "amsgrad": False, "decoupled_weight_decay": False}
     assert searched(sp) == ["beta1", "eps"]
     assert fixed_values(SpaceConfig()) == {"decoupled_weight_decay": False}
-    assert searched(SpaceConfig()) == ["lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad"]
+    assert searched(SpaceConfig()) == [
+        "lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad", "schedule"]
+    assert "schedule" not in searched(space())  # schedule: [none]
+
+
+def test_the_schedule_stage_retunes_lr_within_3x_of_the_incumbent() -> None:
+    sp = SpaceConfig()
+    staged = coordinates("schedule", sp)
+    assert staged == {
+        "schedule": CategoricalDistribution(["none", "exponential", "cosine", "step"]),
+        "schedule_end": FloatDistribution(1e-3, 0.5, log=True),
+        "warmup": CategoricalDistribution([0.0, 0.1]),
+        "lr_factor": FloatDistribution(1 / 3, 3.0, log=True),
+    }
+    assert "lr_factor" not in coordinates("schedule", sp, with_zero=True)  # joint: lr itself
+    base = AdamParams(lr=0.01)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    kinds = set()
+    for _ in range(30):
+        trial = study.ask()
+        values = suggest(trial, ["schedule"], sp, base=base)
+        schedule = values["schedule"]
+        kinds.add(schedule.kind)
+        assert 0.01 / 3 <= values["lr"] <= 0.03
+        assert values["lr"] == pytest.approx(0.01 * trial.params["lr_factor"])
+        assert (schedule.kind == "none") == ("schedule_end" not in trial.params)
+        assert schedule.warmup in (0.0, 0.1)
+        study.tell(trial, 1.0)
+    assert kinds == {"none", "exponential", "cosine", "step"}
+
+
+def test_an_incumbent_schedule_encodes_at_its_own_lr() -> None:
+    sp = SpaceConfig()
+    coords = encode(AdamParams(schedule=Schedule("step", 0.1, 0.1)), ["schedule"], sp)
+    assert {k: v for k, (v, _) in coords.items()} == {
+        "schedule": "step", "schedule_end": 0.1, "warmup": 0.1, "lr_factor": 1.0}
+    values = suggest(optuna.trial.FixedTrial({k: v for k, (v, _) in coords.items()}),
+                     ["schedule"], sp, base=AdamParams(lr=0.02))
+    assert values == {"schedule": Schedule("step", 0.1, 0.1), "lr": 0.02}

@@ -12,6 +12,7 @@ from rich.table import Table
 from adamtune.formats import spread_text
 from adamtune.results import BestResult, StageSummary
 from adamtune.rows import TrialRow
+from adamtune.schedules import NO_SCHEDULE, Schedule
 from adamtune.space import ADAM_DEFAULTS
 
 if TYPE_CHECKING:  # the range test imports torch; --help stays fast without it
@@ -24,6 +25,10 @@ def _num(value: float | None, digits: int = 4) -> str:
 
 
 def _param_text(name: str, value: object) -> str:
+    if isinstance(value, Schedule):
+        return value.describe()
+    if isinstance(value, dict):  # a schedule, as stored
+        return Schedule.from_dict(value).describe()
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
@@ -67,7 +72,11 @@ def noise_line(best: BestResult) -> str | None:
 
 def extra_lines(best: BestResult) -> list[str]:
     """What ``best`` and ``search`` say under the answer: the noise, the lr range."""
-    lines = [noise_line(best), lr_range_line(best.lr_range) if best.lr_range else None]
+    lines = [
+        best.decay.sentence() if best.decay else None,
+        noise_line(best),
+        lr_range_line(best.lr_range) if best.lr_range else None,
+    ]
     return [line for line in lines if line]
 
 
@@ -130,6 +139,8 @@ def trials_table(rows: list[TrialRow], title: str) -> Table:
     params = ["lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad"]
     if any(r.params and r.params.decoupled_weight_decay for r in rows):
         params.append("decoupled_weight_decay")
+    if any(r.params and r.params.schedule != NO_SCHEDULE for r in rows):
+        params.append("schedule")
     for col in ["#", "stage", "state", *params, "value", "epochs"]:
         table.add_column(col, justify="left" if col in ("stage", "state") else "right")
     for r in rows:
@@ -153,6 +164,7 @@ def trial_line(row: TrialRow, best: float | None) -> str:
             f"lr={p.lr:.3g} betas=({p.beta1:.4g}, {p.beta2:.5g}) eps={p.eps:.2g} "
             f"wd={p.weight_decay:.2g} amsgrad={str(p.amsgrad).lower()}"
             + (" decoupled=true" if p.decoupled_weight_decay else "")
+            + (f" schedule={p.schedule.describe()!r}" if p.schedule != NO_SCHEDULE else "")
         )
         if p
         else ""

@@ -1,0 +1,117 @@
+"""The schedule stage: does decaying the learning rate help Adam on this model, measured."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from adamtune.cli import app
+from adamtune.config import load_config
+from adamtune.rows import trial_rows
+from adamtune.schedules import NO_SCHEDULE
+from adamtune.search import SearchOptions, run_search
+from adamtune.space import LR_RETUNE
+
+STUDY = """\
+name: {name}
+seed: 0
+data: {{source: digits, batch_size: 64}}
+model: {{arch: mlp, hidden: [32]}}
+train: {{epochs: 6}}
+search:
+  trials: {trials}
+  batch: 1
+  confirm: {{seeds: 1}}
+  space:
+    lr: {lr}
+  stages:
+    - {{params: [lr], trials: 4}}
+    - {{params: [schedule]}}
+"""
+
+
+def _run(path: Path, storage: str) -> optuna.Study:
+    run = run_search(load_config(path), SearchOptions(storage=storage))
+    return optuna.load_study(study_name=run.study, storage=storage)
+
+
+def test_the_stage_records_each_candidate_with_lr_retuned_within_3x(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    path = write_config(STUDY.format(name="sched", trials=14, lr="{low: 1.0e-4, high: 0.1}"))
+    study = _run(path, storage_url)
+    rows = trial_rows(study)
+    before = [r for r in rows if r.stage in ("defaults", "lr") and r.value is not None]
+    incumbent = min(before, key=lambda r: (r.value, r.number)).params
+    mine = [r for r in rows if r.stage == "schedule"]
+    assert len(mine) == 9 and incumbent is not None
+    kinds = {r.params.schedule.kind for r in mine if r.params}
+    assert len(kinds) >= 3 and kinds <= {"none", "exponential", "cosine", "step"}
+    for r in mine:
+        assert r.params is not None
+        assert incumbent.lr / LR_RETUNE <= r.params.lr <= incumbent.lr * LR_RETUNE * (1 + 1e-12)
+        same = r.params.with_values({"lr": incumbent.lr, "schedule": incumbent.schedule})
+        assert same == incumbent  # nothing else moves
+        # Decay looks worse early and better late: a scheduled trial is never pruned.
+        assert r.state != "pruned" or r.params.schedule == NO_SCHEDULE
+    # Every trial's schedule is stored with it: reproducible alone, and in the study's params.
+    for t in study.trials:
+        if t.user_attrs["stage"] == "schedule":
+            assert t.user_attrs["adam"]["schedule"]["kind"] == t.params["schedule"]
+    best = json.loads(CliRunner().invoke(
+        app, ["best", str(path), "--storage", storage_url, "--format", "json"]).stdout)
+    decay = best["decay"]
+    assert set(decay["per_schedule"]) == kinds | {"none"}
+    values = [r.value for r in mine + before if r.value is not None]
+    assert min(v for v in decay["per_schedule"].values() if v is not None) == min(values)
+    assert decay["sentence"].startswith("LR decay: ")
+    assert "schedule" in best
+
+
+def test_decay_that_helps_is_adopted_and_printed_as_torch_code(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    # lr pinned high (the stage then leaves it alone): a constant 0.1 rattles around the
+    # minimum, and decaying it settles lower.
+    path = write_config(STUDY.format(name="hot", trials=12, lr="0.1").replace(
+        "    - {params: [lr], trials: 4}\n", ""))
+    runner = CliRunner()
+    searched = runner.invoke(app, ["search", str(path), "--storage", storage_url, "--quiet"])
+    assert searched.exit_code == 0, searched.output
+    best = json.loads(runner.invoke(
+        app, ["best", str(path), "--storage", storage_url, "--format", "json"]).stdout)
+    assert best["params"]["lr"] == 0.1 and best["stage"] == "schedule"
+    decay, schedule = best["decay"], best["schedule"]
+    assert decay["helped"] and decay["decayed"] < decay["constant"]
+    assert schedule["kind"] == decay["schedule"]["kind"] != "none"
+    assert schedule["epochs"] == 6 and schedule["step"] == "epoch"
+    assert f"LR decay: {schedule['kind']} lowered val loss" in searched.stdout
+    code = runner.invoke(app, ["best", str(path), "--storage", storage_url, "--format", "torch"])
+    assert "torch.optim.lr_scheduler." in code.stdout and "scheduler.step()" in code.stdout
+    table = runner.invoke(app, ["best", str(path), "--storage", storage_url]).stdout
+    assert decay["sentence"] in table
+
+
+def test_schedule_none_turns_the_stage_off(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    text = STUDY.format(name="still", trials=6, lr="{low: 1.0e-4, high: 0.1}").replace(
+        "    - {params: [schedule]}\n", "").replace("    lr:", "    schedule: [none]\n    lr:")
+    study = _run(write_config(text), storage_url)
+    assert {t.user_attrs["stage"] for t in study.trials} == {"defaults", "lr"}
+    best = json.loads(CliRunner().invoke(
+        app, ["best", "--storage", storage_url, "--study", "still", "--format", "json"]).stdout)
+    assert best["schedule"] is None and best["decay"] is None
+
+
+@pytest.mark.parametrize("bad", ["[none, linear]", "[]"])
+def test_unknown_schedules_are_refused(write_config: Callable[..., Path], bad: str) -> None:
+    text = STUDY.format(name="bad", trials=6, lr="0.01").replace(
+        "    lr: 0.01", f"    lr: 0.01\n    schedule: {bad}")
+    result = CliRunner().invoke(app, ["validate", str(write_config(text))])
+    assert result.exit_code == 2 and "search.space.schedule" in result.output
