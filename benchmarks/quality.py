@@ -5,7 +5,8 @@ with, so it flatters the winner (the search picked the luckiest draw). Here ever
 trained again by a plain torch loop written independently of adamtune (it never imports it):
 a fresh train/val split (``random_state`` 10_000 + s, which adamtune never uses), fresh initial
 weights and batch orders (seeds 20_000 + r, r < ``--rescore-seeds``), the same architecture,
-epochs, batch size and loss, and ``torch.optim.Adam`` with the winner's keyword arguments. A
+epochs, batch size and loss, and ``torch.optim.Adam`` with the winner's keyword arguments (and
+its lr schedule, built from the torch scheduler classes ``best --format json`` names). A
 winner's score is the mean over those seeds of the lowest validation loss over epochs
 (adamtune's default objective); a non-finite loss scores +inf.
 
@@ -117,6 +118,9 @@ class Winner:
     """What a method chose: ``params`` are ``torch.optim.Adam`` keyword arguments."""
 
     params: dict[str, Any]
+    # The winner's lr schedule as ``best --format json`` gives it (torch scheduler classes
+    # and their kwargs, stepped per epoch), or None for a constant rate.
+    schedule: dict[str, Any] | None = None
     search_value: float | None = None  # the search's best val loss, on its own split
     search_default_value: float | None = None  # Adam's defaults in the same study
     search_seconds: float = 0.0
@@ -171,6 +175,7 @@ def search_with_adamtune(task: Task, seed: int, trials: int, extra: dict[str, An
         storage.engine.dispose()  # close the file before its directory goes
     return Winner(
         params=best.params.torch_kwargs(),
+        schedule=best.as_dict()["schedule"],
         search_value=best.value,
         search_default_value=best.default_value,
         search_seconds=seconds,
@@ -228,9 +233,29 @@ def fresh_split(name: str, split_seed: int) -> tuple[Any, Any, Any, Any, int]:
     return as_x(x_tr), t_tr, as_x(x_va), t_va, out
 
 
-def train_once(task: Task, params: dict[str, Any], split_seed: int, init_seed: int) -> float:
-    """Lowest val loss over ``task.epochs`` of Adam with ``params``; +inf if a loss is not
-    finite."""
+def make_scheduler(optimizer: Any, schedule: dict[str, Any] | None) -> Any:
+    """The torch scheduler a ``best --format json`` schedule names; None for a constant rate."""
+    from torch.optim import lr_scheduler
+
+    if not schedule:
+        return None
+    parts = [
+        getattr(lr_scheduler, s["name"])(optimizer, **s["kwargs"]) for s in schedule["schedulers"]
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    return lr_scheduler.SequentialLR(optimizer, parts, milestones=schedule["milestones"])
+
+
+def train_once(
+    task: Task,
+    params: dict[str, Any],
+    split_seed: int,
+    init_seed: int,
+    schedule: dict[str, Any] | None = None,
+) -> float:
+    """Lowest val loss over ``task.epochs`` of Adam with ``params`` (and ``schedule``, stepped
+    after each epoch); +inf if a loss is not finite."""
     import torch
     from torch import nn
 
@@ -250,6 +275,7 @@ def train_once(task: Task, params: dict[str, Any], split_seed: int, init_seed: i
     )
     kwargs = {**params, "betas": tuple(params["betas"])}
     optimizer = torch.optim.Adam(model.parameters(), **kwargs)
+    scheduler = make_scheduler(optimizer, schedule)
     order = torch.Generator().manual_seed(init_seed)
     best = math.inf
     for _ in range(task.epochs):
@@ -263,6 +289,8 @@ def train_once(task: Task, params: dict[str, Any], split_seed: int, init_seed: i
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         model.eval()
         with torch.no_grad():
             val = float(loss_fn(model(x_va), y_va))
@@ -348,7 +376,9 @@ def main() -> None:
                 winner = methods[method](task, seed)
                 start = time.perf_counter()
                 rescored = [
-                    train_once(task, winner.params, SPLIT_SEED + seed, INIT_SEED + r)
+                    train_once(
+                        task, winner.params, SPLIT_SEED + seed, INIT_SEED + r, winner.schedule
+                    )
                     for r in range(args.rescore_seeds)
                 ]
                 result = Result(seed, winner, rescored, time.perf_counter() - start)

@@ -13,7 +13,6 @@ from adamtune.plan import Stage, current_stage, make_plan, replan
 def search(**values: Any) -> SearchConfig:
     """A search config; the budget rule is tested without confirmation unless asked."""
     values.setdefault("confirm", {"seeds": 1})
-    values["space"] = {"schedule": ["none"], **values.get("space", {})}  # as the tests began
     return SearchConfig.model_validate(values)
 
 
@@ -29,8 +28,9 @@ def test_default_staged_plan_for_60_trials() -> None:
         ("lr",), ("beta1", "beta2"), ("eps",), ("weight_decay",), ("amsgrad",)]
 
 
-def test_the_schedule_stage_comes_last_by_default_with_weight_2() -> None:
-    plan = make_plan(SearchConfig.model_validate({"confirm": {"seeds": 1}}), 60)
+def test_a_listed_schedule_stage_comes_last_with_weight_2() -> None:
+    kinds = ["none", "exponential", "cosine", "step"]
+    plan = make_plan(search(space={"schedule": kinds}), 60)
     assert budgets(plan) == {
         "lr": 19, "betas": 14, "eps": 5, "weight_decay": 10, "amsgrad": 1, "schedule": 10}
     assert plan[-1].params == ("schedule",) and sum(s.trials for s in plan) == 59

@@ -29,6 +29,7 @@ search:
   confirm: {{seeds: 1}}
   space:
     lr: {lr}
+    schedule: [none, exponential, cosine, step]
   stages:
     - {{params: [lr], trials: 4}}
     - {{params: [schedule]}}
@@ -101,7 +102,8 @@ def test_schedule_none_turns_the_stage_off(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
     text = STUDY.format(name="still", trials=6, lr="{low: 1.0e-4, high: 0.1}").replace(
-        "    - {params: [schedule]}\n", "").replace("    lr:", "    schedule: [none]\n    lr:")
+        "    - {params: [schedule]}\n", "").replace(
+        "schedule: [none, exponential, cosine, step]", "schedule: [none]")
     study = _run(write_config(text), storage_url)
     assert {t.user_attrs["stage"] for t in study.trials} == {"defaults", "lr"}
     best = json.loads(CliRunner().invoke(
@@ -112,6 +114,6 @@ def test_schedule_none_turns_the_stage_off(
 @pytest.mark.parametrize("bad", ["[none, linear]", "[]"])
 def test_unknown_schedules_are_refused(write_config: Callable[..., Path], bad: str) -> None:
     text = STUDY.format(name="bad", trials=6, lr="0.01").replace(
-        "    lr: 0.01", f"    lr: 0.01\n    schedule: {bad}")
+        "[none, exponential, cosine, step]", bad)
     result = CliRunner().invoke(app, ["validate", str(write_config(text))])
     assert result.exit_code == 2 and "search.space.schedule" in result.output

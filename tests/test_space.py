@@ -30,9 +30,10 @@ TUNED = AdamParams(lr=3e-3, beta1=0.85, beta2=0.995, eps=1e-7, weight_decay=1e-3
 
 
 def space(**values: Any) -> SpaceConfig:
-    """A space; without the schedule unless asked (it has tests of its own, at the end)."""
-    values.setdefault("schedule", ["none"])
     return SpaceConfig.model_validate(values)
+
+
+ALL_SCHEDULES = ["none", "exponential", "cosine", "step"]
 
 
 def test_defaults_are_torch_adams_defaults() -> None:
@@ -209,13 +210,12 @@ def test_fixed_values_and_searched() -> None:
                                 "amsgrad": False, "decoupled_weight_decay": False}
     assert searched(sp) == ["beta1", "eps"]
     assert fixed_values(SpaceConfig()) == {"decoupled_weight_decay": False}
-    assert searched(SpaceConfig()) == [
-        "lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad", "schedule"]
-    assert "schedule" not in searched(space())  # schedule: [none]
+    assert searched(SpaceConfig()) == ["lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad"]
+    assert searched(space(schedule=ALL_SCHEDULES))[-1] == "schedule"
 
 
 def test_the_schedule_stage_retunes_lr_within_3x_of_the_incumbent() -> None:
-    sp = SpaceConfig()
+    sp = space(schedule=ALL_SCHEDULES)
     staged = coordinates("schedule", sp)
     assert staged == {
         "schedule": CategoricalDistribution(["none", "exponential", "cosine", "step"]),
@@ -241,7 +241,7 @@ def test_the_schedule_stage_retunes_lr_within_3x_of_the_incumbent() -> None:
 
 
 def test_an_incumbent_schedule_encodes_at_its_own_lr() -> None:
-    sp = SpaceConfig()
+    sp = space(schedule=ALL_SCHEDULES)
     coords = encode(AdamParams(schedule=Schedule("step", 0.1, 0.1)), ["schedule"], sp)
     assert {k: v for k, (v, _) in coords.items()} == {
         "schedule": "step", "schedule_end": 0.1, "warmup": 0.1, "lr_factor": 1.0}
