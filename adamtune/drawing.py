@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from adamtune.config import Config
 from adamtune.plan import REFINE, Stage
 from adamtune.samplers import in_memory_study, make_sampler
+from adamtune.schedules import DECAYING, TYPICAL_END
 from adamtune.space import AdamParams, coordinates, encode, suggest
 from adamtune.study import counts_toward_budget, stage_of
 
@@ -59,6 +60,8 @@ class StageSampler:
         # Only trials that count: an interrupted trial is drawn again, as if never started.
         history = [t for t in trials if stage_of(t) == stage.name and counts_toward_budget(t)]
         untried = self._untried_choices(names, history + pending, incumbent, joint)
+        if untried is None and "schedule" in names and not joint:
+            untried = self._untried_schedule(names, history + pending, joint)
         if untried is not None:
             return untried
         startup = max(2, min(10, stage.search // 3))
@@ -109,6 +112,21 @@ class StageSampler:
             candidate = dict(zip(dists, combo, strict=True))
             if candidate not in seen:
                 return candidate
+        return None
+
+    def _untried_schedule(
+        self, names: list[str], history: list[FrozenTrial | dict[str, Any]], joint: bool
+    ) -> dict[str, Any] | None:
+        """A schedule stage first measures every listed decaying kind once, at a typical end
+        (a hundredth of the peak), no warmup and the incumbent's own lr (the constant rate is
+        the incumbent): each candidate then has a value, whatever the sampler does next."""
+        tried = {(t if isinstance(t, dict) else t.params).get("schedule") for t in history}
+        dists = self._distributions(names, joint)
+        for kind in self.space.schedule:
+            if kind in DECAYING and kind not in tried:
+                typical = {"schedule": kind, "schedule_end": TYPICAL_END, "warmup": 0.0}
+                typical["lr_factor"] = 1.0
+                return {k: v for k, v in typical.items() if k in dists}
         return None
 
     def _distributions(self, names: list[str], joint: bool) -> dict[str, BaseDistribution]:

@@ -9,7 +9,7 @@ import yaml
 
 from adamtune.results import BestResult
 from adamtune.rows import TrialRow
-from adamtune.schedules import scheduler_code
+from adamtune.schedules import NO_SCHEDULE, scheduler_code
 from adamtune.space import AdamParams
 
 if TYPE_CHECKING:  # the range test imports torch; --help stays fast without it
@@ -73,9 +73,11 @@ def trials_torch_code(study: str, rows: list[TrialRow]) -> str:
         if row.params is None:
             continue
         value = f", val loss {row.value:.6g}" if row.value is not None else ""
+        schedule = row.params.schedule
+        lr = f", lr schedule: {schedule.describe()}" if schedule != NO_SCHEDULE else ""
         lines.append(
             f"    {row.number}: dict({', '.join(_kwargs(row.params))}),"
-            f"  # {row.stage}, {row.state}{value}"
+            f"  # {row.stage}, {row.state}{value}{lr}"
         )
     lines.append("}")
     return "\n".join(lines)

@@ -32,6 +32,7 @@ class TrialRow:
             "stage": self.stage,
             "state": self.state,
             "params": self.params.torch_kwargs() if self.params else None,
+            "schedule": self.params.schedule.as_dict() if self.params else None,
             "value": self.value,
             "epochs": self.epochs,
             "seconds": self.seconds,

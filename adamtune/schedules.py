@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 DECAYING = SCHEDULES[1:]
 END_RANGE = (1e-3, 0.5)  # the last epoch's lr / the peak, searched on a log scale
+TYPICAL_END = 0.01  # where each decaying kind is first measured
 
 
 @dataclass(frozen=True)

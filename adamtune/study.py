@@ -117,6 +117,7 @@ _ADDED = {
     "search.confirm.top": 2,
     "search.confirm.confidence": 0.8,
     "data.folds": None,
+    "search.space.lr.auto": False,
 }
 
 

@@ -136,8 +136,8 @@ def config_text(task: Task, seed: int, trials: int, extra: dict[str, Any]) -> st
     if task.arch == "mlp":
         model.update(hidden=list(task.hidden), dropout=task.dropout)
     search: dict[str, Any] = {"trials": trials, **extra}
-    if task.space:
-        search["space"] = task.space
+    if task.space:  # the task's own ranges, on top of any --set space keys
+        search["space"] = {**search.get("space", {}), **task.space}
     config = {
         "name": f"quality-{task.name}-s{seed}",
         "seed": seed,

@@ -294,5 +294,6 @@ def test_a_study_from_before_confirmation_compares_as_run_without_it() -> None:
     stored = current()
     del stored["search"]["confirm"]  # type: ignore[attr-defined]
     del stored["data"]["folds"]  # type: ignore[attr-defined]
+    del stored["search"]["space"]["lr"]["auto"]  # type: ignore[index]
     assert config_changes(stored, current(confirm={"seeds": 1})) == []
     assert config_changes(stored, current()) == ["search.confirm.seeds: 1 -> 4"]

@@ -52,7 +52,11 @@ def test_the_stage_records_each_candidate_with_lr_retuned_within_3x(
     mine = [r for r in rows if r.stage == "schedule"]
     assert len(mine) == 9 and incumbent is not None
     kinds = {r.params.schedule.kind for r in mine if r.params}
-    assert len(kinds) >= 3 and kinds <= {"none", "exponential", "cosine", "step"}
+    assert kinds == {"none", "exponential", "cosine", "step"}
+    # each decaying kind is measured first at a typical end, at the incumbent's own lr
+    firsts = [r.params for r in mine[:3] if r.params]
+    assert [p.schedule.kind for p in firsts] == ["exponential", "cosine", "step"]
+    assert all(p.schedule.end == 0.01 and p.lr == incumbent.lr for p in firsts)
     for r in mine:
         assert r.params is not None
         assert incumbent.lr / LR_RETUNE <= r.params.lr <= incumbent.lr * LR_RETUNE * (1 + 1e-12)
@@ -64,10 +68,17 @@ def test_the_stage_records_each_candidate_with_lr_retuned_within_3x(
     for t in study.trials:
         if t.user_attrs["stage"] == "schedule":
             assert t.user_attrs["adam"]["schedule"]["kind"] == t.params["schedule"]
+    listed = json.loads(CliRunner().invoke(
+        app, ["trials", str(path), "--storage", storage_url, "--format", "json"]).stdout)
+    assert {r["schedule"]["kind"] for r in listed if r["stage"] == "schedule"} == kinds
+    code = CliRunner().invoke(app, ["trials", str(path), "--storage", storage_url,
+                                    "--format", "torch"]).stdout
+    assert "lr schedule: cosine to 0.01x" in code
     best = json.loads(CliRunner().invoke(
         app, ["best", str(path), "--storage", storage_url, "--format", "json"]).stdout)
     decay = best["decay"]
-    assert set(decay["per_schedule"]) == kinds | {"none"}
+    assert set(decay["per_schedule"]) == kinds
+    assert all(v is not None for v in decay["per_schedule"].values())
     values = [r.value for r in mine + before if r.value is not None]
     assert min(v for v in decay["per_schedule"].values() if v is not None) == min(values)
     assert decay["sentence"].startswith("LR decay: ")
