@@ -17,24 +17,12 @@ from adamtune.lr_range import ATTR, range_from
 from adamtune.rows import trial_rows
 from adamtune.search import SearchObserver, SearchOptions, run_search
 
-AUTO = """\
-name: auto
-seed: 0
-data:
-  source: iris
-  batch_size: 32
-model:
-  arch: mlp
-  hidden: [16]
-train:
-  epochs: 3
-search:
-  trials: {trials}
-  batch: 1
-  confirm: {{seeds: 1}}
-  space:
-    lr: auto
-"""
+
+def auto_config(write_config: Callable[..., Path], trials: int, lr: str = "auto") -> Path:
+    """The shared tiny config (conftest.TINY) with lr searched as ``lr``."""
+    path = write_config(name="auto", trials=trials)
+    path.write_text(path.read_text().replace("  space:\n", f"  space:\n    lr: {lr}\n"))
+    return path
 
 
 def test_the_rule_runs_from_a_tenth_of_the_valley_to_the_largest_stable_lr() -> None:
@@ -47,7 +35,7 @@ def test_the_rule_runs_from_a_tenth_of_the_valley_to_the_largest_stable_lr() -> 
 
 
 def test_auto_is_a_config_value(write_config: Callable[..., Path]) -> None:
-    lr = load_config(write_config(AUTO.format(trials=5))).config.search.space.lr
+    lr = load_config(auto_config(write_config, 5)).config.search.space.lr
     assert lr.auto and lr.is_fixed is False
 
 
@@ -62,7 +50,7 @@ class _Counting(SearchObserver):
 def test_an_auto_study_runs_the_range_test_once_stores_it_and_searches_inside_it(
     write_config: Callable[..., Path], storage_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = write_config(AUTO.format(trials=6))
+    path = auto_config(write_config, 6)
     seen = _Counting()
     run = run_search(load_config(path), SearchOptions(storage=storage_url), seen)
     study = optuna.load_study(study_name=run.study, storage=storage_url)
@@ -91,7 +79,7 @@ def test_an_auto_study_runs_the_range_test_once_stores_it_and_searches_inside_it
 def test_best_and_trials_show_the_range(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
-    path = write_config(AUTO.format(trials=4))
+    path = auto_config(write_config, 4)
     runner = CliRunner()
     searched = runner.invoke(app, ["search", str(path), "--storage", storage_url, "--quiet"])
     assert searched.exit_code == 0, searched.output
@@ -106,7 +94,7 @@ def test_best_and_trials_show_the_range(
 def test_a_study_with_a_given_range_records_none(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
-    path = write_config(AUTO.format(trials=3).replace("lr: auto", "lr: {low: 1e-4, high: 1e-1}"))
+    path = auto_config(write_config, 3, lr="{low: 1.0e-4, high: 0.1}")
     run = run_search(load_config(path), SearchOptions(storage=storage_url))
     study = optuna.load_study(study_name=run.study, storage=storage_url)
     assert ATTR not in study.user_attrs and run.started.lr_range is None
