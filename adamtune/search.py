@@ -2,17 +2,17 @@
 
 Trial 0 is Adam's defaults. Each later trial belongs to a stage; its stage's parameters are
 drawn for it (``drawing``) and every other parameter is fixed at the best trial of the
-earlier stages. Trials run one at a time (``engine``) or, with ``search.batch``, up to K of a
-stage at a time as one vectorised model (``batched``).
+earlier stages. This module decides what runs next (the baseline, noise and confirmation
+runs, a stage's draws); ``trial_runs`` asks, trains, records and tells them: one at a time
+(``engine``) or, with ``search.batch``, up to K of a stage at a time as one vectorised model
+(``batched``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,28 +20,23 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from adamtune.batched import batch_size, train_batch
+from adamtune.batched import batch_size
 from adamtune.config import Settings
 from adamtune.drawing import StageSampler, is_joint
-from adamtune.engine import TrialOutcome, train_trial
 from adamtune.errors import SearchFailedError
 from adamtune.lr_range import ATTR, SEEDS, AutoRange, resolve_lr
 from adamtune.noise import CONFIRM, NOISE, confirm_due, noise_due, search_due, select
 from adamtune.plan import BASELINE, Stage, capacity, confirm_seeds, current_stage, replan
-from adamtune.pruning import PruneMirror
-from adamtune.rows import TrialRow, finite_or_none, row_of
-from adamtune.samplers import PresetSampler, make_pruner
-from adamtune.schedules import NO_SCHEDULE
+from adamtune.rows import TrialRow, row_of
+from adamtune.samplers import make_pruner
 from adamtune.space import (
     ADAM_DEFAULTS,
     AdamParams,
     encode,
     fixed_values,
-    record,
     searched,
-    suggest,
 )
-from adamtune.storage import open_storage, redact, release_storage, write_trial
+from adamtune.storage import open_storage, redact, release_storage
 from adamtune.study import (
     CONFIG_ATTR,
     check_same_config,
@@ -49,11 +44,10 @@ from adamtune.study import (
     fail_orphans,
     relevant_config,
     stage_of,
-    worker_id,
 )
 from adamtune.task import Task, build_task
+from adamtune.trial_runs import Member, TrialRunner
 
-log = logging.getLogger(__name__)
 _MAX_ERRORS_IN_A_ROW = 3
 
 
@@ -128,31 +122,13 @@ class _Search:
         batch: int = 1,
         seeds: int = 1,
     ) -> None:
-        self.settings, self.task, self.study, self.observer = settings, task, study, observer
+        self.settings, self.task, self.study = settings, task, study
         self.config = settings.config
         self.space = self.config.search.space
-        self.preset = PresetSampler()
-        study.sampler = self.preset
-        self.mirrors: dict[str, PruneMirror] = {}
-        self.mirror_prunes = not isinstance(study.pruner, optuna.pruners.HyperbandPruner)
-        self.batch, self.batched = batch, batch > 1
+        self.batch = batch
         self.seeds = seeds  # seed slots of a confirmed value (1: no noise, no confirmation)
-        self.sampling = StageSampler(self.config, batched=self.batched)
-
-    def mirror(
-        self, stage: str, trials: Sequence[FrozenTrial] = (), incumbent: FrozenTrial | None = None
-    ) -> PruneMirror:
-        """The pruner's view for ``stage``: its own finished trials and the incumbent's, as
-        the stage's sampler sees (earlier stages ran under other fixed values: a faster
-        learning rate's early losses would prune every trial at the slower one kept)."""
-        if stage not in self.mirrors:
-            self.mirrors[stage] = self._new_mirror()
-        mirror = self.mirrors[stage]
-        mirror.sync([t for t in trials if stage_of(t) == stage or t is incumbent])
-        return mirror
-
-    def _new_mirror(self) -> PruneMirror:
-        return PruneMirror(self.study.study_name, self.study.pruner)
+        self.sampling = StageSampler(self.config, batched=batch > 1)
+        self.runner = TrialRunner(self.config, task, study, observer, batch)
 
     # --- reading the study ---------------------------------------------------------------
     def trials(self) -> list[FrozenTrial]:
@@ -194,8 +170,8 @@ class _Search:
             attrs: dict[str, Any] = {"slot": slot, "confirms": row.number}
             if stage_name == CONFIRM:
                 attrs["of"] = row.stage
-            members.append(_Member.fixed(row.params, self._coords(row.params), attrs))
-        return self.run_trials(stage_name, members, prunable=False, slot=slot)
+            members.append(Member.fixed(row.params, self._coords(row.params), attrs))
+        return self.runner.run(stage_name, members, prunable=False, slot=slot)
 
     def _coords(self, params: AdamParams) -> dict[str, tuple[Any, BaseDistribution]]:
         """Coordinates of a parameter set that was not sampled, as the baseline records."""
@@ -206,8 +182,8 @@ class _Search:
         """Adam's defaults, with the values the user pinned: the reference every gain is
         measured against, and a point the first stage's sampler can learn from."""
         baseline = ADAM_DEFAULTS.with_values(fixed_values(self.space))
-        rows = self.run_trials(
-            BASELINE, [_Member.fixed(baseline, self._coords(baseline), {})], prunable=False
+        rows = self.runner.run(
+            BASELINE, [Member.fixed(baseline, self._coords(baseline), {})], prunable=False
         )
         if rows[0].state == "failed":
             raise SearchFailedError(
@@ -215,145 +191,6 @@ class _Search:
                 f"model or data, then rerun (--debug shows the traceback)"
             )
         return rows
-
-    def run_trials(
-        self, stage_name: str, members: list[_Member], prunable: bool, slot: int = 0
-    ) -> list[TrialRow]:
-        """Ask one study trial per member and train them: alone, or together as one batch."""
-        trials, params = self._ask(stage_name, members)
-        # Runs on other seeds and splits must not set the bar for the search's own trials
-        # (their curves sit elsewhere): they report to a mirror of their own, never consulted.
-        mirror = self.mirror(stage_name) if slot == 0 else self._new_mirror()
-        twins = [mirror.start() for _ in trials]
-        epochs = self.config.train.epochs
-        # Values per epoch go to the study with the trial's other records when it ends (one
-        # commit instead of one per epoch), except for Hyperband, which reads them live.
-        reported: list[dict[int, float]] = [{} for _ in trials]
-
-        def on_epoch(i: int, epoch: int, value: float) -> bool:
-            trial, twin = trials[i], twins[i]
-            if self.mirror_prunes:
-                reported[i][epoch] = value
-            else:
-                trial.report(value, epoch)
-            twin.report(value, epoch)
-            self.observer.epoch_finished(trial.number, epoch, epochs, value)
-            # A scheduled trial (decay or warmup) is meant to look worse early and better
-            # late: exactly what early pruning misjudges, so it always runs to the end.
-            if not prunable or params[i].schedule != NO_SCHEDULE:
-                return False
-            # Hyperband keeps rung bookkeeping in the study and brackets by trial number, so
-            # it is asked on the study itself; the median pruner is asked on the mirror.
-            return twin.should_prune() if self.mirror_prunes else trial.should_prune()
-
-        try:
-            if self.batched:  # even a batch of one: a lone trial costs the same either way,
-                # and torch.optim.Adam's first construction imports torch._dynamo (~1.5 s)
-                outcomes = train_batch(self.task, params, on_epoch, slot)
-            else:
-                outcomes = [train_trial(self.task, params[0], lambda e, v: on_epoch(0, e, v), slot)]
-        except KeyboardInterrupt:
-            self._fail(trials, twins, reported, {"status": "interrupted"}, mirror)
-            raise
-        except Exception as exc:  # a bug in user code, say; recorded, then judged by caller
-            log.debug("trials %s raised", [t.number for t in trials], exc_info=True)
-            error = f"{type(exc).__name__}: {exc}"
-            return self._fail(trials, twins, reported, {"status": "failed", "error": error}, mirror)
-        rows = []
-        for trial, twin, outcome, values in zip(trials, twins, outcomes, reported, strict=True):
-            self._record(trial, outcome, values)
-            if outcome.status == "diverged":
-                twin.report(math.inf, outcome.epochs)
-            if outcome.status == "complete":
-                frozen = self.study.tell(trial, outcome.value)
-            else:
-                frozen = self.study.tell(trial, state=TrialState.PRUNED)
-            mirror.finish(twin, trial.number, frozen.state, frozen.value)
-            rows.append(row_of(frozen))
-        return rows
-
-    def _ask(
-        self, stage_name: str, members: list[_Member]
-    ) -> tuple[list[optuna.Trial], list[AdamParams]]:
-        joint = is_joint(self.config, stage_name)
-        trials, params = [], []
-        for m in members:
-            self.preset.values = m.coords
-            trial = self.study.ask()
-            if m.names is None:
-                # A member that was not sampled (the baseline, a re-run) records its
-                # coordinates but trains its exact values, to the bit.
-                record(trial, m.recorded)
-                member = m.base
-            else:
-                drawn = suggest(trial, m.names, self.space, with_zero=joint, base=m.base)
-                member = m.base.with_values(drawn)
-            attrs: dict[str, Any] = {
-                "stage": stage_name,
-                "adam": member.as_dict(),
-                "worker": worker_id(),
-                **m.attrs,
-            }
-            if len(members) > 1:
-                attrs["batch"] = len(members)
-            write_trial(self.study, trial._trial_id, attrs)
-            self.observer.trial_started(trial.number, stage_name, member)
-            trials.append(trial)
-            params.append(member)
-        return trials, params
-
-    def _fail(
-        self,
-        trials: list[optuna.Trial],
-        twins: list[optuna.Trial],
-        reported: list[dict[int, float]],
-        attrs: dict[str, Any],
-        mirror: PruneMirror,
-    ) -> list[TrialRow]:
-        rows = []
-        for trial, twin, values in zip(trials, twins, reported, strict=True):
-            write_trial(self.study, trial._trial_id, attrs, values)
-            frozen = self.study.tell(trial, state=TrialState.FAIL)
-            mirror.finish(twin, trial.number, TrialState.FAIL, None)
-            rows.append(row_of(frozen))
-        return rows
-
-    def _record(self, trial: optuna.Trial, outcome: TrialOutcome, values: dict[int, float]) -> None:
-        attrs: dict[str, Any] = {
-            "status": outcome.status,
-            "epochs": outcome.epochs,
-            "seconds": round(outcome.seconds, 4),
-            "val_curve": [finite_or_none(v) for v in outcome.val_curve],
-            "train_curve": [finite_or_none(v) for v in outcome.train_curve],
-        }
-        values = dict(values)
-        if outcome.status == "diverged":
-            attrs["reason"] = "diverged"
-            # Teach the sampler: a diverged trial ranks below every pruned one at its step.
-            values[outcome.epochs] = math.inf
-        write_trial(self.study, trial._trial_id, attrs, values)
-
-
-@dataclass
-class _Member:
-    """One trial to ask: its base parameters, the coordinates to record (and, for a sampled
-    member, the Adam parameters ``names`` drawn through them) and extra user attributes."""
-
-    base: AdamParams
-    coords: dict[str, Any]
-    attrs: dict[str, Any]
-    names: list[str] | None = None  # None: train ``base`` exactly
-    recorded: dict[str, tuple[Any, BaseDistribution]] = field(default_factory=dict)
-
-    @classmethod
-    def fixed(
-        cls,
-        base: AdamParams,
-        recorded: dict[str, tuple[Any, BaseDistribution]],
-        attrs: dict[str, Any],
-    ) -> _Member:
-        """A member trained at exactly ``base``, recorded at the coordinates ``recorded``."""
-        return cls(base, {k: v for k, (v, _) in recorded.items()}, attrs, None, recorded)
 
 
 def open_study(
@@ -455,7 +292,7 @@ def _run(
                 run.stopped_by = "exhausted"
                 break
             base, best_before = search.incumbent(trials, rows, plan, stage)
-            search.mirror(stage.name, trials, best_before)
+            search.runner.mirror(stage.name, trials, best_before)
             ran = search.searched_in(trials, stage.name)
             wanted = search_due(rows, base, stage, ran, capacity(stage.params, search.space))
             if not wanted:
@@ -476,8 +313,8 @@ def _run(
                         break
                     draws.append(coords)
                 # Sampled members: the stage's values drawn on top of the incumbent's.
-                members = [_Member(base, coords, {}, list(stage.params)) for coords in draws]
-                rows = search.run_trials(stage.name, members, prunable=True)
+                members = [Member(base, coords, {}, list(stage.params)) for coords in draws]
+                rows = search.runner.run(stage.name, members, prunable=True)
         run.ran.extend(rows)
         # The best so far without reading the study again: the next iteration reads it anyway.
         best = _best(trials)

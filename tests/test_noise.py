@@ -212,7 +212,7 @@ def test_the_pruner_compares_a_trial_with_its_own_stage_only(
     elsewhere: in the pruner's history they pruned every later trial of a study (seen on
     digits: all of betas, eps and weight_decay stopped at epoch 5). Nor do earlier stages'
     trials: a faster learning rate's early losses pruned every trial at the slower one kept."""
-    import adamtune.search
+    import adamtune.trial_runs
     from adamtune.pruning import PruneMirror
 
     mirrors: list[Recording] = []
@@ -227,7 +227,7 @@ def test_the_pruner_compares_a_trial_with_its_own_stage_only(
             self.numbers.append(number)
             super().finish(twin, number, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(adamtune.search, "PruneMirror", Recording)
+    monkeypatch.setattr(adamtune.trial_runs, "PruneMirror", Recording)
     settings = load_config(write_config(text=CONFIRMED))
     run_search(settings, SearchOptions(storage=storage_url))
     rows = trial_rows(optuna.load_study(study_name="confirmed", storage=storage_url))

@@ -1,0 +1,216 @@
+"""Running a group of study trials: one Optuna trial asked per member, the members trained
+(alone, or together as one batch: ``batched``), what happened recorded and told to the study.
+
+Each trial records its stage, its full parameter set (``adam``), the worker that ran it, its
+status, epochs, time and learning curves (``study``). Pruning is asked of a per-stage mirror
+of the study (``pruning``): each stage is judged against its own trials and its incumbent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from adamtune.batched import train_batch
+from adamtune.config import Config
+from adamtune.drawing import is_joint
+from adamtune.engine import TrialOutcome, train_trial
+from adamtune.pruning import PruneMirror
+from adamtune.rows import TrialRow, finite_or_none, row_of
+from adamtune.samplers import PresetSampler
+from adamtune.schedules import NO_SCHEDULE
+from adamtune.space import AdamParams, record, suggest
+from adamtune.storage import write_trial
+from adamtune.study import stage_of, worker_id
+from adamtune.task import Task
+
+log = logging.getLogger(__name__)
+
+
+class TrialObserver(Protocol):
+    """The progress hooks a run of trials calls (``search.SearchObserver`` has them)."""
+
+    def trial_started(self, number: int, stage: str, params: AdamParams) -> None: ...
+
+    def epoch_finished(self, number: int, epoch: int, epochs: int, value: float) -> None: ...
+
+
+@dataclass
+class Member:
+    """One trial to ask: its base parameters, the coordinates to record (and, for a sampled
+    member, the Adam parameters ``names`` drawn through them) and extra user attributes."""
+
+    base: AdamParams
+    coords: dict[str, Any]
+    attrs: dict[str, Any]
+    names: list[str] | None = None  # None: train ``base`` exactly
+    recorded: dict[str, tuple[Any, BaseDistribution]] = field(default_factory=dict)
+
+    @classmethod
+    def fixed(
+        cls,
+        base: AdamParams,
+        recorded: dict[str, tuple[Any, BaseDistribution]],
+        attrs: dict[str, Any],
+    ) -> Member:
+        """A member trained at exactly ``base``, recorded at the coordinates ``recorded``."""
+        return cls(base, {k: v for k, (v, _) in recorded.items()}, attrs, None, recorded)
+
+
+class TrialRunner:
+    """Asks, trains, records and tells the trials of one study."""
+
+    def __init__(
+        self,
+        config: Config,
+        task: Task,
+        study: optuna.Study,
+        observer: TrialObserver,
+        batch: int = 1,
+    ) -> None:
+        self.config, self.task, self.study, self.observer = config, task, study, observer
+        self.space = config.search.space
+        self.preset = PresetSampler()  # every value is chosen before the trial is asked
+        study.sampler = self.preset
+        self.mirrors: dict[str, PruneMirror] = {}
+        self.mirror_prunes = not isinstance(study.pruner, optuna.pruners.HyperbandPruner)
+        self.batched = batch > 1
+
+    def mirror(
+        self, stage: str, trials: Sequence[FrozenTrial] = (), incumbent: FrozenTrial | None = None
+    ) -> PruneMirror:
+        """The pruner's view for ``stage``: its own finished trials and the incumbent's, as
+        the stage's sampler sees (earlier stages ran under other fixed values: a faster
+        learning rate's early losses would prune every trial at the slower one kept)."""
+        if stage not in self.mirrors:
+            self.mirrors[stage] = self._new_mirror()
+        mirror = self.mirrors[stage]
+        mirror.sync([t for t in trials if stage_of(t) == stage or t is incumbent])
+        return mirror
+
+    def _new_mirror(self) -> PruneMirror:
+        return PruneMirror(self.study.study_name, self.study.pruner)
+
+    def run(
+        self, stage_name: str, members: list[Member], prunable: bool, slot: int = 0
+    ) -> list[TrialRow]:
+        """Ask one study trial per member and train them: alone, or together as one batch."""
+        trials, params = self._ask(stage_name, members)
+        # Runs on other seeds and splits must not set the bar for the search's own trials
+        # (their curves sit elsewhere): they report to a mirror of their own, never consulted.
+        mirror = self.mirror(stage_name) if slot == 0 else self._new_mirror()
+        twins = [mirror.start() for _ in trials]
+        epochs = self.config.train.epochs
+        # Values per epoch go to the study with the trial's other records when it ends (one
+        # commit instead of one per epoch), except for Hyperband, which reads them live.
+        reported: list[dict[int, float]] = [{} for _ in trials]
+
+        def on_epoch(i: int, epoch: int, value: float) -> bool:
+            trial, twin = trials[i], twins[i]
+            if self.mirror_prunes:
+                reported[i][epoch] = value
+            else:
+                trial.report(value, epoch)
+            twin.report(value, epoch)
+            self.observer.epoch_finished(trial.number, epoch, epochs, value)
+            # A scheduled trial (decay or warmup) is meant to look worse early and better
+            # late: exactly what early pruning misjudges, so it always runs to the end.
+            if not prunable or params[i].schedule != NO_SCHEDULE:
+                return False
+            # Hyperband keeps rung bookkeeping in the study and brackets by trial number, so
+            # it is asked on the study itself; the median pruner is asked on the mirror.
+            return twin.should_prune() if self.mirror_prunes else trial.should_prune()
+
+        try:
+            if self.batched:  # even a batch of one: a lone trial costs the same either way,
+                # and torch.optim.Adam's first construction imports torch._dynamo (~1.5 s)
+                outcomes = train_batch(self.task, params, on_epoch, slot)
+            else:
+                outcomes = [train_trial(self.task, params[0], lambda e, v: on_epoch(0, e, v), slot)]
+        except KeyboardInterrupt:
+            self._fail(trials, twins, reported, {"status": "interrupted"}, mirror)
+            raise
+        except Exception as exc:  # a bug in user code, say; recorded, then judged by caller
+            log.debug("trials %s raised", [t.number for t in trials], exc_info=True)
+            error = f"{type(exc).__name__}: {exc}"
+            return self._fail(trials, twins, reported, {"status": "failed", "error": error}, mirror)
+        rows = []
+        for trial, twin, outcome, values in zip(trials, twins, outcomes, reported, strict=True):
+            self._record(trial, outcome, values)
+            if outcome.status == "diverged":
+                twin.report(math.inf, outcome.epochs)
+            if outcome.status == "complete":
+                frozen = self.study.tell(trial, outcome.value)
+            else:
+                frozen = self.study.tell(trial, state=TrialState.PRUNED)
+            mirror.finish(twin, trial.number, frozen.state, frozen.value)
+            rows.append(row_of(frozen))
+        return rows
+
+    def _ask(
+        self, stage_name: str, members: list[Member]
+    ) -> tuple[list[optuna.Trial], list[AdamParams]]:
+        joint = is_joint(self.config, stage_name)
+        trials, params = [], []
+        for m in members:
+            self.preset.values = m.coords
+            trial = self.study.ask()
+            if m.names is None:
+                # A member that was not sampled (the baseline, a re-run) records its
+                # coordinates but trains its exact values, to the bit.
+                record(trial, m.recorded)
+                member = m.base
+            else:
+                drawn = suggest(trial, m.names, self.space, with_zero=joint, base=m.base)
+                member = m.base.with_values(drawn)
+            attrs: dict[str, Any] = {
+                "stage": stage_name,
+                "adam": member.as_dict(),
+                "worker": worker_id(),
+                **m.attrs,
+            }
+            if len(members) > 1:
+                attrs["batch"] = len(members)
+            write_trial(self.study, trial._trial_id, attrs)
+            self.observer.trial_started(trial.number, stage_name, member)
+            trials.append(trial)
+            params.append(member)
+        return trials, params
+
+    def _fail(
+        self,
+        trials: list[optuna.Trial],
+        twins: list[optuna.Trial],
+        reported: list[dict[int, float]],
+        attrs: dict[str, Any],
+        mirror: PruneMirror,
+    ) -> list[TrialRow]:
+        rows = []
+        for trial, twin, values in zip(trials, twins, reported, strict=True):
+            write_trial(self.study, trial._trial_id, attrs, values)
+            frozen = self.study.tell(trial, state=TrialState.FAIL)
+            mirror.finish(twin, trial.number, TrialState.FAIL, None)
+            rows.append(row_of(frozen))
+        return rows
+
+    def _record(self, trial: optuna.Trial, outcome: TrialOutcome, values: dict[int, float]) -> None:
+        attrs: dict[str, Any] = {
+            "status": outcome.status,
+            "epochs": outcome.epochs,
+            "seconds": round(outcome.seconds, 4),
+            "val_curve": [finite_or_none(v) for v in outcome.val_curve],
+            "train_curve": [finite_or_none(v) for v in outcome.train_curve],
+        }
+        values = dict(values)
+        if outcome.status == "diverged":
+            attrs["reason"] = "diverged"
+            # Teach the sampler: a diverged trial ranks below every pruned one at its step.
+            values[outcome.epochs] = math.inf
+        write_trial(self.study, trial._trial_id, attrs, values)
