@@ -184,7 +184,10 @@ class LrRange(LogRange):
     @classmethod
     def _auto(cls, value: Any) -> Any:
         if value == "auto" or (isinstance(value, dict) and value.get("auto") is True):
-            extra = set(value) - {"auto"} if isinstance(value, dict) else set()
+            # A dumped config gives back its placeholders (and fixed: None): not a conflict.
+            held = {"low": AUTO_LADDER[0], "high": AUTO_LADDER[1], "fixed": None}
+            given = value.items() if isinstance(value, dict) else []
+            extra = {k for k, v in given if k != "auto" and (k not in held or held[k] != v)}
             if extra:
                 raise ValueError(
                     f"'auto' sets low and high from the range test; drop {sorted(extra)}"

@@ -12,11 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from adamtune.noise import Selection
+from adamtune.noise import Decision, Measured, Selection, beats, measured
 from adamtune.rows import TrialRow
 from adamtune.schedules import Schedule
-
-STAGE = "schedule"
 
 
 @dataclass
@@ -65,30 +63,56 @@ class DecayAnswer:
         }
 
 
-def decay_answer(rows: list[TrialRow], selection: Selection) -> DecayAnswer | None:
-    """The schedule stage's answer; None when the study has no schedule stage (yet)."""
-    mine = [r for r in rows if r.stage == STAGE and r.params is not None]
-    decision = next((d for d in selection.decisions if d.stage == STAGE), None)
-    if not mine or decision is None:
+def decay_answer(
+    rows: list[TrialRow], selection: Selection, stage: str | None
+) -> DecayAnswer | None:
+    """The answer of the schedule stage named ``stage``; None without one (or before it ran).
+
+    ``constant`` is always the best constant-rate parameter set (no decay; a warmup allowed)
+    measured on the same seeds as the decay it is compared with: the incumbent, or a constant
+    rate the stage re-tuned, so a gain from re-tuning lr is not credited to decay.
+    """
+    mine = [r for r in rows if r.stage == stage and r.params is not None]
+    decision = next((d for d in selection.decisions if d.stage == stage), None)
+    if stage is None or not mine or decision is None:
         return None
     incumbent = next((r for r in rows if r.number == decision.before.trial), None)
     per: dict[str, float | None] = {}
     for row in [*mine, *([incumbent] if incumbent else [])]:
         assert row.params is not None
-        kind = row.params.schedule.kind
-        if row.value is not None:
-            per[kind] = min(per.get(kind) or row.value, row.value)
-        else:
-            per.setdefault(kind, None)
+        kind, value = row.params.schedule.kind, row.value
+        known = per.get(kind)
+        per[kind] = value if known is None else (known if value is None else min(known, value))
     best = decision.best
     if best.params.schedule.decays:  # judged beyond noise: the stage's own comparison
+        constant = _best_constant(rows, mine, decision)
+        # Adopted over the incumbent, and also beyond the best constant rate on the same seeds
+        # (a warmup or a re-tuned lr alone may be what gained).
+        helped = decision.adopted and beats(constant, best, decision.bar)
         schedule = best.params.schedule
-        helped = decision.adopted
-        return DecayAnswer(helped, schedule, decision.before.mean, best.mean, len(best.values), per)
+        return DecayAnswer(helped, schedule, constant.mean, best.mean, len(best.values), per)
     # The stage's best was a constant rate: the best decaying candidate on the search's seed.
     decaying = [r for r in mine if r.value is not None and r.params and r.params.schedule.decays]
     top = min(decaying, key=lambda r: (r.value or 0.0, r.number), default=None)
-    constant = per.get("none")
+    constant_value = per.get("none")
     if top is None or top.params is None:
-        return DecayAnswer(False, None, constant, None, 1, per)
-    return DecayAnswer(False, top.params.schedule, constant, top.value, 1, per)
+        return DecayAnswer(False, None, constant_value, None, 1, per)
+    return DecayAnswer(False, top.params.schedule, constant_value, top.value, 1, per)
+
+
+def _best_constant(rows: list[TrialRow], mine: list[TrialRow], decision: Decision) -> Measured:
+    """The lowest constant-rate mean on the seed slots the decision compared: the incumbent's,
+    or a stage candidate's measured on those same slots."""
+    # Decision values hold the re-run slots 1..n-1 when confirmed, else slot 0 alone.
+    slots = len(decision.best.values) + 1 if decision.confirmed else 1
+    rerun = {r.confirms for r in rows if r.confirms is not None}
+    pool = [
+        measured(rows, r)
+        for r in mine
+        if r.value is not None
+        and r.params is not None
+        and not r.params.schedule.decays
+        and (slots == 1 or r.number in rerun)
+    ]
+    same = [m.on(slots) for m in pool if len(m.values) >= slots]
+    return min([decision.before, *same], key=lambda m: (m.mean, m.trial))

@@ -60,7 +60,7 @@ class StageSampler:
         # Only trials that count: an interrupted trial is drawn again, as if never started.
         history = [t for t in trials if stage_of(t) == stage.name and counts_toward_budget(t)]
         untried = self._untried_choices(names, history + pending, incumbent, joint)
-        if untried is None and "schedule" in names and not joint:
+        if untried is None and names == ["schedule"] and not joint:
             untried = self._untried_schedule(names, history + pending, joint)
         if untried is not None:
             return untried
@@ -133,7 +133,7 @@ class StageSampler:
         """The stage's coordinates, by Optuna parameter name."""
         dists: dict[str, BaseDistribution] = {}
         for param in names:
-            dists.update(coordinates(param, self.space, with_zero=joint))
+            dists.update(coordinates(param, self.space, with_zero=joint, beside=names))
         return dists
 
     def _pending_trial(self, coords: dict[str, Any], names: list[str], joint: bool) -> FrozenTrial:

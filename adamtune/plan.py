@@ -159,6 +159,13 @@ def _specs(search: SearchConfig) -> list[_Spec]:
     return [s for s in specs if s.params]
 
 
+def schedule_stage(search: SearchConfig) -> str | None:
+    """The staged search's stage that searches the lr schedule (the decay question), if any."""
+    if search.strategy == "joint":
+        return None
+    return next((s.name for s in _specs(search) if "schedule" in s.params), None)
+
+
 def _rest(total: int, seeds: int) -> int:
     """The budget of the stages: the total less the baseline and the noise runs."""
     return max(total - 1 - (seeds - 1), 0)

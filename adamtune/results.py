@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
+from pydantic import ValidationError
 
+from adamtune.config import SearchConfig
 from adamtune.decay import DecayAnswer, decay_answer
 from adamtune.errors import NoCompletedTrialError
 from adamtune.lr_range import AutoRange, stored_range
 from adamtune.noise import CONFIRM, NOISE, Measured, Selection, select, verdict
-from adamtune.plan import BASELINE
+from adamtune.plan import BASELINE, schedule_stage
 from adamtune.rows import TrialRow, finite_or_none, trial_rows
 from adamtune.schedules import spec
 from adamtune.space import AdamParams
@@ -182,6 +184,14 @@ def stage_summaries(rows: list[TrialRow], selection: Selection) -> list[StageSum
     return out
 
 
+def _schedule_stage(stored: dict[str, Any]) -> str | None:
+    """The name of the stage that searched the lr schedule, from the study's stored config."""
+    try:
+        return schedule_stage(SearchConfig.model_validate(stored.get("search", {})))
+    except ValidationError:  # a config from a version that no longer validates: no answer
+        return None
+
+
 def best_result(study: optuna.Study, storage: str = "") -> BestResult:
     rows = trial_rows(study)
     stored = study.user_attrs.get(CONFIG_ATTR, {})
@@ -217,5 +227,5 @@ def best_result(study: optuna.Study, storage: str = "") -> BestResult:
         overall_bar=selection.overall.bar if selection.overall else None,
         lr_range=stored_range(study),
         epochs=int(stored.get("train", {}).get("epochs", 0)),
-        decay=decay_answer(rows, selection),
+        decay=decay_answer(rows, selection, _schedule_stage(stored)),
     )

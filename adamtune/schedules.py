@@ -10,7 +10,7 @@ per epoch and described by three numbers, so one search space covers all of them
   exponential's ``gamma``, a cosine's floor (``eta_min``) and a step schedule's drop all follow
   from it and the number of epochs; ``step`` drops every third of the run;
 - ``warmup``: the share of the run spent in linear warmup (0, or 0.1: a tenth of the epochs,
-  at least one), from ``lr / (epochs + 1)`` up to the peak (``LinearLR``, then the schedule,
+  at least one), from ``lr / (warmup epochs + 1)`` up to the peak (``LinearLR``, then the schedule,
   joined by ``SequentialLR``).
 
 The schedulers are built from one spec (``spec``), both for training and for the code that
@@ -94,7 +94,8 @@ def spec(schedule: Schedule, lr: float, epochs: int) -> tuple[list[Spec], list[i
     elif schedule.kind == "cosine":
         parts.append(("CosineAnnealingLR", {"T_max": steps, "eta_min": schedule.end * lr}))
     elif schedule.kind == "step":
-        size = max(decaying // 3, 1)
+        # Every third of the run, and never every epoch (that would be an exponential).
+        size = max(decaying // 3, 2 if decaying > 2 else 1)
         drops = max(steps // size, 1)
         parts.append(("StepLR", {"step_size": size, "gamma": schedule.end ** (1 / drops)}))
     # none with a warmup: LinearLR alone, which holds the peak once the warmup is over

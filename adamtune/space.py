@@ -11,13 +11,15 @@ peak rate.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 
 from adamtune.config import PARAMS, SEARCHABLE, SpaceConfig
-from adamtune.schedules import DECAYING, END_RANGE, NO_SCHEDULE, WARMUPS, Schedule
+from adamtune.schedules import DECAYING, END_RANGE, NO_SCHEDULE, TYPICAL_END, WARMUPS, Schedule
 
 LR_RETUNE = 3.0  # the schedule stage re-tunes lr within this factor of the incumbent's
 
@@ -70,8 +72,11 @@ class Suggester(Protocol):
 
 
 def fixed_values(space: SpaceConfig) -> dict[str, Any]:
-    """Parameters the user pinned in the space (``beta2: 0.999``, ``amsgrad: false``)."""
+    """Parameters the user pinned in the space (``beta2: 0.999``, ``amsgrad: false``,
+    ``schedule: [cosine]``: every trial then trains with that decay, to a typical end)."""
     out: dict[str, Any] = {}
+    if len(space.schedule) == 1 and space.schedule[0] in DECAYING:
+        out["schedule"] = Schedule(space.schedule[0], TYPICAL_END)
     for name in PARAMS:
         value = getattr(space, name)
         if isinstance(value, list):
@@ -87,16 +92,16 @@ def searched(space: SpaceConfig) -> list[str]:
 
 
 def coordinates(
-    param: str, space: SpaceConfig, *, with_zero: bool = False
+    param: str, space: SpaceConfig, *, with_zero: bool = False, beside: Sequence[str] = ()
 ) -> dict[str, BaseDistribution]:
-    """The Optuna parameters through which ``param`` is searched.
+    """The Optuna parameters through which ``param`` is searched, when drawn with ``beside``.
 
     ``with_zero`` adds the on/off switch of weight decay; a staged search leaves it out because
     the incumbent entering the weight-decay stage already has decay off.
     """
     value = getattr(space, param)
     if param == "schedule":
-        return _schedule_coordinates(space, retune=_retunes(space, [], with_zero))
+        return _schedule_coordinates(space, retune=_retunes(space, beside, with_zero))
     if isinstance(value, list):
         return {param: CategoricalDistribution(value)}
     if param in ("beta1", "beta2"):
@@ -120,7 +125,7 @@ def _schedule_coordinates(space: SpaceConfig, *, retune: bool) -> dict[str, Base
     return dists
 
 
-def _retunes(space: SpaceConfig, params: list[str], joint: bool) -> bool:
+def _retunes(space: SpaceConfig, params: Sequence[str], joint: bool) -> bool:
     """Whether drawing a schedule re-tunes lr around the incumbent's: in a staged search,
     unless lr is drawn beside it or pinned by the user."""
     return not joint and "lr" not in params and space.is_searched("lr")
@@ -136,7 +141,9 @@ def _suggest_schedule(
     warmup = float(trial.suggest_categorical("warmup", list(WARMUPS)))
     out: dict[str, Any] = {"schedule": Schedule(kind, end, warmup)}
     if retune:
-        out["lr"] = base.lr * trial.suggest_float("lr_factor", 1 / LR_RETUNE, LR_RETUNE, log=True)
+        factor = trial.suggest_float("lr_factor", 1 / LR_RETUNE, LR_RETUNE, log=True)
+        # Never outside the user's lr range (nor, with lr: auto, above the largest stable lr).
+        out["lr"] = min(max(base.lr * factor, space.lr.low or 0.0), space.lr.high or math.inf)
     return out
 
 

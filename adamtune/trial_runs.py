@@ -25,7 +25,6 @@ from adamtune.engine import TrialOutcome, train_trial
 from adamtune.pruning import PruneMirror
 from adamtune.rows import TrialRow, finite_or_none, row_of
 from adamtune.samplers import PresetSampler
-from adamtune.schedules import NO_SCHEDULE
 from adamtune.space import AdamParams, record, suggest
 from adamtune.storage import write_trial
 from adamtune.study import stage_of, worker_id
@@ -120,9 +119,10 @@ class TrialRunner:
                 trial.report(value, epoch)
             twin.report(value, epoch)
             self.observer.epoch_finished(trial.number, epoch, epochs, value)
-            # A scheduled trial (decay or warmup) is meant to look worse early and better
-            # late: exactly what early pruning misjudges, so it always runs to the end.
-            if not prunable or params[i].schedule != NO_SCHEDULE:
+            # A trial on another schedule than its stage's incumbent (decay or warmup) is
+            # meant to look worse early and better late: exactly what early pruning
+            # misjudges, so it always runs to the end.
+            if not prunable or params[i].schedule != members[i].base.schedule:
                 return False
             # Hyperband keeps rung bookkeeping in the study and brackets by trial number, so
             # it is asked on the study itself; the median pruner is asked on the mirror.

@@ -88,20 +88,23 @@ def test_the_stage_records_each_candidate_with_lr_retuned_within_3x(
 def test_decay_that_helps_is_adopted_and_printed_as_torch_code(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
-    # lr pinned high (the stage then leaves it alone): a constant 0.1 rattles around the
-    # minimum, and decaying it settles lower.
-    path = write_config(STUDY.format(name="hot", trials=12, lr="0.1").replace(
-        "    - {params: [lr], trials: 4}\n", ""))
+    # lr pinned too high for this MLP (the stage then leaves it alone): at a constant 0.03 the
+    # loss stalls, decaying it settles lower (a warmup alone does not).
+    path = write_config(STUDY.format(name="hot", trials=12, lr="0.03").replace(
+        "    - {params: [lr], trials: 4}\n", "").replace("hidden: [32]", "hidden: [128]").replace(
+        "epochs: 6", "epochs: 10"))
     runner = CliRunner()
     searched = runner.invoke(app, ["search", str(path), "--storage", storage_url, "--quiet"])
     assert searched.exit_code == 0, searched.output
     best = json.loads(runner.invoke(
         app, ["best", str(path), "--storage", storage_url, "--format", "json"]).stdout)
-    assert best["params"]["lr"] == 0.1 and best["stage"] == "schedule"
+    assert best["params"]["lr"] == 0.03 and best["stage"] == "schedule"
     decay, schedule = best["decay"], best["schedule"]
     assert decay["helped"] and decay["decayed"] < decay["constant"]
     assert schedule["kind"] == decay["schedule"]["kind"] != "none"
-    assert schedule["epochs"] == 6 and schedule["step"] == "epoch"
+    assert schedule["epochs"] == 10 and schedule["step"] == "epoch"
+    # compared with the best constant rate, a warmup-then-constant included
+    assert decay["constant"] == decay["per_schedule"]["none"]  # one seed slot: slot 0's best
     assert f"LR decay: {schedule['kind']} lowered val loss" in searched.stdout
     code = runner.invoke(app, ["best", str(path), "--storage", storage_url, "--format", "torch"])
     assert "torch.optim.lr_scheduler." in code.stdout and "scheduler.step()" in code.stdout
@@ -128,3 +131,60 @@ def test_unknown_schedules_are_refused(write_config: Callable[..., Path], bad: s
         "[none, exponential, cosine, step]", bad)
     result = CliRunner().invoke(app, ["validate", str(write_config(text))])
     assert result.exit_code == 2 and "search.space.schedule" in result.output
+
+
+def test_a_stage_mixing_lr_and_schedule_runs_and_answers(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    text = STUDY.format(name="mixed", trials=8, lr="{low: 1.0e-3, high: 1.0e-2}").replace(
+        "    - {params: [lr], trials: 4}\n    - {params: [schedule]}\n",
+        "    - {params: [lr, schedule], name: both}\n")
+    study = _run(write_config(text), storage_url)
+    mine = [t for t in study.trials if t.user_attrs["stage"] == "both"]
+    assert len(mine) == 7 and all("lr_factor" not in t.params for t in mine)
+    assert all(1e-3 <= t.user_attrs["adam"]["lr"] <= 1e-2 for t in mine)  # lr drawn itself
+    best = json.loads(CliRunner().invoke(
+        app, ["best", "--storage", storage_url, "--study", "mixed", "--format", "json"]).stdout)
+    assert best["decay"] is not None and best["decay"]["sentence"].startswith("LR decay: ")
+
+
+def test_the_retuned_lr_stays_inside_the_users_range(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    text = STUDY.format(name="bounded", trials=14, lr="{low: 1.0e-3, high: 1.0e-2}")
+    rows = trial_rows(_run(write_config(text), storage_url))
+    assert all(1e-3 <= r.params.lr <= 1e-2 for r in rows if r.params)
+
+
+def test_the_answer_follows_the_stage_that_searched_the_schedule(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    renamed = STUDY.format(name="renamed", trials=8, lr="{low: 1.0e-4, high: 0.1}").replace(
+        "    - {params: [schedule]}", "    - {params: [schedule], name: decay}")
+    _run(write_config(renamed), storage_url)
+    misnamed = STUDY.format(name="misnamed", trials=6, lr="{low: 1.0e-4, high: 0.1}").replace(
+        "    - {params: [lr], trials: 4}\n    - {params: [schedule]}\n",
+        "    - {params: [lr], name: schedule}\n").replace(
+        "[none, exponential, cosine, step]", "[none]")
+    _run(write_config(misnamed), storage_url)
+    runner = CliRunner()
+    answers = {
+        name: json.loads(runner.invoke(app, ["best", "--storage", storage_url, "--study", name,
+                                             "--format", "json"]).stdout)["decay"]
+        for name in ("renamed", "misnamed")
+    }
+    assert answers["renamed"] is not None and answers["misnamed"] is None
+
+
+def test_one_listed_schedule_is_pinned_for_every_trial(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    text = STUDY.format(name="pinned", trials=5, lr="{low: 1.0e-4, high: 0.1}").replace(
+        "[none, exponential, cosine, step]", "[cosine]").replace(
+        "    - {params: [schedule]}\n", "")
+    study = _run(write_config(text), storage_url)
+    assert {t.user_attrs["stage"] for t in study.trials} == {"defaults", "lr"}
+    assert {t.user_attrs["adam"]["schedule"]["kind"] for t in study.trials} == {"cosine"}
+    best = json.loads(CliRunner().invoke(
+        app, ["best", "--storage", storage_url, "--study", "pinned", "--format", "json"]).stdout)
+    assert best["schedule"]["kind"] == "cosine" and best["decay"] is None
