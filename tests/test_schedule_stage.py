@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -34,6 +35,13 @@ search:
     - {{params: [lr], trials: 4}}
     - {{params: [schedule]}}
 """
+
+
+def _best(storage: str, study: str) -> dict[str, Any]:
+    """``adamtune best --format json`` of ``study``."""
+    result = CliRunner().invoke(app, ["best", "--storage", storage, "--study", study,
+                                      "--format", "json"])
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def _run(path: Path, storage: str) -> optuna.Study:
@@ -112,19 +120,6 @@ def test_decay_that_helps_is_adopted_and_printed_as_torch_code(
     assert decay["sentence"] in table
 
 
-def test_schedule_none_turns_the_stage_off(
-    write_config: Callable[..., Path], storage_url: str
-) -> None:
-    text = STUDY.format(name="still", trials=6, lr="{low: 1.0e-4, high: 0.1}").replace(
-        "    - {params: [schedule]}\n", "").replace(
-        "schedule: [none, exponential, cosine, step]", "schedule: [none]")
-    study = _run(write_config(text), storage_url)
-    assert {t.user_attrs["stage"] for t in study.trials} == {"defaults", "lr"}
-    best = json.loads(CliRunner().invoke(
-        app, ["best", "--storage", storage_url, "--study", "still", "--format", "json"]).stdout)
-    assert best["schedule"] is None and best["decay"] is None
-
-
 @pytest.mark.parametrize("bad", ["[none, linear]", "[]"])
 def test_unknown_schedules_are_refused(write_config: Callable[..., Path], bad: str) -> None:
     text = STUDY.format(name="bad", trials=6, lr="0.01").replace(
@@ -143,8 +138,7 @@ def test_a_stage_mixing_lr_and_schedule_runs_and_answers(
     mine = [t for t in study.trials if t.user_attrs["stage"] == "both"]
     assert len(mine) == 7 and all("lr_factor" not in t.params for t in mine)
     assert all(1e-3 <= t.user_attrs["adam"]["lr"] <= 1e-2 for t in mine)  # lr drawn itself
-    best = json.loads(CliRunner().invoke(
-        app, ["best", "--storage", storage_url, "--study", "mixed", "--format", "json"]).stdout)
+    best = _best(storage_url, "mixed")
     assert best["decay"] is not None and best["decay"]["sentence"].startswith("LR decay: ")
 
 
@@ -167,24 +161,21 @@ def test_the_answer_follows_the_stage_that_searched_the_schedule(
         "    - {params: [lr], name: schedule}\n").replace(
         "[none, exponential, cosine, step]", "[none]")
     _run(write_config(misnamed), storage_url)
-    runner = CliRunner()
-    answers = {
-        name: json.loads(runner.invoke(app, ["best", "--storage", storage_url, "--study", name,
-                                             "--format", "json"]).stdout)["decay"]
-        for name in ("renamed", "misnamed")
-    }
+    answers = {name: _best(storage_url, name)["decay"] for name in ("renamed", "misnamed")}
     assert answers["renamed"] is not None and answers["misnamed"] is None
 
 
-def test_one_listed_schedule_is_pinned_for_every_trial(
-    write_config: Callable[..., Path], storage_url: str
+@pytest.mark.parametrize("kind", ["none", "cosine"])
+def test_one_listed_schedule_is_no_stage_it_pins_the_schedule(
+    write_config: Callable[..., Path], storage_url: str, kind: str
 ) -> None:
-    text = STUDY.format(name="pinned", trials=5, lr="{low: 1.0e-4, high: 0.1}").replace(
-        "[none, exponential, cosine, step]", "[cosine]").replace(
+    """``[none]`` (the default) leaves the stage out; ``[cosine]`` trains every trial with it."""
+    text = STUDY.format(name=f"only-{kind}", trials=5, lr="{low: 1.0e-4, high: 0.1}").replace(
+        "[none, exponential, cosine, step]", f"[{kind}]").replace(
         "    - {params: [schedule]}\n", "")
     study = _run(write_config(text), storage_url)
     assert {t.user_attrs["stage"] for t in study.trials} == {"defaults", "lr"}
-    assert {t.user_attrs["adam"]["schedule"]["kind"] for t in study.trials} == {"cosine"}
-    best = json.loads(CliRunner().invoke(
-        app, ["best", "--storage", storage_url, "--study", "pinned", "--format", "json"]).stdout)
-    assert best["schedule"]["kind"] == "cosine" and best["decay"] is None
+    assert {t.user_attrs["adam"]["schedule"]["kind"] for t in study.trials} == {kind}
+    best = _best(storage_url, f"only-{kind}")
+    assert best["decay"] is None
+    assert (best["schedule"] or {"kind": "none"})["kind"] == kind
