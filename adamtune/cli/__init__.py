@@ -125,14 +125,10 @@ def _settings(path: Path) -> Any:
 
 def _open_study(config: Path | None, storage: str | None, study: str | None) -> tuple[Any, str]:
     """The study a read command is about: by config, by --study, or the latest one."""
-    from adamtune.storage import latest_study, load_study, open_storage, redact, resolve_storage
+    from adamtune.api import find_study
 
     _quiet_optuna()
-    settings = _settings(config) if config is not None else None
-    url = resolve_storage(storage, settings.config.search.storage if settings else None)
-    backend = open_storage(url, must_exist=True)
-    name = study or (settings.study_name if settings else None) or latest_study(backend, url)
-    return load_study(name, backend, url), redact(url)
+    return find_study(config, storage, study)
 
 
 def _batch_option(value: str | None) -> int | Literal["auto"] | None:

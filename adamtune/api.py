@@ -1,0 +1,175 @@
+"""The Python API: tune from a config, read a study's winner, get a configured optimizer.
+
+    import adamtune
+    result = adamtune.tune("configs/digits-mlp.yaml", trials=30, train__epochs=10)
+    best = adamtune.load_best(study="digits-mlp")
+    optimizer = adamtune.best_optimizer(model.parameters(), study="digits-mlp")
+    optimizer, scheduler = adamtune.best_optimizer(model.parameters(), study=..., scheduler=True)
+
+Everything here is what the CLI does, without printing: ``tune`` is ``adamtune search``,
+``load_best`` is ``adamtune best``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from adamtune.config import Settings, validate_config
+from adamtune.errors import ConfigError
+from adamtune.yamlfile import YamlDoc, parse_yaml, read_yaml
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+
+    from adamtune.results import BestResult
+    from adamtune.search import SearchObserver, SearchRun
+
+log = logging.getLogger(__name__)
+_OPTION_NAMES = ("storage", "study", "trials", "timeout", "device", "fresh", "batch")
+
+
+@dataclass
+class TuneResult:
+    """What ``tune`` did: the run (trials trained now, why it stopped) and the winner."""
+
+    run: SearchRun
+    best: BestResult
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Keyword arguments for ``torch.optim.Adam(model.parameters(), **params)``."""
+        return self.best.params.torch_kwargs()
+
+
+def settings_from(
+    config: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Validated settings from a config file or mapping, with ``overrides`` applied first:
+    keys are dotted (``"train.epochs"``) or use ``__`` (``train__epochs``)."""
+    if isinstance(config, Mapping):
+        path, doc = Path.cwd() / "adamtune-config.yaml", YamlDoc(dict(config), "<config>")
+    else:
+        path = Path(config)
+        doc = read_yaml(path)
+    if overrides:
+        if not isinstance(doc.data, dict):
+            raise ConfigError(f"{doc.source}: the config must be a mapping of keys")
+        data = _overridden(doc.data, overrides)
+        doc = parse_yaml(yaml.safe_dump(data, sort_keys=False), f"{doc.source} (with overrides)")
+    elif isinstance(config, Mapping):  # give a mapping the line numbers a file has
+        doc = parse_yaml(yaml.safe_dump(doc.data, sort_keys=False), "<config>")
+    validated = validate_config(doc)
+    return Settings(
+        config=validated,
+        path=path.resolve(),
+        study_name=validated.name or (path.stem if not isinstance(config, Mapping) else "adamtune"),
+        doc=doc,
+    )
+
+
+def _overridden(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = yaml.safe_load(yaml.safe_dump(data))  # a deep copy
+    for key, value in overrides.items():
+        parts = key.replace("__", ".").split(".")
+        node = out
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {key!r}: {part!r} is not a mapping in the config")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def tune(
+    config: str | Path | Mapping[str, Any],
+    observer: SearchObserver | None = None,
+    **overrides: Any,
+) -> TuneResult:
+    """Run (or resume) the study a config describes, as ``adamtune search`` does.
+
+    ``overrides`` are the search options ``storage``, ``study``, ``trials``, ``timeout``,
+    ``device``, ``fresh`` and ``batch`` (as the CLI's flags), and any config key, dotted in a
+    string or with ``__`` (``train__epochs=5``, ``**{"search.space.lr": "auto"}``).
+    """
+    from adamtune.results import best_result
+    from adamtune.search import SearchOptions, run_search
+    from adamtune.storage import load_study, open_storage, release_storage, resolve_storage
+
+    options = {k: overrides.pop(k) for k in _OPTION_NAMES if k in overrides}
+    settings = settings_from(config, overrides)
+    url = resolve_storage(options.pop("storage", None), settings.config.search.storage)
+    known = {f.name for f in fields(SearchOptions)}
+    search_options = SearchOptions(
+        storage=url,
+        study_name=options.pop("study", None),
+        **{k: v for k, v in options.items() if k in known},
+    )
+    run = run_search(settings, search_options, observer)
+    backend = open_storage(url, must_exist=True)
+    try:
+        best = best_result(load_study(run.study, backend, url), run.storage)
+    finally:
+        release_storage(backend)
+    return TuneResult(run, best)
+
+
+def find_study(
+    config: str | Path | None = None, storage: str | None = None, study: str | None = None
+) -> tuple[optuna.Study, str]:
+    """The study a reader means: by config, by name, or the most recently updated one in the
+    storage; and the storage URL with any password hidden."""
+    from adamtune.storage import latest_study, load_study, open_storage, redact, resolve_storage
+
+    settings = settings_from(config) if config is not None else None
+    url = resolve_storage(storage, settings.config.search.storage if settings else None)
+    backend = open_storage(url, must_exist=True)
+    name = study or (settings.study_name if settings else None) or latest_study(backend, url)
+    return load_study(name, backend, url), redact(url)
+
+
+def load_best(
+    config: str | Path | None = None, *, study: str | None = None, storage: str | None = None
+) -> BestResult:
+    """The winner of a study, as ``adamtune best`` reports it."""
+    from adamtune.results import best_result
+
+    found, url = find_study(config, storage, study)
+    return best_result(found, url)
+
+
+def best_optimizer(
+    params: Iterable[Any],
+    config: str | Path | None = None,
+    *,
+    study: str | None = None,
+    storage: str | None = None,
+    scheduler: bool = False,
+) -> Any:
+    """``torch.optim.Adam(params, **best)`` with a study's winning hyperparameters; with
+    ``scheduler=True``, ``(optimizer, scheduler)``, the scheduler None for a constant rate
+    (step it once per epoch)."""
+    import torch
+
+    from adamtune.schedules import NO_SCHEDULE, make_scheduler
+
+    best = load_best(config, study=study, storage=storage)
+    kwargs = best.params.torch_kwargs()
+    kwargs["betas"] = tuple(kwargs["betas"])
+    optimizer: torch.optim.Adam = torch.optim.Adam(params, **kwargs)
+    if not scheduler:
+        if best.params.schedule != NO_SCHEDULE:
+            log.warning(
+                "study %r chose an lr schedule (%s): pass scheduler=True to get it too",
+                best.study,
+                best.params.schedule.describe(),
+            )
+        return optimizer
+    return optimizer, make_scheduler(optimizer, best.params.schedule, best.epochs)
