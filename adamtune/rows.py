@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from adamtune.errors import ConfigError
 from adamtune.space import AdamParams
 from adamtune.study import stage_of, status_of
 
@@ -61,6 +62,37 @@ def row_of(trial: FrozenTrial) -> TrialRow:
 
 def trial_rows(study: optuna.Study) -> list[TrialRow]:
     return [row_of(t) for t in study.get_trials(deepcopy=False)]
+
+
+STATES = ("complete", "pruned", "diverged", "failed", "killed", "interrupted", "running")
+SORTS = ("number", "value", "stage")
+
+
+def filter_rows(
+    rows: list[TrialRow],
+    stages: list[str] | None = None,
+    states: list[str] | None = None,
+    sort: str = "number",
+) -> list[TrialRow]:
+    """``rows`` of the given stages and states (all when None), sorted by trial number, by
+    value (lowest first; trials without one last) or by stage (in the order stages ran)."""
+    for state in states or []:
+        if state not in STATES:
+            raise ConfigError(f"--state: expected one of {', '.join(STATES)} (got {state!r})")
+    known = list(dict.fromkeys(r.stage for r in rows))
+    for stage in stages or []:
+        if stage not in known:
+            raise ConfigError(f"--stage: no trial of stage {stage!r} (stages: {', '.join(known)})")
+    if sort not in SORTS:
+        raise ConfigError(f"--sort: expected one of {', '.join(SORTS)} (got {sort!r})")
+    kept = [
+        r for r in rows if (not stages or r.stage in stages) and (not states or r.state in states)
+    ]
+    if sort == "value":
+        return sorted(kept, key=lambda r: (r.value is None, r.value or 0.0, r.number))
+    if sort == "stage":
+        return sorted(kept, key=lambda r: (known.index(r.stage), r.number))
+    return kept
 
 
 def finite_or_none(v: float) -> float | None:

@@ -302,3 +302,26 @@ def test_help_does_not_import_torch() -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_trials_sorts_and_filters_in_every_format(write_config: Callable[..., Path]) -> None:
+    path = write_config(trials=8)
+    assert invoke("search", str(path), "-q").exit_code == 0
+    every = json.loads(invoke("trials", str(path), "--format", "json").stdout)
+    rows = json.loads(invoke("trials", str(path), "--sort", "value", "--state", "complete",
+                             "--format", "json").stdout)
+    values = [r["value"] for r in rows]
+    assert values == sorted(values) and {r["state"] for r in rows} == {"complete"}
+    assert len(rows) == sum(1 for r in every if r["state"] == "complete")
+    lr = json.loads(invoke("trials", str(path), "--stage", "lr", "--stage", "defaults",
+                           "--format", "json").stdout)
+    assert {r["stage"] for r in lr} == {"lr", "defaults"}
+    table = invoke("trials", str(path), "--stage", "lr").stdout
+    assert f"{sum(1 for r in every if r['stage'] == 'lr')} of {len(every)} trials" in table
+    torch_code = invoke("trials", str(path), "--stage", "defaults", "--format", "torch").stdout
+    assert "    0: dict(" in torch_code and "    1: dict(" not in torch_code
+    for bad, says in [(["--stage", "nope"], "no trial of stage 'nope'"),
+                      (["--state", "done"], "expected one of complete"),
+                      (["--sort", "lr"], "--sort: expected one of number, value, stage")]:
+        result = invoke("trials", str(path), *bad)
+        assert result.exit_code == 2 and says in result.output

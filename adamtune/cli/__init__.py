@@ -248,20 +248,33 @@ def trials(
     storage: StorageOpt = None,
     study: StudyOpt = None,
     format: FormatOpt = Format.table,
+    sort: Annotated[
+        str, typer.Option(metavar="number|value|stage", help="Row order (value: lowest first).")
+    ] = "number",
+    stage: Annotated[
+        list[str] | None, typer.Option(help="Only trials of this stage (repeatable).")
+    ] = None,
+    state: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only trials in this state: complete, pruned, diverged, ... (repeatable)."
+        ),
+    ] = None,
     debug: DebugOpt = False,
 ) -> None:
     """One row per trial: number, stage, state, params, value, epochs run.
 
-    Example: adamtune trials configs/digits-mlp.yaml --format json
+    Example: adamtune trials configs/digits-mlp.yaml --sort value --state complete --format json
     """
     with _errors(debug):
         from adamtune.cli.render import lr_range_line, say, trials_table
         from adamtune.formats import to_json, to_yaml, trials_data, trials_torch_code
         from adamtune.lr_range import stored_range
-        from adamtune.rows import trial_rows
+        from adamtune.rows import filter_rows, trial_rows
 
         found, url = _open_study(config, storage, study)
-        rows = trial_rows(found)
+        every = trial_rows(found)
+        rows = filter_rows(every, stage, state, sort)
         if format is Format.json:
             print(to_json(trials_data(rows)))
         elif format is Format.yaml:
@@ -269,7 +282,9 @@ def trials(
         elif format is Format.torch:
             print(trials_torch_code(found.study_name, rows))
         else:
-            out.print(trials_table(rows, f"study {found.study_name} ({url}): {len(rows)} trials"))
+            shown = f"{len(rows)} of {len(every)} trials" if len(rows) < len(every) else ""
+            title = f"study {found.study_name} ({url}): {shown or f'{len(rows)} trials'}"
+            out.print(trials_table(rows, title))
             lr_range = stored_range(found)
             if lr_range is not None:
                 say(out, lr_range_line(lr_range))
