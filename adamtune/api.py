@@ -49,12 +49,16 @@ class TuneResult:
 
 
 def settings_from(
-    config: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+    config: str | Path | Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    beside: Path | None = None,
 ) -> Settings:
     """Validated settings from a config file or mapping, with ``overrides`` applied first:
-    keys are dotted (``"train.epochs"``) or use ``__`` (``train__epochs``)."""
+    keys are dotted (``"train.epochs"``) or use ``__`` (``train__epochs``). A mapping's
+    relative paths (a CSV data source) are read from ``beside``'s folder, else from here."""
     if isinstance(config, Mapping):
-        path, doc = Path.cwd() / "adamtune-config.yaml", YamlDoc(dict(config), "<config>")
+        path = beside or Path.cwd() / "adamtune-config.yaml"
+        doc = YamlDoc(dict(config), "<config>")
     else:
         path = Path(config)
         doc = read_yaml(path)
@@ -133,6 +137,20 @@ def find_study(
     backend = open_storage(url, must_exist=True)
     name = study or (settings.study_name if settings else None) or latest_study(backend, url)
     return load_study(name, backend, url), redact(url)
+
+
+def study_settings(study: optuna.Study, config: str | Path | None = None) -> Settings:
+    """The settings a study ran with, from the config it stored (so that a config edited
+    since cannot change what is measured); relative paths from ``config``'s folder."""
+    from adamtune.errors import StudyNotFoundError
+    from adamtune.study import CONFIG_ATTR
+
+    stored = study.user_attrs.get(CONFIG_ATTR)
+    if not isinstance(stored, dict):
+        raise StudyNotFoundError(
+            f"study {study.study_name!r} was not made by adamtune search (no stored config)"
+        )
+    return settings_from(stored, beside=Path(config).resolve() if config else None)
 
 
 def load_best(

@@ -192,11 +192,17 @@ def _schedule_stage(stored: dict[str, Any]) -> str | None:
         return None
 
 
-def best_result(study: optuna.Study, storage: str = "") -> BestResult:
+def study_selection(study: optuna.Study) -> tuple[list[TrialRow], Selection]:
+    """A study's rows, and what its stages selected (at the confidence it ran with)."""
     rows = trial_rows(study)
     stored = study.user_attrs.get(CONFIG_ATTR, {})
     confidence = stored.get("search", {}).get("confirm", {}).get("confidence", 0.8)
-    selection = select(rows, stage_order(rows), confidence)
+    return rows, select(rows, stage_order(rows), confidence)
+
+
+def best_result(study: optuna.Study, storage: str = "") -> BestResult:
+    stored = study.user_attrs.get(CONFIG_ATTR, {})
+    rows, selection = study_selection(study)
     winner, defaults = selection.winner, selection.defaults
     if winner is None or defaults is None or not math.isfinite(winner.on(1).mean):
         raise NoCompletedTrialError(

@@ -290,6 +290,51 @@ def trials(
                 say(out, lr_range_line(lr_range))
 
 
+@app.command()
+def verify(
+    config: OptConfigArg = None,
+    storage: StorageOpt = None,
+    study: StudyOpt = None,
+    seeds: Annotated[
+        int, typer.Option("--seeds", min=2, help="Fresh seeds (and splits) to retrain on.")
+    ] = 5,
+    format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+    device: DeviceOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Retrain the winner, the runner-up and Adam's defaults on fresh seeds: is the gain real?
+
+    Example: adamtune verify configs/digits-mlp.yaml --seeds 5
+    """
+    with _errors(debug):
+        from adamtune.errors import ConfigError, NoCompletedTrialError
+
+        if format not in (Format.table, Format.json):
+            raise ConfigError(f"--format: verify prints table or json (got {format.value})")
+        from adamtune.api import study_settings
+        from adamtune.results import study_selection
+        from adamtune.task import build_task
+        from adamtune.verify import verify as verify_study
+
+        found, url = _open_study(config, storage, study)
+        settings = study_settings(found, config)
+        rows, selection = study_selection(found)
+        if selection.winner is None:
+            raise NoCompletedTrialError(f"study {found.study_name!r} has no completed trial yet")
+        task = build_task(settings, device)
+        err.print(f"retraining on {seeds} fresh seeds and splits ...", highlight=False)
+        result = verify_study(found, task, seeds, selection, rows)
+        if format is Format.json:
+            from adamtune.formats import to_json
+
+            print(to_json(result.as_dict()))
+        else:
+            from adamtune.cli.render import say, verification_lines
+
+            for line in verification_lines(result):
+                say(out, line)
+
+
 @app.command("lr-find")
 def lr_find(
     config: ConfigArg,

@@ -18,6 +18,7 @@ from adamtune.space import ADAM_DEFAULTS
 if TYPE_CHECKING:  # the range test imports torch; --help stays fast without it
     from adamtune.lr_range import AutoRange
     from adamtune.range_test import RangeCurve, Suggestion
+    from adamtune.verify import Verification
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -205,6 +206,38 @@ def print_search_summary(console: Console, best: BestResult, ran: int, stopped_b
     console.print(stages_table(best.stages))
     console.print(best_table(best))
     say(console, "next: adamtune best --format torch   (code to paste into your training script)")
+
+
+_VERDICTS = {
+    "holds": "the gain holds",
+    "not_established": "the gain is not established (within the seeds' noise)",
+    "worse": "the winner is worse than Adam's defaults on fresh seeds",
+    "same_params": "the winner is Adam's defaults (nothing to compare)",
+}
+_LABELS = {"best": "best", "runner_up": "runner-up", "defaults": "Adam's defaults"}
+
+
+def verification_lines(result: Verification) -> list[str]:
+    """``adamtune verify``'s answer: each parameter set's mean ± std, then the paired verdict."""
+    first, last = result.slots[0], result.slots[-1]
+    lines = [
+        f"study {result.study}: retrained on {len(result.slots)} fresh seeds and splits "
+        f"(slots {first}-{last})"
+    ]
+    for run in result.runs:
+        failed = sum(1 for v in run.values if v is None)
+        note = f" ({failed} diverged)" if failed else ""
+        lines.append(
+            f"  {_LABELS[run.label] + f' (trial {run.trial})':<28} "
+            f"{_mean_std(run.mean, run.std, len(run.values))}{note}"
+        )
+    change = f"{-result.improvement:+.1%}, " if result.improvement is not None else ""
+    p = f"; paired t-test p = {result.p_value:.2g}" if result.p_value is not None else ""
+    lines.append(
+        f"best vs Adam's defaults: {change}lower on {result.wins} of {len(result.slots)} "
+        f"seeds{p}: {_VERDICTS[result.verdict]}"
+    )
+    return lines
 
 
 def range_test_table(summary: list[Suggestion], title: str) -> Table:

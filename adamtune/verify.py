@@ -1,0 +1,217 @@
+"""``adamtune verify``: retrain the winner, the runner-up and Adam's defaults on fresh seeds.
+
+A study's own numbers come from the seeds and splits it searched and confirmed on. Verification
+trains the three parameter sets again on ``seeds`` seed slots no study trial used (slots 100,
+101, ...: fresh initial weights, batch orders and train/val splits) and compares the winner
+with the defaults slot by slot: the paired differences cancel what a slot does to every
+parameter set alike. The gain *holds* when a one-sided paired t-test puts it above zero at 95%;
+it is *worse* when the same test puts it below zero; otherwise it is *not established*.
+
+The result is stored in the study (user attribute ``adamtune_verify``), for ``report``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from adamtune.noise import CONFIRM, NOISE, Selection, measured
+from adamtune.plan import BASELINE
+from adamtune.rows import TrialRow, finite_or_none
+from adamtune.space import AdamParams
+
+if TYPE_CHECKING:
+    import optuna
+
+    from adamtune.task import Task
+
+ATTR = "adamtune_verify"
+FIRST_SLOT = 100  # far above any confirmation slot a study uses
+CONFIDENCE = 0.95
+
+
+@dataclass
+class Verified:
+    """One parameter set's values on the verification slots (None: diverged or pruned)."""
+
+    label: str  # best | runner_up | defaults
+    trial: int
+    params: AdamParams
+    values: list[float | None]
+
+    @property
+    def finite(self) -> list[float]:
+        return [v for v in self.values if v is not None and math.isfinite(v)]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.finite) if len(self.finite) == len(self.values) else math.inf
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.finite) if len(self.finite) > 1 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "trial": self.trial,
+            "params": self.params.torch_kwargs(),
+            "schedule": self.params.schedule.as_dict(),
+            "values": self.values,
+            "mean": finite_or_none(self.mean),
+            "std": self.std,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verified:
+        params = dict(data["params"])
+        beta1, beta2 = params.pop("betas")
+        params.update(beta1=beta1, beta2=beta2, schedule=data.get("schedule"))
+        return cls(data["label"], data["trial"], AdamParams.from_dict(params), data["values"])
+
+
+@dataclass
+class Verification:
+    study: str
+    slots: list[int]
+    runs: list[Verified] = field(default_factory=list)
+    p_value: float | None = None  # one-sided paired t-test, best lower than the defaults
+    wins: int = 0  # slots where the winner scored lower than the defaults
+    verdict: str = "not_established"  # holds | not_established | worse | same_params
+
+    def run(self, label: str) -> Verified | None:
+        return next((r for r in self.runs if r.label == label), None)
+
+    @property
+    def improvement(self) -> float | None:
+        best, defaults = self.run("best"), self.run("defaults")
+        if best is None or defaults is None or not math.isfinite(defaults.mean):
+            return None
+        return (defaults.mean - best.mean) / defaults.mean if defaults.mean else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "study": self.study,
+            "seeds": len(self.slots),
+            "slots": self.slots,
+            "runs": [r.as_dict() for r in self.runs],
+            "improvement": None if self.improvement is None else finite_or_none(self.improvement),
+            "wins": self.wins,
+            "p_value": self.p_value,
+            "verdict": self.verdict,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verification:
+        runs = [Verified.from_dict(r) for r in data.get("runs", [])]
+        return cls(
+            data["study"],
+            data["slots"],
+            runs,
+            data.get("p_value"),
+            data.get("wins", 0),
+            data.get("verdict", "not_established"),
+        )
+
+
+def runner_up(rows: list[TrialRow], selection: Selection) -> TrialRow | None:
+    """The best searched parameter set other than the winner and the defaults: by its mean
+    over the seed slots it was re-run on when it was confirmed, else by its own value."""
+    winner = selection.winner.params if selection.winner else None
+    defaults = selection.defaults.params if selection.defaults else None
+    searched = [
+        r
+        for r in rows
+        if r.stage not in (BASELINE, NOISE, CONFIRM)
+        and r.value is not None
+        and r.params is not None
+        and r.params not in (winner, defaults)
+    ]
+    if not searched:
+        return None
+    rerun = {r.confirms for r in rows if r.confirms is not None}
+
+    def score(row: TrialRow) -> tuple[int, float, int]:
+        m = measured(rows, row)
+        confirmed = row.number in rerun and len(m.values) > 1
+        return (0 if confirmed else 1, m.on(len(m.values)).mean, row.number)
+
+    return min(searched, key=score)
+
+
+def verify(
+    study: optuna.Study, task: Task, seeds: int, selection: Selection, rows: list[TrialRow]
+) -> Verification:
+    """Train the winner, the runner-up and the defaults on ``seeds`` fresh slots; compare."""
+    from adamtune.batched import batch_size, train_batch
+    from adamtune.engine import train_trial
+
+    assert selection.winner is not None and selection.defaults is not None
+    entries = [("best", selection.winner.trial, selection.winner.params)]
+    second = runner_up(rows, selection)
+    if second is not None and second.params is not None:
+        entries.append(("runner_up", second.number, second.params))
+    entries.append(("defaults", selection.defaults.trial, selection.defaults.params))
+    slots = list(range(FIRST_SLOT, FIRST_SLOT + seeds))
+    batched = batch_size(task, "auto")[0] > 1
+    values: list[list[float | None]] = [[] for _ in entries]
+    for slot in slots:
+        params = [p for _, _, p in entries]
+        if batched:
+            outcomes = train_batch(task, params, slot=slot)
+        else:
+            outcomes = [train_trial(task, p, slot=slot) for p in params]
+        for column, outcome in zip(values, outcomes, strict=True):
+            column.append(outcome.value if outcome.status == "complete" else None)
+    result = Verification(
+        study.study_name,
+        slots,
+        [Verified(label, n, p, v) for (label, n, p), v in zip(entries, values, strict=True)],
+    )
+    _judge(result)
+    study.set_user_attr(ATTR, result.as_dict())
+    return result
+
+
+def _judge(result: Verification) -> None:
+    from scipy import stats
+
+    best, defaults = result.run("best"), result.run("defaults")
+    assert best is not None and defaults is not None
+    if best.params == defaults.params:
+        result.verdict = "same_params"
+        return
+    pairs = [
+        (d, b)
+        for d, b in zip(defaults.values, best.values, strict=True)
+        if d is not None and b is not None and math.isfinite(d) and math.isfinite(b)
+    ]
+    result.wins = sum(1 for d, b in pairs if b < d)
+    if len(pairs) < len(best.values) or len(pairs) < 2:
+        # A winner that diverged on a fresh seed does not hold; defaults that did lose.
+        failed_best = any(v is None for v in best.values)
+        result.verdict = "worse" if failed_best else "not_established"
+        return
+    diffs = [d - b for d, b in pairs]
+    if statistics.pstdev(diffs) == 0:
+        result.p_value = 0.0 if diffs[0] > 0 else 1.0
+    else:
+        result.p_value = float(stats.ttest_1samp(diffs, 0.0, alternative="greater").pvalue)
+    worse = (
+        1.0
+        if statistics.pstdev(diffs) == 0
+        else float(stats.ttest_1samp(diffs, 0.0, alternative="less").pvalue)
+    )
+    if result.p_value < 1 - CONFIDENCE:
+        result.verdict = "holds"
+    elif worse < 1 - CONFIDENCE:
+        result.verdict = "worse"
+    else:
+        result.verdict = "not_established"
+
+
+def stored_verification(study: optuna.Study) -> Verification | None:
+    data = study.user_attrs.get(ATTR)
+    return Verification.from_dict(data) if isinstance(data, dict) else None

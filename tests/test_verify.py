@@ -1,0 +1,85 @@
+"""adamtune verify: the winner, the runner-up and the defaults retrained on fresh seeds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from adamtune.cli import app
+from adamtune.space import ADAM_DEFAULTS, AdamParams
+from adamtune.verify import ATTR, FIRST_SLOT, Verification, Verified, _judge
+
+
+def invoke(*args: str) -> object:
+    return CliRunner().invoke(app, list(args))
+
+
+def test_verify_retrains_three_sets_on_fresh_slots_and_stores_it(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    path = write_config(trials=8)
+    runner = CliRunner()
+    assert runner.invoke(app, ["search", str(path), "--storage", storage_url, "-q"]).exit_code == 0
+    best = json.loads(runner.invoke(
+        app, ["best", str(path), "--storage", storage_url, "--format", "json"]).stdout)
+    result = runner.invoke(app, ["verify", str(path), "--storage", storage_url, "--seeds", "3",
+                                 "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["slots"] == [FIRST_SLOT, FIRST_SLOT + 1, FIRST_SLOT + 2] and data["seeds"] == 3
+    runs = {r["label"]: r for r in data["runs"]}
+    assert set(runs) == {"best", "runner_up", "defaults"}
+    assert runs["best"]["params"] == best["params"] and runs["best"]["trial"] == best["trial"]
+    assert runs["defaults"]["params"]["lr"] == 1e-3
+    assert runs["runner_up"]["params"] not in (runs["best"]["params"], runs["defaults"]["params"])
+    assert all(len(r["values"]) == 3 for r in runs.values())
+    assert data["verdict"] in ("holds", "not_established", "worse")
+    # Fresh slots: none of these values is one the study measured.
+    study = optuna.load_study(study_name="tiny", storage=storage_url)
+    seen = {t.value for t in study.trials}
+    assert not seen & set(runs["best"]["values"])
+    assert study.user_attrs[ATTR] == data
+    # Deterministic: verifying again gives the same numbers; the table says the verdict.
+    table = runner.invoke(app, ["verify", "--storage", storage_url, "--seeds", "3"]).stdout
+    assert "best (trial" in table and "runner-up (trial" in table and "paired t-test" in table
+    assert optuna.load_study(study_name="tiny", storage=storage_url).user_attrs[ATTR] == data
+
+
+def _verification(best: list[float | None], defaults: list[float | None],
+                  same: bool = False) -> Verification:
+    winner = ADAM_DEFAULTS if same else AdamParams(lr=3e-3)
+    return Verification("s", list(range(len(best))), [
+        Verified("best", 5, winner, best), Verified("defaults", 0, ADAM_DEFAULTS, defaults)])
+
+
+@pytest.mark.parametrize(("best", "defaults", "verdict"), [
+    ([0.10, 0.12, 0.09, 0.11, 0.10], [0.12, 0.14, 0.11, 0.13, 0.125], "holds"),
+    ([0.12, 0.14, 0.11, 0.13, 0.125], [0.10, 0.12, 0.09, 0.11, 0.10], "worse"),
+    ([0.10, 0.13, 0.09, 0.12, 0.10], [0.11, 0.12, 0.10, 0.11, 0.105], "not_established"),
+    ([0.10, None, 0.09, 0.11, 0.10], [0.12, 0.14, 0.11, 0.13, 0.125], "worse"),
+])
+def test_the_paired_verdict(best: list[float | None], defaults: list[float | None],
+                            verdict: str) -> None:
+    result = _verification(best, defaults)
+    _judge(result)
+    assert result.verdict == verdict
+    if verdict == "holds":
+        assert result.wins == 5 and result.p_value is not None and result.p_value < 0.05
+
+
+def test_a_winner_that_is_the_defaults_is_not_compared() -> None:
+    result = _verification([0.1, 0.1], [0.1, 0.1], same=True)
+    _judge(result)
+    assert result.verdict == "same_params"
+
+
+def test_verify_needs_a_study_made_by_search(storage_url: str) -> None:
+    optuna.create_study(study_name="bare", storage=storage_url).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    result = CliRunner().invoke(app, ["verify", "--storage", storage_url, "--study", "bare"])
+    assert result.exit_code == 2 and "was not made by adamtune search" in result.output
