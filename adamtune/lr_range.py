@@ -40,9 +40,14 @@ class AutoRange:
     suggestions: dict[str, float | None] = field(default_factory=dict)  # medians
     spreads: dict[str, float | None] = field(default_factory=dict)  # max / min over seeds
     rule: str = RULE
+    curves: list[dict[str, list[float]]] = field(default_factory=list)  # lrs, smoothed
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_dict(self, curves: bool = True) -> dict[str, Any]:
+        """Everything (as stored in the study), or without the curves (for ``best``)."""
+        data = asdict(self)
+        if not curves:
+            data.pop("curves")
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AutoRange:
@@ -89,6 +94,13 @@ def measure_range(settings: Settings, task: Task) -> AutoRange:
         seeds=SEEDS,
         suggestions=medians,
         spreads={s.name: s.spread for s in summary},
+        curves=[
+            {
+                "lrs": [float(f"{v:.5g}") for v in c.lrs],
+                "smoothed": [float(f"{v:.5g}") for v in c.smoothed],
+            }
+            for c in curves
+        ],
     )
 
 

@@ -144,7 +144,7 @@ class BestResult:
             "verdict": self.verdict,
             "needed_gain": self.overall_bar,
             "n_trials": self.n_trials,
-            "lr_range": self.lr_range.as_dict() if self.lr_range else None,
+            "lr_range": self.lr_range.as_dict(curves=False) if self.lr_range else None,
             "storage": self.storage,
             "stages": [s.as_dict() for s in self.stages],
         }

@@ -290,6 +290,50 @@ def trials(
                 say(out, lr_range_line(lr_range))
 
 
+class ReportFormat(str, Enum):
+    html = "html"
+    md = "md"
+
+
+@app.command()
+def report(
+    config: OptConfigArg = None,
+    storage: StorageOpt = None,
+    study: StudyOpt = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Where to write it (default report.html / report.md)."),
+    ] = None,
+    format: Annotated[
+        ReportFormat, typer.Option("--format", "-f", help="html (self-contained) or md.")
+    ] = ReportFormat.html,
+    debug: DebugOpt = False,
+) -> None:
+    """Write an offline HTML report of a study (or Markdown with PNGs beside it, for CI).
+
+    Example: adamtune report configs/digits-mlp.yaml --out report.html
+    """
+    with _errors(debug):
+        from adamtune.errors import ConfigError
+        from adamtune.report import build_report, to_html, to_markdown
+
+        found, url = _open_study(config, storage, study)
+        built = build_report(found, url)
+        target = out_path or Path(f"report.{format.value}")
+        try:
+            if format is ReportFormat.html:
+                target.write_text(to_html(built), encoding="utf-8")
+            else:
+                text, files = to_markdown(built, target.parent / f"{target.stem}_files")
+                for path, data in files.items():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(data)
+                target.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--out: cannot write {target}: {exc.strerror or exc}") from None
+        err.print(f"report written to {target} ({len(built.figures)} figures)", highlight=False)
+
+
 @app.command()
 def verify(
     config: OptConfigArg = None,
