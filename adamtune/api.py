@@ -18,11 +18,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from adamtune.config import Settings, validate_config
 from adamtune.errors import ConfigError
-from adamtune.yamlfile import YamlDoc, parse_yaml, read_yaml
+from adamtune.yamlfile import YamlDoc, read_yaml
 
 if TYPE_CHECKING:
     import optuna
@@ -58,17 +56,15 @@ def settings_from(
     relative paths (a CSV data source) are read from ``beside``'s folder, else from here."""
     if isinstance(config, Mapping):
         path = beside or Path.cwd() / "adamtune-config.yaml"
-        doc = YamlDoc(dict(config), "<config>")
+        doc = YamlDoc(_plain(config), "<config>")
     else:
         path = Path(config)
         doc = read_yaml(path)
     if overrides:
         if not isinstance(doc.data, dict):
             raise ConfigError(f"{doc.source}: the config must be a mapping of keys")
-        data = _overridden(doc.data, overrides)
-        doc = parse_yaml(yaml.safe_dump(data, sort_keys=False), f"{doc.source} (with overrides)")
-    elif isinstance(config, Mapping):  # give a mapping the line numbers a file has
-        doc = parse_yaml(yaml.safe_dump(doc.data, sort_keys=False), "<config>")
+        # Messages then name the key path, not a line of the file (which no longer holds it).
+        doc = YamlDoc(_overridden(doc.data, overrides), f"{doc.source} (with overrides)")
     validated = validate_config(doc)
     return Settings(
         config=validated,
@@ -78,8 +74,20 @@ def settings_from(
     )
 
 
+def _plain(value: Any) -> Any:
+    """A copy of a config value made of plain Python (dicts, lists, str, int, float, bool):
+    numpy scalars become numbers, any mapping a dict; nothing is shared with the original."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if not isinstance(value, (str, bytes, bool)) and callable(getattr(value, "item", None)):
+        return value.item()  # numpy and torch scalars
+    return value
+
+
 def _overridden(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = yaml.safe_load(yaml.safe_dump(data))  # a deep copy
+    out: dict[str, Any] = _plain(data)
     for key, value in overrides.items():
         parts = key.replace("__", ".").split(".")
         node = out
@@ -88,7 +96,7 @@ def _overridden(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str,
             if not isinstance(child, dict):
                 raise ConfigError(f"override {key!r}: {part!r} is not a mapping in the config")
             node = child
-        node[parts[-1]] = value
+        node[parts[-1]] = _plain(value)
     return out
 
 
@@ -108,6 +116,7 @@ def tune(
     from adamtune.storage import load_study, open_storage, release_storage, resolve_storage
 
     options = {k: overrides.pop(k) for k in _OPTION_NAMES if k in overrides}
+    _check_options(options)
     settings = settings_from(config, overrides)
     url = resolve_storage(options.pop("storage", None), settings.config.search.storage)
     known = {f.name for f in fields(SearchOptions)}
@@ -123,6 +132,34 @@ def tune(
     finally:
         release_storage(backend)
     return TuneResult(run, best)
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """The checks the CLI's flags get (``--trials 0`` must not fall back to the config)."""
+
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+    problems = {
+        "trials": "a whole number >= 1",
+        "timeout": "a number of seconds > 0",
+        "batch": "a whole number >= 1 or 'auto'",
+        "fresh": "True or False",
+        "storage": "a storage URL",
+        "study": "a study name",
+        "device": "auto, cpu, cuda, cuda:N or mps",
+    }
+    valid = {
+        "trials": whole,
+        "timeout": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+        "batch": lambda v: v == "auto" or whole(v),
+        "fresh": lambda v: isinstance(v, bool),
+    }
+    for name, value in options.items():
+        if value is None:
+            continue
+        if not valid.get(name, lambda v: isinstance(v, str))(value):
+            raise ConfigError(f"{name}: must be {problems[name]} (got {value!r})")
 
 
 def find_study(

@@ -59,13 +59,16 @@ def build_report(study: optuna.Study, storage: str = "") -> Report:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.state] = counts.get(row.state, 0) + 1
+    verification = stored_verification(study)
+    warnings = _warnings(best, study.user_attrs.get(CONFIG_ATTR, {}), counts)
+    checked = verification.run("best") if verification else None
+    if checked is not None and (checked.trial, checked.params) != (best.trial, best.params):
+        warnings.append(
+            f"the verification below is of an earlier winner (trial {checked.trial}; the "
+            f"winner is now trial {best.trial}): run adamtune verify again"
+        )
     report = Report(
-        study.study_name,
-        best,
-        _summary(best),
-        _warnings(best, study.user_attrs.get(CONFIG_ATTR, {}), counts),
-        counts,
-        verification=stored_verification(study),
+        study.study_name, best, _summary(best), warnings, counts, verification=verification
     )
     report.figures = _figures(study, rows, best, report.verification)
     return report
@@ -109,7 +112,9 @@ def _warnings(best: BestResult, stored: dict[str, Any], counts: dict[str, int]) 
         if value <= 0 or low <= 0:
             continue
         position = (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
-        if position <= _EDGE or position >= 1 - _EDGE:
+        if not 0 <= position <= 1:  # a value no trial of the range beat (the default, kept)
+            out.append(f"best {name} lies outside its searched range: nothing in it did better")
+        elif position <= _EDGE or position >= 1 - _EDGE:
             end = "bottom" if position <= _EDGE else "top"
             if name in ("beta1", "beta2"):
                 end = "top" if end == "bottom" else "bottom"  # 1 - beta turns the axis over
@@ -179,7 +184,7 @@ def _varied(rows: list[TrialRow]) -> list[str]:
     """Parameters that took more than one value among the searched trials."""
     done = [r for r in rows if r.confirms is None and r.params and r.value is not None]
     out = []
-    for name in (*_RANGED, "amsgrad", "schedule"):
+    for name in (*_RANGED, "amsgrad", "decoupled_weight_decay", "schedule"):
         if len({plots.coordinate(name, r.params) for r in done}) > 1:
             out.append(name)
     return out
@@ -381,9 +386,10 @@ def to_markdown(report: Report, images: Path) -> tuple[str, dict[Path, bytes]]:
     """The report as Markdown (for CI step summaries) and its PNG files, to be written into
     ``images`` (linked relative to the Markdown file's folder)."""
     files = {images / f"{fig.name}.png": fig.png for fig in report.figures}
-    lines = [f"# adamtune report: {report.study}", ""]
-    lines += [f"{line}  " for line in report.lines] + [""]
-    lines += [f"> **warning:** {w}" for w in report.warnings]
+    lines = [f"# adamtune report: {_md(report.study)}", ""]
+    lines += [f"{_md(line)}  " for line in report.lines] + [""]
+    for warning in report.warnings:
+        lines += [f"> **warning:** {_md(warning)}", ""]
     lines += [
         "",
         "## Winner",
@@ -393,17 +399,22 @@ def to_markdown(report: Report, images: Path) -> tuple[str, dict[Path, bytes]]:
     lines += ["", "## Per stage", "", _md_table(_STAGE_HEAD, _stage_rows(report.best))]
     if report.verification is not None:
         lines += ["", "## Verification", ""] + [
-            f"{line}  " for line in _verify_lines(report.verification)
+            f"{_md(line)}  " for line in _verify_lines(report.verification)
         ]
     for fig in report.figures:
-        lines += ["", f"## {fig.title}", "", f"![{fig.title}]({images.name}/{fig.name}.png)"]
+        lines += ["", f"## {fig.title}", "", f"![{fig.title}](<{images.name}/{fig.name}.png>)"]
         if fig.caption:
             lines += ["", fig.caption]
     return "\n".join(lines) + "\n", files
 
 
+def _md(text: str) -> str:
+    """Text for Markdown: no live HTML (a study or stage name is the user's)."""
+    return html.escape(text, quote=False)
+
+
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
     def row(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+        return "| " + " | ".join(_md(c).replace("|", "\\|") for c in cells) + " |"
 
     return "\n".join([row(head), row(["---"] * len(head)), *(row(r) for r in rows)])

@@ -21,16 +21,11 @@ _LOG = {"lr", "eps", "weight_decay"}
 
 @contextmanager
 def figure(width: float = 7.5, height: float = 3.6) -> Iterator[tuple[Figure, Axes]]:
-    import matplotlib
+    """A figure outside pyplot: no backend is chosen or changed (a notebook keeps its own)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
-    try:
-        yield fig, ax
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(width, height), dpi=100)
+    yield fig, fig.subplots()
 
 
 def png(fig: Figure) -> bytes:

@@ -64,7 +64,16 @@ def trial_rows(study: optuna.Study) -> list[TrialRow]:
     return [row_of(t) for t in study.get_trials(deepcopy=False)]
 
 
-STATES = ("complete", "pruned", "diverged", "failed", "killed", "interrupted", "running")
+STATES = (
+    "complete",
+    "pruned",
+    "diverged",
+    "failed",
+    "killed",
+    "interrupted",
+    "running",
+    "waiting",
+)
 SORTS = ("number", "value", "stage")
 
 

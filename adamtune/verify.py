@@ -4,8 +4,9 @@ A study's own numbers come from the seeds and splits it searched and confirmed o
 trains the three parameter sets again on ``seeds`` seed slots no study trial used (slots 100,
 101, ...: fresh initial weights, batch orders and train/val splits) and compares the winner
 with the defaults slot by slot: the paired differences cancel what a slot does to every
-parameter set alike. The gain *holds* when a one-sided paired t-test puts it above zero at 95%;
-it is *worse* when the same test puts it below zero; otherwise it is *not established*.
+parameter set alike. The gain *holds* when a one-sided paired t-test puts it above zero at
+95% and it is not negligible (over a tenth of the defaults' spread and 0.1% of their loss); it
+is *worse* when the same holds the other way; otherwise it is *not established*.
 
 The result is stored in the study (user attribute ``adamtune_verify``), for ``report``.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
     from adamtune.task import Task
 
 ATTR = "adamtune_verify"
+_CHOICES = ("amsgrad", "decoupled_weight_decay")
+_MIN_GAIN = 0.1  # of the defaults' spread over the verification seeds, as noise.bar
+_MIN_RELATIVE = 0.001  # and never under 0.1% of their loss: no claim for a negligible gain
 FIRST_SLOT = 100  # far above any confirmation slot a study uses
 CONFIDENCE = 0.95
 
@@ -116,9 +121,18 @@ class Verification:
         )
 
 
+def _same_but_choices(a: AdamParams, b: AdamParams | None) -> bool:
+    """Whether ``a`` and ``b`` differ at most in amsgrad or decoupled decay: the winner with
+    amsgrad flipped (the amsgrad stage's trial) is not a second opinion worth training."""
+    if b is None:
+        return False
+    return a.with_values({k: getattr(b, k) for k in _CHOICES}) == b
+
+
 def runner_up(rows: list[TrialRow], selection: Selection) -> TrialRow | None:
-    """The best searched parameter set other than the winner and the defaults: by its mean
-    over the seed slots it was re-run on when it was confirmed, else by its own value."""
+    """The best searched parameter set that differs from both the winner and the defaults in
+    more than a choice: by its mean over the seed slots it was re-run on when it was
+    confirmed, else by its own value."""
     winner = selection.winner.params if selection.winner else None
     defaults = selection.defaults.params if selection.defaults else None
     searched = [
@@ -127,7 +141,8 @@ def runner_up(rows: list[TrialRow], selection: Selection) -> TrialRow | None:
         if r.stage not in (BASELINE, NOISE, CONFIRM)
         and r.value is not None
         and r.params is not None
-        and r.params not in (winner, defaults)
+        and not _same_but_choices(r.params, winner)
+        and not _same_but_choices(r.params, defaults)
     ]
     if not searched:
         return None
@@ -183,30 +198,38 @@ def _judge(result: Verification) -> None:
     if best.params == defaults.params:
         result.verdict = "same_params"
         return
-    pairs = [
-        (d, b)
-        for d, b in zip(defaults.values, best.values, strict=True)
-        if d is not None and b is not None and math.isfinite(d) and math.isfinite(b)
-    ]
-    result.wins = sum(1 for d, b in pairs if b < d)
-    if len(pairs) < len(best.values) or len(pairs) < 2:
-        # A winner that diverged on a fresh seed does not hold; defaults that did lose.
-        failed_best = any(v is None for v in best.values)
-        result.verdict = "worse" if failed_best else "not_established"
+
+    def score(v: float | None) -> float:
+        return v if v is not None else math.inf
+
+    slots = [(score(d), score(b)) for d, b in zip(defaults.values, best.values, strict=True)]
+    ok = math.isfinite
+    # A slot where only the defaults diverged is a win; only the winner, a loss that settles
+    # it (a winner that diverges on a fresh seed does not hold); both, no evidence.
+    result.wins = sum(1 for d, b in slots if ok(b) and b < d)
+    if any(ok(d) and not ok(b) for d, b in slots):
+        result.verdict = "worse"
+        return
+    pairs = [(d, b) for d, b in slots if ok(d) and ok(b)]
+    if len(pairs) < 2:
         return
     diffs = [d - b for d, b in pairs]
     if statistics.pstdev(diffs) == 0:
         result.p_value = 0.0 if diffs[0] > 0 else 1.0
+        worse = 0.0 if diffs[0] < 0 else 1.0
     else:
-        result.p_value = float(stats.ttest_1samp(diffs, 0.0, alternative="greater").pvalue)
-    worse = (
-        1.0
-        if statistics.pstdev(diffs) == 0
-        else float(stats.ttest_1samp(diffs, 0.0, alternative="less").pvalue)
+        with warnings.catch_warnings():  # nearly equal differences: precise enough here
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result.p_value = float(stats.ttest_1samp(diffs, 0.0, alternative="greater").pvalue)
+            worse = float(stats.ttest_1samp(diffs, 0.0, alternative="less").pvalue)
+    # As in a study's stages, a gain under a tenth of the seeds' spread (or under 0.1% of the
+    # loss) is not worth a claim, however consistent.
+    floor = max(
+        _MIN_GAIN * defaults.std, _MIN_RELATIVE * abs(statistics.fmean(d for d, _ in pairs))
     )
-    if result.p_value < 1 - CONFIDENCE:
+    if result.p_value < 1 - CONFIDENCE and statistics.fmean(diffs) > floor:
         result.verdict = "holds"
-    elif worse < 1 - CONFIDENCE:
+    elif worse < 1 - CONFIDENCE and -statistics.fmean(diffs) > floor:
         result.verdict = "worse"
     else:
         result.verdict = "not_established"

@@ -305,8 +305,9 @@ def report(
         typer.Option("--out", "-o", help="Where to write it (default report.html / report.md)."),
     ] = None,
     format: Annotated[
-        ReportFormat, typer.Option("--format", "-f", help="html (self-contained) or md.")
-    ] = ReportFormat.html,
+        ReportFormat | None,
+        typer.Option("--format", "-f", help="html (self-contained) or md (default: from --out)."),
+    ] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Write an offline HTML report of a study (or Markdown with PNGs beside it, for CI).
@@ -317,10 +318,14 @@ def report(
         from adamtune.errors import ConfigError
         from adamtune.report import build_report, to_html, to_markdown
 
+        if format is None:
+            md = out_path is not None and out_path.suffix.lower() in (".md", ".markdown")
+            format = ReportFormat.md if md else ReportFormat.html
         found, url = _open_study(config, storage, study)
         built = build_report(found, url)
         target = out_path or Path(f"report.{format.value}")
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             if format is ReportFormat.html:
                 target.write_text(to_html(built), encoding="utf-8")
             else:

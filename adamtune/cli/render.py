@@ -229,9 +229,11 @@ def verification_lines(result: Verification) -> list[str]:
         note = f" ({failed} diverged)" if failed else ""
         lines.append(
             f"  {_LABELS[run.label] + f' (trial {run.trial})':<28} "
-            f"{_mean_std(run.mean, run.std, len(run.values))}{note}"
+            f"{_mean_std(run.mean if math.isfinite(run.mean) else None, run.std, len(run.values))}"
+            f"{note}"
         )
-    change = f"{-result.improvement:+.1%}, " if result.improvement is not None else ""
+    gain = result.improvement
+    change = f"{-gain:+.1%}, " if gain is not None and math.isfinite(gain) else ""
     p = f"; paired t-test p = {result.p_value:.2g}" if result.p_value is not None else ""
     lines.append(
         f"best vs Adam's defaults: {change}lower on {result.wins} of {len(result.slots)} "
