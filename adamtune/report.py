@@ -266,7 +266,7 @@ figcaption { color: #555; font-size: 13px; } .muted { color: #666; }
 """
 
 
-def _stage_rows(best: BestResult) -> list[list[str]]:
+def stage_rows(best: BestResult) -> list[list[str]]:
     out = []
     for s in best.stages:
         changed = ", ".join(f"{k}: {_text(a)} → {_text(b)}" for k, (a, b) in s.changed.items())
@@ -298,7 +298,7 @@ def _num(value: float | None, digits: int = 4) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
 
 
-_STAGE_HEAD = [
+STAGE_HEAD = [
     "stage",
     "trials",
     "best value",
@@ -310,7 +310,7 @@ _STAGE_HEAD = [
 ]
 
 
-def _param_rows(best: BestResult) -> list[list[str]]:
+def param_rows(best: BestResult) -> list[list[str]]:
     from adamtune.space import ADAM_DEFAULTS
 
     defaults = ADAM_DEFAULTS.as_dict()
@@ -348,9 +348,9 @@ def to_html(report: Report) -> str:
     parts += [f'<p class="warn">{e(w)}</p>' for w in report.warnings]
     parts += [
         "<h2>Winner</h2>",
-        _table(["parameter", "best", "Adam default"], _param_rows(report.best)),
+        _table(["parameter", "best", "Adam default"], param_rows(report.best)),
     ]
-    parts += ["<h2>Per stage</h2>", _table(_STAGE_HEAD, _stage_rows(report.best))]
+    parts += ["<h2>Per stage</h2>", _table(STAGE_HEAD, stage_rows(report.best))]
     if report.verification is not None:
         parts += [
             "<h2>Verification</h2>",
@@ -386,20 +386,20 @@ def to_markdown(report: Report, images: Path) -> tuple[str, dict[Path, bytes]]:
     """The report as Markdown (for CI step summaries) and its PNG files, to be written into
     ``images`` (linked relative to the Markdown file's folder)."""
     files = {images / f"{fig.name}.png": fig.png for fig in report.figures}
-    lines = [f"# adamtune report: {_md(report.study)}", ""]
-    lines += [f"{_md(line)}  " for line in report.lines] + [""]
+    lines = [f"# adamtune report: {md_text(report.study)}", ""]
+    lines += [f"{md_text(line)}  " for line in report.lines] + [""]
     for warning in report.warnings:
-        lines += [f"> **warning:** {_md(warning)}", ""]
+        lines += [f"> **warning:** {md_text(warning)}", ""]
     lines += [
         "",
         "## Winner",
         "",
-        _md_table(["parameter", "best", "Adam default"], _param_rows(report.best)),
+        md_table(["parameter", "best", "Adam default"], param_rows(report.best)),
     ]
-    lines += ["", "## Per stage", "", _md_table(_STAGE_HEAD, _stage_rows(report.best))]
+    lines += ["", "## Per stage", "", md_table(STAGE_HEAD, stage_rows(report.best))]
     if report.verification is not None:
         lines += ["", "## Verification", ""] + [
-            f"{_md(line)}  " for line in _verify_lines(report.verification)
+            f"{md_text(line)}  " for line in _verify_lines(report.verification)
         ]
     for fig in report.figures:
         lines += ["", f"## {fig.title}", "", f"![{fig.title}](<{images.name}/{fig.name}.png>)"]
@@ -408,13 +408,13 @@ def to_markdown(report: Report, images: Path) -> tuple[str, dict[Path, bytes]]:
     return "\n".join(lines) + "\n", files
 
 
-def _md(text: str) -> str:
+def md_text(text: str) -> str:
     """Text for Markdown: no live HTML (a study or stage name is the user's)."""
     return html.escape(text, quote=False)
 
 
-def _md_table(head: list[str], rows: list[list[str]]) -> str:
+def md_table(head: list[str], rows: list[list[str]]) -> str:
     def row(cells: list[str]) -> str:
-        return "| " + " | ".join(_md(c).replace("|", "\\|") for c in cells) + " |"
+        return "| " + " | ".join(md_text(c).replace("|", "\\|") for c in cells) + " |"
 
     return "\n".join([row(head), row(["---"] * len(head)), *(row(r) for r in rows)])

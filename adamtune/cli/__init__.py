@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from enum import Enum
@@ -82,11 +84,14 @@ def _errors(debug: bool) -> Iterator[None]:
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _Redacting) for f in handler.filters):
+            handler.addFilter(_Redacting())
     try:
         yield
     except AdamtuneError as exc:
         if debug:
-            traceback.print_exc()
+            err.print(redact(traceback.format_exc()), highlight=False, markup=False)
         for line in str(exc).splitlines():
             err.print(f"error: {redact(line)}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
@@ -99,8 +104,9 @@ def _errors(debug: bool) -> Iterator[None]:
     except typer.Exit:
         raise
     except Exception as exc:  # a bug of ours, or something unforeseen: still one line
-        if debug:
-            raise
+        if debug:  # the traceback, without a password a message may hold
+            err.print(redact(traceback.format_exc()), highlight=False, markup=False)
+            raise typer.Exit(1) from None
         err.print(
             f"error: internal error: {type(exc).__name__}: {redact(str(exc))} "
             f"(run again with --debug for the traceback)",
@@ -109,6 +115,16 @@ def _errors(debug: bool) -> Iterator[None]:
             soft_wrap=True,
         )
         raise typer.Exit(1) from None
+
+
+class _Redacting(logging.Filter):
+    """Log records without the password of any URL in them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from adamtune.storage import redact
+
+        record.msg, record.args = redact(record.getMessage()), ()
+        return True
 
 
 def _quiet_optuna() -> None:
@@ -166,6 +182,10 @@ def search(
             help="Train K trials together as one vectorised model (overrides search.batch).",
         ),
     ] = None,
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="Also write a machine-readable summary here (for CI)."),
+    ] = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -199,6 +219,7 @@ def search(
         )
         live = not quiet and err.is_terminal
         observer = LiveProgress(err) if live else PlainProgress(err)
+        began = time.monotonic()
         try:
             run = run_search(settings, options, observer)
         finally:
@@ -208,6 +229,57 @@ def search(
             load_study(run.study, open_storage(url, must_exist=True), url), run.storage
         )
         print_search_summary(out, best, len(run.ran), run.stopped_by)
+        _ci_outputs(run, best, time.monotonic() - began, json_path)
+
+
+def _ci_outputs(run: Any, best: Any, seconds: float, json_path: Path | None) -> None:
+    """``--json PATH`` and, on GitHub Actions, the step summary."""
+    from adamtune.ci import append_step_summary, search_summary, step_summary
+    from adamtune.cli.render import gain_line
+    from adamtune.errors import ConfigError
+    from adamtune.formats import to_json
+
+    if json_path is not None:
+        try:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(to_json(search_summary(run, best, seconds)) + "\n")
+        except OSError as exc:
+            raise ConfigError(f"--json: cannot write {json_path}: {exc.strerror or exc}") from None
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_file:
+        append_step_summary(summary_file, step_summary(best, gain_line(best), run.stopped_by))
+
+
+@app.command()
+def check(
+    baseline: Annotated[
+        Path,
+        typer.Option(help="A previous search --json summary (or best --format json output)."),
+    ],
+    config: OptConfigArg = None,
+    tolerance: Annotated[
+        float, typer.Option(help="Allowed relative worsening: 0.05 lets the loss grow 5%.")
+    ] = 0.0,
+    storage: StorageOpt = None,
+    study: StudyOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """CI gate: exit 3 when the study's winner is worse than a baseline beyond the tolerance.
+
+    Example: adamtune check configs/digits-mlp.yaml --baseline baseline.json --tolerance 0.05
+    """
+    with _errors(debug):
+        from adamtune.ci import baseline_value, gate
+        from adamtune.ci import check as compare
+        from adamtune.cli.render import say
+        from adamtune.results import best_result
+
+        reference = baseline_value(baseline)
+        found, url = _open_study(config, storage, study)
+        result = compare(best_result(found, url).value, reference, tolerance)
+        if result.passed:
+            say(out, "ok: " + result.message())
+        gate(result)
 
 
 @app.command()
@@ -216,6 +288,10 @@ def best(
     storage: StorageOpt = None,
     study: StudyOpt = None,
     format: FormatOpt = Format.table,
+    max_loss: Annotated[
+        float | None,
+        typer.Option("--max-loss", help="CI gate: exit 3 if the best val loss is above this."),
+    ] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Print the winning hyperparameters.
@@ -240,6 +316,11 @@ def best(
             for line in extra_lines(result):
                 say(out, line)
             out.print(stages_table(result.stages))
+        if max_loss is not None:
+            from adamtune.ci import check as compare
+            from adamtune.ci import gate
+
+            gate(compare(result.value, max_loss, 0.0))
 
 
 @app.command()
