@@ -6,158 +6,36 @@ torch and optuna are imported inside commands, so ``--help`` stays fast.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
 import sys
 import time
-import traceback
-from collections.abc import Iterator
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from adamtune import __version__
-from adamtune.cli.render import say
-from adamtune.errors import AdamtuneError
-
-app = typer.Typer(
-    name="adamtune",
-    help="Find the best torch.optim.Adam hyperparameters for your own model and data.\n\n"
-    "Example: adamtune search configs/digits-mlp.yaml && adamtune best",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+from adamtune.cli.base import (
+    ConfigArg,
+    DebugOpt,
+    DeviceOpt,
+    Format,
+    QuietOpt,
+    StorageOpt,
+    StudyOpt,
+    _batch_option,
+    _errors,
+    _quiet_optuna,
+    _settings,
+    app,
+    err,
+    out,
 )
-# Results on stdout, diagnostics and progress on stderr. Piped output gets room for tables.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+from adamtune.cli.render import say
 
 
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    yaml = "yaml"
-    torch = "torch"
-
-
-ConfigArg = Annotated[Path, typer.Argument(help="The study's YAML config.", show_default=False)]
-OptConfigArg = Annotated[
-    Path | None,
-    typer.Argument(
-        help="The study's YAML config (default: the most recently updated study).",
-        show_default=False,
-    ),
-]
-StorageOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--storage",
-        help="Optuna storage URL (env ADAMTUNE_STORAGE; default sqlite:///adamtune.db).",
-        show_default=False,
-    ),
-]
-StudyOpt = Annotated[
-    str | None,
-    typer.Option("--study", help="Study name (default: the config's name:, else its file stem)."),
-]
-DeviceOpt = Annotated[
-    str | None,
-    typer.Option("--device", help="auto | cpu | cuda | cuda:N | mps (overrides train.device)."),
-]
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Plain one-line-per-trial logs.")]
-
-
-@contextlib.contextmanager
-def _errors(debug: bool) -> Iterator[None]:
-    """The one place where errors become one line on stderr and an exit code."""
-    from adamtune.storage import redact
-
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, _Redacting) for f in handler.filters):
-            handler.addFilter(_Redacting())
-    try:
-        yield
-    except AdamtuneError as exc:
-        if debug:
-            err.print(redact(traceback.format_exc()), highlight=False, markup=False)
-        for line in str(exc).splitlines():
-            err.print(f"error: {redact(line)}", highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        err.print(
-            "interrupted: finished trials are kept; run the same command to resume",
-            highlight=False,
-        )
-        raise typer.Exit(130) from None
-    except typer.Exit:
-        raise
-    except Exception as exc:  # a bug of ours, or something unforeseen: still one line
-        if debug:  # the traceback, without a password a message may hold
-            err.print(redact(traceback.format_exc()), highlight=False, markup=False)
-            raise typer.Exit(1) from None
-        err.print(
-            f"error: internal error: {type(exc).__name__}: {redact(str(exc))} "
-            f"(run again with --debug for the traceback)",
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(1) from None
-
-
-class _Redacting(logging.Filter):
-    """Log records without the password of any URL in them."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        from adamtune.storage import redact
-
-        record.msg, record.args = redact(record.getMessage()), ()
-        return True
-
-
-def _quiet_optuna() -> None:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def _settings(path: Path) -> Any:
-    from adamtune.config import load_config
-
-    return load_config(path)
-
-
-def _open_study(config: Path | None, storage: str | None, study: str | None) -> tuple[Any, str]:
-    """The study a read command is about: by config, by --study, or the latest one."""
-    from adamtune.api import find_study
-
-    _quiet_optuna()
-    return find_study(config, storage, study)
-
-
-def _batch_option(value: str | None) -> int | Literal["auto"] | None:
-    if value is None or value == "auto":
-        return value  # type: ignore[return-value]
-    if value.isdigit() and int(value) >= 1:
-        return int(value)
-    from adamtune.errors import ConfigError
-
-    raise ConfigError(f"--batch: must be a whole number >= 1 or 'auto' (got {value!r})")
-
-
-@app.command()
+@app.command(rich_help_panel="Tune")
 def search(
     config: ConfigArg,
     storage: StorageOpt = None,
@@ -250,222 +128,7 @@ def _ci_outputs(run: Any, best: Any, seconds: float, json_path: Path | None) -> 
         append_step_summary(summary_file, step_summary(best, gain_line(best), run.stopped_by))
 
 
-@app.command()
-def check(
-    baseline: Annotated[
-        Path,
-        typer.Option(help="A previous search --json summary (or best --format json output)."),
-    ],
-    config: OptConfigArg = None,
-    tolerance: Annotated[
-        float, typer.Option(help="Allowed relative worsening: 0.05 lets the loss grow 5%.")
-    ] = 0.0,
-    storage: StorageOpt = None,
-    study: StudyOpt = None,
-    debug: DebugOpt = False,
-) -> None:
-    """CI gate: exit 3 when the study's winner is worse than a baseline beyond the tolerance.
-
-    Example: adamtune check configs/digits-mlp.yaml --baseline baseline.json --tolerance 0.05
-    """
-    with _errors(debug):
-        from adamtune.ci import baseline_value, gate
-        from adamtune.ci import check as compare
-        from adamtune.cli.render import say
-        from adamtune.results import best_result
-
-        reference = baseline_value(baseline)
-        found, url = _open_study(config, storage, study)
-        result = compare(best_result(found, url).value, reference, tolerance)
-        if result.passed:
-            say(out, "ok: " + result.message())
-        gate(result)
-
-
-@app.command()
-def best(
-    config: OptConfigArg = None,
-    storage: StorageOpt = None,
-    study: StudyOpt = None,
-    format: FormatOpt = Format.table,
-    max_loss: Annotated[
-        float | None,
-        typer.Option("--max-loss", help="CI gate: exit 3 if the best val loss is above this."),
-    ] = None,
-    debug: DebugOpt = False,
-) -> None:
-    """Print the winning hyperparameters.
-
-    Example: adamtune best --format json   (or --format torch for code to paste)
-    """
-    with _errors(debug):
-        from adamtune.cli.render import best_table, extra_lines, say, stages_table
-        from adamtune.formats import to_json, to_yaml, torch_code
-        from adamtune.results import best_result
-
-        found, url = _open_study(config, storage, study)
-        result = best_result(found, url)
-        if format is Format.json:
-            print(to_json(result.as_dict()))
-        elif format is Format.yaml:
-            print(to_yaml(result.as_dict()), end="")
-        elif format is Format.torch:
-            print(torch_code(result))
-        else:
-            out.print(best_table(result))
-            for line in extra_lines(result):
-                say(out, line)
-            out.print(stages_table(result.stages))
-        if max_loss is not None:
-            from adamtune.ci import check as compare
-            from adamtune.ci import gate
-
-            gate(compare(result.value, max_loss, 0.0))
-
-
-@app.command()
-def trials(
-    config: OptConfigArg = None,
-    storage: StorageOpt = None,
-    study: StudyOpt = None,
-    format: FormatOpt = Format.table,
-    sort: Annotated[
-        str, typer.Option(metavar="number|value|stage", help="Row order (value: lowest first).")
-    ] = "number",
-    stage: Annotated[
-        list[str] | None, typer.Option(help="Only trials of this stage (repeatable).")
-    ] = None,
-    state: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Only trials in this state: complete, pruned, diverged, ... (repeatable)."
-        ),
-    ] = None,
-    debug: DebugOpt = False,
-) -> None:
-    """One row per trial: number, stage, state, params, value, epochs run.
-
-    Example: adamtune trials configs/digits-mlp.yaml --sort value --state complete --format json
-    """
-    with _errors(debug):
-        from adamtune.cli.render import lr_range_line, say, trials_table
-        from adamtune.formats import to_json, to_yaml, trials_data, trials_torch_code
-        from adamtune.lr_range import stored_range
-        from adamtune.rows import filter_rows, trial_rows
-
-        found, url = _open_study(config, storage, study)
-        every = trial_rows(found)
-        rows = filter_rows(every, stage, state, sort)
-        if format is Format.json:
-            print(to_json(trials_data(rows)))
-        elif format is Format.yaml:
-            print(to_yaml(trials_data(rows)), end="")
-        elif format is Format.torch:
-            print(trials_torch_code(found.study_name, rows))
-        else:
-            shown = f"{len(rows)} of {len(every)} trials" if len(rows) < len(every) else ""
-            title = f"study {found.study_name} ({url}): {shown or f'{len(rows)} trials'}"
-            out.print(trials_table(rows, title))
-            lr_range = stored_range(found)
-            if lr_range is not None:
-                say(out, lr_range_line(lr_range))
-
-
-class ReportFormat(str, Enum):
-    html = "html"
-    md = "md"
-
-
-@app.command()
-def report(
-    config: OptConfigArg = None,
-    storage: StorageOpt = None,
-    study: StudyOpt = None,
-    out_path: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Where to write it (default report.html / report.md)."),
-    ] = None,
-    format: Annotated[
-        ReportFormat | None,
-        typer.Option("--format", "-f", help="html (self-contained) or md (default: from --out)."),
-    ] = None,
-    debug: DebugOpt = False,
-) -> None:
-    """Write an offline HTML report of a study (or Markdown with PNGs beside it, for CI).
-
-    Example: adamtune report configs/digits-mlp.yaml --out report.html
-    """
-    with _errors(debug):
-        from adamtune.errors import ConfigError
-        from adamtune.report import build_report, to_html, to_markdown
-
-        if format is None:
-            md = out_path is not None and out_path.suffix.lower() in (".md", ".markdown")
-            format = ReportFormat.md if md else ReportFormat.html
-        found, url = _open_study(config, storage, study)
-        built = build_report(found, url)
-        target = out_path or Path(f"report.{format.value}")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if format is ReportFormat.html:
-                target.write_text(to_html(built), encoding="utf-8")
-            else:
-                text, files = to_markdown(built, target.parent / f"{target.stem}_files")
-                for path, data in files.items():
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(data)
-                target.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"--out: cannot write {target}: {exc.strerror or exc}") from None
-        err.print(f"report written to {target} ({len(built.figures)} figures)", highlight=False)
-
-
-@app.command()
-def verify(
-    config: OptConfigArg = None,
-    storage: StorageOpt = None,
-    study: StudyOpt = None,
-    seeds: Annotated[
-        int, typer.Option("--seeds", min=2, help="Fresh seeds (and splits) to retrain on.")
-    ] = 5,
-    format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
-    device: DeviceOpt = None,
-    debug: DebugOpt = False,
-) -> None:
-    """Retrain the winner, the runner-up and Adam's defaults on fresh seeds: is the gain real?
-
-    Example: adamtune verify configs/digits-mlp.yaml --seeds 5
-    """
-    with _errors(debug):
-        from adamtune.errors import ConfigError, NoCompletedTrialError
-
-        if format not in (Format.table, Format.json):
-            raise ConfigError(f"--format: verify prints table or json (got {format.value})")
-        from adamtune.api import study_settings
-        from adamtune.results import study_selection
-        from adamtune.task import build_task
-        from adamtune.verify import verify as verify_study
-
-        found, url = _open_study(config, storage, study)
-        settings = study_settings(found, config)
-        rows, selection = study_selection(found)
-        if selection.winner is None:
-            raise NoCompletedTrialError(f"study {found.study_name!r} has no completed trial yet")
-        task = build_task(settings, device)
-        err.print(f"retraining on {seeds} fresh seeds and splits ...", highlight=False)
-        result = verify_study(found, task, seeds, selection, rows)
-        if format is Format.json:
-            from adamtune.formats import to_json
-
-            print(to_json(result.as_dict()))
-        else:
-            from adamtune.cli.render import say, verification_lines
-
-            for line in verification_lines(result):
-                say(out, line)
-
-
-@app.command("lr-find")
+@app.command("lr-find", rich_help_panel="Tune")
 def lr_find(
     config: ConfigArg,
     seeds: Annotated[
@@ -515,7 +178,7 @@ def lr_find(
             say(out, f"plot written to {plot}")
 
 
-@app.command()
+@app.command(rich_help_panel="Set up")
 def validate(
     config: ConfigArg,
     device: DeviceOpt = None,
@@ -542,7 +205,7 @@ def validate(
         )
 
 
-@app.command()
+@app.command(rich_help_panel="Set up")
 def init(
     path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path(
         "adamtune.yaml"
@@ -569,6 +232,10 @@ def init(
         except OSError as exc:
             raise ConfigError(f"{path}: cannot write ({exc.strerror})") from None
         say(out, f"wrote {path}; next: adamtune search {path}")
+
+
+# Registered after this module's commands, so that --help lists tuning first.
+from adamtune.cli import read, insight  # noqa: E402, F401, I001
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,150 @@
+"""What every ``adamtune`` command shares: the Typer app, the two consoles (results on
+stdout, diagnostics on stderr), the common options, and the one place where errors become one
+line and an exit code (0 ok, 1 runtime, 2 usage/config, 3 a CI gate)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import traceback
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.console import Console
+
+from adamtune.errors import AdamtuneError
+
+app = typer.Typer(
+    name="adamtune",
+    help="Find the best torch.optim.Adam hyperparameters for your own model and data.\n\n"
+    "Example: adamtune search configs/digits-mlp.yaml && adamtune best",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+# Results on stdout, diagnostics and progress on stderr. Piped output gets room for tables.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+    torch = "torch"
+
+
+ConfigArg = Annotated[Path, typer.Argument(help="The study's YAML config.", show_default=False)]
+OptConfigArg = Annotated[
+    Path | None,
+    typer.Argument(
+        help="The study's YAML config (default: the most recently updated study).",
+        show_default=False,
+    ),
+]
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="Optuna storage URL (env ADAMTUNE_STORAGE; default sqlite:///adamtune.db).",
+        show_default=False,
+    ),
+]
+StudyOpt = Annotated[
+    str | None,
+    typer.Option("--study", help="Study name (default: the config's name:, else its file stem)."),
+]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option("--device", help="auto | cpu | cuda | cuda:N | mps (overrides train.device)."),
+]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Plain one-line-per-trial logs.")]
+
+
+@contextlib.contextmanager
+def _errors(debug: bool) -> Iterator[None]:
+    """The one place where errors become one line on stderr and an exit code."""
+    from adamtune.storage import redact
+
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _Redacting) for f in handler.filters):
+            handler.addFilter(_Redacting())
+    try:
+        yield
+    except AdamtuneError as exc:
+        if debug:
+            err.print(redact(traceback.format_exc()), highlight=False, markup=False)
+        for line in str(exc).splitlines():
+            err.print(f"error: {redact(line)}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print(
+            "interrupted: finished trials are kept; run the same command to resume",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:  # a bug of ours, or something unforeseen: still one line
+        if debug:  # the traceback, without a password a message may hold
+            err.print(redact(traceback.format_exc()), highlight=False, markup=False)
+            raise typer.Exit(1) from None
+        err.print(
+            f"error: internal error: {type(exc).__name__}: {redact(str(exc))} "
+            f"(run again with --debug for the traceback)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+class _Redacting(logging.Filter):
+    """Log records without the password of any URL in them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from adamtune.storage import redact
+
+        record.msg, record.args = redact(record.getMessage()), ()
+        return True
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _settings(path: Path) -> Any:
+    from adamtune.config import load_config
+
+    return load_config(path)
+
+
+def _open_study(config: Path | None, storage: str | None, study: str | None) -> tuple[Any, str]:
+    """The study a read command is about: by config, by --study, or the latest one."""
+    from adamtune.api import find_study
+
+    _quiet_optuna()
+    return find_study(config, storage, study)
+
+
+def _batch_option(value: str | None) -> int | Literal["auto"] | None:
+    if value is None or value == "auto":
+        return value  # type: ignore[return-value]
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    from adamtune.errors import ConfigError
+
+    raise ConfigError(f"--batch: must be a whole number >= 1 or 'auto' (got {value!r})")
