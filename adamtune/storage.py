@@ -18,7 +18,12 @@ if TYPE_CHECKING:
 DEFAULT_STORAGE = "sqlite:///adamtune.db"
 ENV_VAR = "ADAMTUNE_STORAGE"
 _SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
-_DRIVERS = {"postgresql": ("psycopg2", "psycopg2-binary"), "mysql": ("pymysql", "PyMySQL")}
+# For a URL without "+driver": the modules that can serve it, in SQLAlchemy's order of
+# preference (SQLAlchemy 2.1 defaults postgresql:// to psycopg 3), and what to install.
+_DRIVERS = {
+    "postgresql": (("psycopg", "psycopg2"), "pip install 'psycopg[binary]' (or psycopg2-binary)"),
+    "mysql": (("pymysql",), "pip install PyMySQL"),
+}
 # scheme://user:password@ — user and password as URLs allow them (no spaces, quotes or '@').
 _PASSWORD = re.compile(
     r"(?P<head>[A-Za-z][\w+.-]*://[^:/@\s'\"]*:)(?P<secret>[^@\s'\"]*)(?P<tail>@)"
@@ -67,6 +72,24 @@ def sqlite_path(url: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
+def _with_driver(url: str) -> str:
+    """``url`` naming the installed driver when it names none (``postgresql+psycopg2://``
+    when only psycopg2 is there); a clear error when no driver for it is installed."""
+    import importlib.util
+
+    scheme, rest = url.split("://", 1)
+    if scheme not in _DRIVERS:
+        return url
+    modules, install = _DRIVERS[scheme]
+    found = [m for m in modules if importlib.util.find_spec(m) is not None]
+    if not found:
+        raise ConfigError(
+            f"storage {redact(url)}: no database driver for {scheme} is installed "
+            f"({' or '.join(modules)}): {install}"
+        )
+    return url if found[0] == modules[0] else f"{scheme}+{found[0]}://{rest}"
+
+
 def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.BaseStorage:
     """An Optuna RDB storage. ``must_exist`` refuses to create a new SQLite file, so that
     read-only commands (best, trials) never leave an empty database behind."""
@@ -79,19 +102,9 @@ def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.BaseS
             raise StudyNotFoundError(f"no study found: {path} does not exist (storage {url})")
         if not must_exist and not os.access(path.parent.resolve(), os.W_OK):
             raise StorageError(f"storage {url}: cannot write in {path.parent.resolve()}")
-    scheme = url.split("://", 1)[0]
-    driver = _DRIVERS.get(scheme)
-    if driver is not None:
-        try:
-            __import__(driver[0])
-        except ImportError:
-            raise ConfigError(
-                f"storage {redact(url)}: the database driver {driver[0]} is not installed "
-                f"(pip install {driver[1]})"
-            ) from None
     engine_kwargs = {"connect_args": {"timeout": 30}} if path is not None else {}
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        storage = optuna.storages.RDBStorage(_with_driver(url), engine_kwargs=engine_kwargs)
         if path is not None and not must_exist:
             _fast_sqlite(storage)
         return storage

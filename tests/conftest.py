@@ -105,6 +105,18 @@ def make_task(write_config: Callable[..., Path]) -> MakeTask:
     return make
 
 
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL database on 127.0.0.1 for the session (tests/postgres.py); the tests
+    that need it are skipped where PostgreSQL or its Python driver is not installed."""
+    import postgres
+
+    if postgres.binaries() is None:
+        pytest.skip("needs PostgreSQL (.ci/run installs Debian's postgresql)")
+    pytest.importorskip("psycopg2")
+    yield from postgres.serve()
+
+
 @pytest.fixture
 def storage_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'studies.db'}"

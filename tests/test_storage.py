@@ -19,8 +19,6 @@ from adamtune.storage import (
     sqlite_path,
 )
 
-HAS_PSYCOPG2 = importlib.util.find_spec("psycopg2") is not None
-
 
 @pytest.mark.parametrize(
     ("url", "shown"),
@@ -135,14 +133,31 @@ def test_open_storage_creates_and_reopens(storage_url: str, tmp_path: Path) -> N
     assert [s.study_name for s in again.get_all_studies()] == ["s1"]
 
 
-@pytest.mark.skipif(HAS_PSYCOPG2, reason="psycopg2 is installed")
-def test_postgresql_without_driver_is_a_config_error() -> None:
+def _without(monkeypatch: pytest.MonkeyPatch, *missing: str) -> None:
+    """Pretend that the modules ``missing`` are not installed."""
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in missing else real(name, *a))
+
+
+def test_postgresql_without_driver_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    _without(monkeypatch, "psycopg", "psycopg2")
     with pytest.raises(ConfigError) as info:
         open_storage("postgresql://tuner:s3cret@localhost:5432/studies")
     message = str(info.value)
-    assert "psycopg2" in message and "pip install psycopg2-binary" in message
+    assert "psycopg or psycopg2" in message and "pip install 'psycopg[binary]'" in message
     assert "s3cret" not in message
     assert info.value.exit_code == 2
+
+
+def test_postgresql_uses_whichever_driver_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adamtune.storage import _with_driver
+
+    url = "postgresql://tuner:pw@localhost/studies"
+    _without(monkeypatch, "psycopg")
+    assert _with_driver(url) == "postgresql+psycopg2://tuner:pw@localhost/studies"
+    assert _with_driver("postgresql+psycopg2://h/db") == "postgresql+psycopg2://h/db"
 
 
 @pytest.mark.parametrize("where", ["sqlite", "memory"])

@@ -1,0 +1,43 @@
+"""Studies in a real PostgreSQL database: search, resume, read back; no password shown."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+from postgres import PASSWORD
+from typer.testing import CliRunner
+
+from adamtune.cli import app
+
+
+def test_a_study_lives_in_postgresql_and_resumes_there(
+    write_config: Callable[..., Path], postgres_url: str
+) -> None:
+    path = write_config(name="pg", trials=4)
+    runner = CliRunner()
+    env = {"ADAMTUNE_STORAGE": postgres_url}  # the URL in the environment, not on a command line
+    first = runner.invoke(app, ["search", str(path), "-q"], env=env)
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, ["search", str(path), "-q", "--trials", "6"], env=env)
+    assert again.exit_code == 0, again.output
+    study = optuna.load_study(study_name="pg", storage=postgres_url)
+    assert len(study.trials) == 6 and [t.number for t in study.trials] == list(range(6))
+    best = json.loads(runner.invoke(app, ["best", "--format", "json"], env=env).stdout)
+    assert best["study"] == "pg" and best["n_trials"] == 6
+    assert best["storage"] == postgres_url.replace(PASSWORD, "***")
+    for result in (first, again):
+        assert PASSWORD not in result.output
+
+
+def test_a_wrong_password_fails_in_one_line_without_showing_it(
+    write_config: Callable[..., Path], postgres_url: str
+) -> None:
+    wrong = postgres_url.replace(PASSWORD, "Not-The-Pw-0815")
+    for debug in ([], ["--debug"]):
+        result = CliRunner().invoke(app, ["search", str(write_config(trials=3)),
+                                          "--storage", wrong, *debug])
+        assert result.exit_code == 1, result.output
+        assert "Not-The-Pw-0815" not in result.output and "tuner:***@127.0.0.1" in result.output
