@@ -113,7 +113,8 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     if postgres.binaries() is None:
         pytest.skip("needs PostgreSQL (.ci/run installs Debian's postgresql)")
-    pytest.importorskip("psycopg2")
+    if postgres.driver() is None:
+        pytest.skip("needs psycopg (the [postgres] extra) or psycopg2")
     yield from postgres.serve()
 
 

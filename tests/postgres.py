@@ -8,6 +8,8 @@ the ``postgres`` system user (PostgreSQL refuses root).
 from __future__ import annotations
 
 import glob
+import importlib
+import importlib.util
 import os
 import shutil
 import socket
@@ -27,6 +29,11 @@ def binaries() -> Path | None:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
     return Path(initdb).parent if initdb else None
+
+
+def driver() -> str | None:
+    """The installed PostgreSQL driver module: psycopg (3) or psycopg2."""
+    return next((m for m in ("psycopg", "psycopg2") if importlib.util.find_spec(m)), None)
 
 
 def _free_port() -> int:
@@ -63,13 +70,12 @@ def serve() -> Iterator[str]:
         "-o", f"-h 127.0.0.1 -p {port} -k {run} -c fsync=off"]), check=True, capture_output=True)
     url = f"postgresql://tuner:{PASSWORD}@127.0.0.1:{port}"
     try:
-        import psycopg2
-
+        module = importlib.import_module(driver() or "psycopg")
         for _ in range(50):
             try:
-                conn = psycopg2.connect(f"{url}/postgres")
+                conn = module.connect(f"{url}/postgres")
                 break
-            except psycopg2.OperationalError:
+            except module.OperationalError:
                 time.sleep(0.1)
         conn.autocommit = True
         conn.cursor().execute("CREATE DATABASE studies")

@@ -133,16 +133,21 @@ def test_open_storage_creates_and_reopens(storage_url: str, tmp_path: Path) -> N
     assert [s.study_name for s in again.get_all_studies()] == ["s1"]
 
 
-def _without(monkeypatch: pytest.MonkeyPatch, *missing: str) -> None:
-    """Pretend that the modules ``missing`` are not installed."""
+def _drivers(monkeypatch: pytest.MonkeyPatch, *present: str) -> None:
+    """Pretend that of the PostgreSQL drivers, only ``present`` are installed."""
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name in missing else real(name, *a))
+
+    def find_spec(name: str, *args: object) -> object:
+        if name in ("psycopg", "psycopg2"):
+            return object() if name in present else None
+        return real(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
 
 
 def test_postgresql_without_driver_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    _without(monkeypatch, "psycopg", "psycopg2")
+    _drivers(monkeypatch)
     with pytest.raises(ConfigError) as info:
         open_storage("postgresql://tuner:s3cret@localhost:5432/studies")
     message = str(info.value)
@@ -155,8 +160,10 @@ def test_postgresql_uses_whichever_driver_is_installed(monkeypatch: pytest.Monke
     from adamtune.storage import _with_driver
 
     url = "postgresql://tuner:pw@localhost/studies"
-    _without(monkeypatch, "psycopg")
+    _drivers(monkeypatch, "psycopg2")
     assert _with_driver(url) == "postgresql+psycopg2://tuner:pw@localhost/studies"
+    _drivers(monkeypatch, "psycopg", "psycopg2")
+    assert _with_driver(url) == url  # SQLAlchemy's own default, psycopg 3
     assert _with_driver("postgresql+psycopg2://h/db") == "postgresql+psycopg2://h/db"
 
 
