@@ -64,6 +64,9 @@ def search(
         Path | None,
         typer.Option("--json", help="Also write a machine-readable summary here (for CI)."),
     ] = None,
+    jobs: Annotated[
+        int, typer.Option(min=1, help="Local worker processes on the study (only 1 for now).")
+    ] = 1,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -76,6 +79,11 @@ def search(
 
         if timeout is not None and timeout <= 0:
             raise ConfigError(f"--timeout: must be > 0 seconds (got {timeout:g})")
+        if jobs > 1:
+            raise ConfigError(
+                f"--jobs: several workers on one study are not there yet (got {jobs}); "
+                f"run one search per study (batched trials already use the cores: --batch)"
+            )
         batch_k = _batch_option(batch)
         settings = _settings(config)
         from adamtune.cli.progress import LiveProgress, PlainProgress
