@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from adamtune.search import SearchObserver, SearchRun
 
 log = logging.getLogger(__name__)
-_OPTION_NAMES = ("storage", "study", "trials", "timeout", "device", "fresh", "batch")
+_OPTION_NAMES = ("storage", "study", "trials", "timeout", "device", "fresh", "batch", "take_over")
 
 
 @dataclass
@@ -145,6 +145,7 @@ def _check_options(options: dict[str, Any]) -> None:
         "timeout": "a number of seconds > 0",
         "batch": "a whole number >= 1 or 'auto'",
         "fresh": "True or False",
+        "take_over": "True or False",
         "storage": "a storage URL",
         "study": "a study name",
         "device": "auto, cpu, cuda, cuda:N or mps",
@@ -154,6 +155,7 @@ def _check_options(options: dict[str, Any]) -> None:
         "timeout": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
         "batch": lambda v: v == "auto" or whole(v),
         "fresh": lambda v: isinstance(v, bool),
+        "take_over": lambda v: isinstance(v, bool),
     }
     for name, value in options.items():
         if value is None:

@@ -42,6 +42,7 @@ from adamtune.study import (
     check_same_config,
     counts_toward_budget,
     fail_orphans,
+    refuse_if_busy,
     relevant_config,
     stage_of,
 )
@@ -60,6 +61,7 @@ class SearchOptions:
     device: str | None = None
     fresh: bool = False
     batch: int | Literal["auto"] | None = None  # overrides search.batch
+    take_over: bool = False  # fail the running trials of another worker (known to be gone)
 
 
 @dataclass
@@ -227,6 +229,8 @@ def run_search(
     observer = observer or SearchObserver()
     try:
         study = open_study(settings, options, storage)
+        fail_orphans(study)
+        refuse_if_busy(study, options.take_over)
         if settings.config.search.space.lr.auto and ATTR not in study.user_attrs:
             observer.range_test_started(SEEDS)
         settings, lr_range = resolve_lr(settings, study, task)

@@ -91,6 +91,33 @@ def fail_orphans(study: optuna.Study) -> int:
     return failed
 
 
+def refuse_if_busy(study: optuna.Study, take_over: bool = False) -> None:
+    """One worker per study for now: refuse to search a study that another live worker is
+    searching (its RUNNING trials remain after ``fail_orphans``); ``take_over`` marks them
+    failed instead (they are drawn again), for a worker known to be gone."""
+    from adamtune.errors import SearchFailedError
+
+    mine = worker_id()
+    others = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if str(t.user_attrs.get("worker", "")) != mine
+    ]
+    if not others:
+        return
+    if take_over:
+        for trial in others:
+            study.tell(trial.number, state=TrialState.FAIL)  # no status: retried, as killed
+        return
+    workers = sorted({str(t.user_attrs.get("worker", "?")) for t in others})
+    raise SearchFailedError(
+        f"study {study.study_name!r} is being searched by {', '.join(workers)} "
+        f"({len(others)} trials running); several workers on one study are not there yet: "
+        f"wait for it, or, if that worker is gone, rerun with --take-over (its running trials "
+        f"are marked failed and drawn again)"
+    )
+
+
 def relevant_config(config: Config) -> dict[str, Any]:
     data = config.model_dump(mode="json")
     for path in _NOT_RELEVANT:

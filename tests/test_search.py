@@ -392,3 +392,27 @@ def test_a_trial_costs_a_few_commits_not_one_per_epoch(
         event.remove(Engine, "commit", count)
     # ask, parameters, the records at start and end, tell: about 10, whatever the epochs.
     assert len(commits) / len(run.ran) <= 14
+
+
+def test_a_study_another_live_worker_is_searching_is_refused_unless_taken_over(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from adamtune.cli import app
+    from adamtune.search import open_study
+
+    path = write_config(trials=3)
+    study = open_study(load_config(path), SearchOptions(storage=storage_url))
+    running = study.ask()
+    running.set_user_attr("worker", "another-host:1")  # alive, for all this host can tell
+    refused = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url])
+    assert refused.exit_code == 1
+    assert "is being searched by another-host:1 (1 trials running)" in refused.output
+    assert "--take-over" in refused.output
+    taken = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url,
+                                     "--take-over", "-q"])
+    assert taken.exit_code == 0, taken.output
+    trials = optuna.load_study(study_name="tiny", storage=storage_url).trials
+    assert trials[0].state == TrialState.FAIL  # the other worker's trial, drawn again
+    assert sum(1 for t in trials if t.state == TrialState.COMPLETE) == 3

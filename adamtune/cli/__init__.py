@@ -67,6 +67,12 @@ def search(
     jobs: Annotated[
         int, typer.Option(min=1, help="Local worker processes on the study (only 1 for now).")
     ] = 1,
+    take_over: Annotated[
+        bool,
+        typer.Option(
+            "--take-over", help="Another worker on this study is gone: fail its running trials."
+        ),
+    ] = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -102,6 +108,7 @@ def search(
             device=device,
             fresh=fresh,
             batch=batch_k,
+            take_over=take_over,
         )
         live = not quiet and err.is_terminal
         observer = LiveProgress(err) if live else PlainProgress(err)
