@@ -86,7 +86,7 @@ class Check:
         return math.isfinite(self.value) and self.value <= self.limit
 
     def message(self) -> str:
-        change = (self.value - self.baseline) / self.baseline if self.baseline else math.inf
+        change = (self.value - self.baseline) / abs(self.baseline) if self.baseline else math.inf
         verdict = "within" if self.passed else "worse than"
         return (
             f"best val loss {self.value:.6g} vs baseline {self.baseline:.6g} ({change:+.2%}): "
@@ -116,8 +116,10 @@ def baseline_value(path: Path) -> float:
 def check(value: float, baseline: float, tolerance: float) -> Check:
     """The gate: ``value`` passes when it is at most ``baseline`` made worse by ``tolerance``
     (relative: 0.05 allows 5% more loss)."""
-    if not tolerance >= 0:
-        raise ConfigError(f"--tolerance: must be >= 0 (got {tolerance:g})")
+    if not 0 <= tolerance < math.inf:
+        raise ConfigError(f"--tolerance: must be a finite number >= 0 (got {tolerance:g})")
+    if not math.isfinite(baseline):
+        raise ConfigError(f"the bar to check against must be a finite number (got {baseline:g})")
     return Check(value, baseline, baseline + abs(baseline) * tolerance)
 
 

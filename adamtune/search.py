@@ -202,6 +202,9 @@ def open_study(
     name = options.study_name or settings.study_name
     if options.fresh:
         with contextlib.suppress(KeyError):
+            old = optuna.load_study(study_name=name, storage=storage)
+            fail_orphans(old)  # never delete a study another live worker is searching
+            refuse_if_busy(old, options.take_over)
             optuna.delete_study(study_name=name, storage=storage)
     study = optuna.create_study(
         storage=storage,

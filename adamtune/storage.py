@@ -22,7 +22,7 @@ _SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 # preference (SQLAlchemy 2.1 defaults postgresql:// to psycopg 3), and what to install.
 _DRIVERS = {
     "postgresql": (("psycopg", "psycopg2"), "pip install 'psycopg[binary]' (or psycopg2-binary)"),
-    "mysql": (("pymysql",), "pip install PyMySQL"),
+    "mysql": (("MySQLdb", "pymysql"), "pip install mysqlclient (or PyMySQL)"),
 }
 # scheme://user:password@ — user and password as URLs allow them (no spaces, quotes or '@').
 _PASSWORD = re.compile(
@@ -30,8 +30,31 @@ _PASSWORD = re.compile(
 )
 
 
+# key=value passwords: a libpq DSN (``password=x``) or a URL query (``?password=x``).
+_KEYED = re.compile(r"(?P<head>\bpassword=)(?P<secret>[^&\s'\"]+)", re.IGNORECASE)
+# The passwords of the storage URLs this process has seen, as typed and as decoded: a
+# password the patterns cannot delimit (a quote, a space, a raw '@') is still hidden.
+_SECRETS: set[str] = set()
+
+
+def remember_secrets(url: str) -> None:
+    """Record the password(s) in ``url`` so that ``redact`` hides them wherever they appear."""
+    from urllib.parse import quote, unquote
+
+    found = {m.group("secret") for m in _KEYED.finditer(url)}
+    raw = re.match(r"^[A-Za-z][\w+.-]*://[^:/@]*:(.*)@[^@]*$", url, re.DOTALL)
+    if raw:
+        found.add(raw.group(1))
+    for secret in list(found):
+        found.update({unquote(secret), quote(unquote(secret), safe="")})
+    _SECRETS.update(s for s in found if len(s) >= 3)  # a very short one would mask too much
+
+
 def redact(text: str) -> str:
     """Hide the password of any URL in ``text``: ``postgresql://u:***@host/db``."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    text = _KEYED.sub(r"\g<head>***", text)
     return _PASSWORD.sub(r"\g<head>***\g<tail>", text)
 
 
@@ -59,6 +82,7 @@ def storage_problem(url: str) -> str | None:
 
 
 def check_url(url: str) -> None:
+    remember_secrets(url)
     problem = storage_problem(url)
     if problem:
         raise ConfigError(f"storage: {problem}")
@@ -73,6 +97,7 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def _with_driver(url: str) -> str:
+    remember_secrets(url)
     """``url`` naming the installed driver when it names none (``postgresql+psycopg2://``
     when only psycopg2 is there); a clear error when no driver for it is installed."""
     import importlib.util

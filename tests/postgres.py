@@ -53,6 +53,13 @@ def serve() -> Iterator[str]:
     assert bin_dir is not None
     # Not under pytest's temporary folders: they are private to root, and the server is not.
     root = Path(tempfile.mkdtemp(prefix="adamtune-pg-"))
+    try:
+        yield from _serve(bin_dir, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _serve(bin_dir: Path, root: Path) -> Iterator[str]:
     data, run, pwfile = root / "data", root / "run", root / "pw"
     run.mkdir(exist_ok=True)
     pwfile.write_text(PASSWORD + "\n")
@@ -65,11 +72,12 @@ def serve() -> Iterator[str]:
                                     "--pwfile", str(pwfile), "--auth=scram-sha-256",
                                     "-E", "UTF8"]),
                    check=True, capture_output=True)
-    subprocess.run(_as_server_user([
-        str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "start",
-        "-o", f"-h 127.0.0.1 -p {port} -k {run} -c fsync=off"]), check=True, capture_output=True)
     url = f"postgresql://tuner:{PASSWORD}@127.0.0.1:{port}"
     try:
+        subprocess.run(_as_server_user([
+            str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "start",
+            "-o", f"-h 127.0.0.1 -p {port} -k {run} -c fsync=off"]),
+            check=True, capture_output=True)
         module = importlib.import_module(driver() or "psycopg")
         for _ in range(50):
             try:
@@ -77,6 +85,8 @@ def serve() -> Iterator[str]:
                 break
             except module.OperationalError:
                 time.sleep(0.1)
+        else:
+            raise RuntimeError(f"PostgreSQL did not accept connections: see {root / 'log'}")
         conn.autocommit = True
         conn.cursor().execute("CREATE DATABASE studies")
         conn.close()
@@ -84,4 +94,3 @@ def serve() -> Iterator[str]:
     finally:
         subprocess.run(_as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast",
                                         "stop"]), check=False, capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)

@@ -104,6 +104,15 @@ def test_a_password_in_the_storage_url_never_reaches_any_output(
     runs.append(invoke("search", str(path), *debug))
     for result in runs:
         assert SECRET not in result.output, result.output
+    # Passwords a URL pattern cannot delimit are hidden too, as typed or decoded.
+    for odd, secret in [(f"postgresql://q:pa\"ss'{SECRET}@127.0.0.1:9/s", f"pa\"ss'{SECRET}"),
+                        (f"postgresql://s:pa ss{SECRET}@127.0.0.1:9/s", f"pa ss{SECRET}"),
+                        (f"postgresql://r:p@ss:{SECRET}@127.0.0.1:9/s", f"p@ss:{SECRET}"),
+                        (f"postgresql://k@127.0.0.1:9/s?password={SECRET}", SECRET),
+                        (f"host=db password={SECRET}", SECRET)]:
+        result = invoke("search", str(path), "--storage", odd, *debug)
+        assert result.exit_code in (1, 2) and secret not in result.output, result.output
+        assert SECRET not in result.output, result.output
     # the URL is still named, with its password hidden (no driver: exit 2; no server: exit 1)
     assert any(r.exit_code in (1, 2) and "tuner:***@127.0.0.1" in r.output for r in runs)
 
@@ -116,3 +125,11 @@ def test_the_github_actions_example_uses_commands_that_exist() -> None:
     # the storage URL comes from a secret, in the environment, never on a command line
     assert workflow["jobs"]["matrix"]["env"]["ADAMTUNE_STORAGE"].startswith("${{ secrets.")
     assert "--storage" not in text
+
+
+def test_the_gate_reads_a_negative_baseline_the_right_way() -> None:
+    from adamtune.ci import check
+
+    worse, better = check(-0.5, -1.0, 0.1), check(-1.05, -1.0, 0.1)
+    assert not worse.passed and "(+50.00%)" in worse.message()
+    assert better.passed and "(-5.00%)" in better.message()

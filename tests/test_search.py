@@ -410,6 +410,8 @@ def test_a_study_another_live_worker_is_searching_is_refused_unless_taken_over(
     assert refused.exit_code == 1
     assert "is being searched by another-host:1 (1 trials running)" in refused.output
     assert "--take-over" in refused.output
+    fresh = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url, "--fresh"])
+    assert fresh.exit_code == 1 and "is being searched by" in fresh.output  # not deleted
     taken = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url,
                                      "--take-over", "-q"])
     assert taken.exit_code == 0, taken.output

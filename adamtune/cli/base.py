@@ -116,7 +116,12 @@ class _Redacting(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         from adamtune.storage import redact
 
-        record.msg, record.args = redact(record.getMessage()), ()
+        try:
+            record.msg, record.args = redact(record.getMessage()), ()
+            if record.exc_info and not record.exc_text:  # the formatter uses it as it is
+                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        except Exception:  # a malformed record: logging reports it itself, as it would
+            pass
         return True
 
 
