@@ -135,6 +135,14 @@ def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.BaseS
         return storage
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
         first = redact(str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
+        # A URL that cannot be parsed, or names a driver that is not installed, is the user's
+        # to fix (exit 2); a database that does not answer is a runtime failure (exit 1).
+        if isinstance(exc, (ValueError, ImportError, sqlalchemy.exc.ArgumentError)) or (
+            "Failed to import DB access module" in str(exc)
+        ):
+            raise ConfigError(
+                f"storage {redact(url)}: not a usable database URL: {first}"
+            ) from None
         raise StorageError(f"storage {redact(url)} is unreachable: {first}") from None
 
 

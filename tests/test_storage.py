@@ -187,3 +187,14 @@ def test_write_trial_sets_attrs_and_values_new_and_existing(where: str, storage_
     assert frozen.intermediate_values == {0: 0.25, 1: 0.2, 2: math.inf}
     with pytest.raises(RuntimeError):  # a finished trial cannot be written to
         write_trial(study, trial._trial_id, {"late": 1})
+
+
+@pytest.mark.parametrize(("url", "code", "says"), [
+    ("postgresql://u:pw-x9@host:notaport/db", 2, "not a usable database URL"),
+    ("postgresql+nosuchdriver://u:pw-x9@127.0.0.1:9/db", 2, "not a usable database URL"),
+])
+def test_a_url_the_user_must_fix_is_a_usage_error(url: str, code: int, says: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        open_storage(url)
+    assert info.value.exit_code == code and says in str(info.value)
+    assert "pw-x9" not in str(info.value)
