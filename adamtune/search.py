@@ -254,7 +254,6 @@ def _run(
     config = settings.config
     total = options.trials or config.search.trials
     timeout = options.timeout if options.timeout is not None else config.search.timeout
-    fail_orphans(study)
     batch, batch_note = batch_size(task, options.batch or config.search.batch)
     search = _Search(settings, task, study, observer, batch, confirm_seeds(config.search, total))
     trials = search.trials()
