@@ -9,7 +9,7 @@ import yaml
 
 from adamtune.results import BestResult
 from adamtune.rows import TrialRow
-from adamtune.schedules import NO_SCHEDULE, scheduler_code
+from adamtune.schedules import NO_SCHEDULE, Schedule, scheduler_code
 from adamtune.space import AdamParams
 
 if TYPE_CHECKING:  # the range test imports torch; --help stays fast without it
@@ -34,6 +34,16 @@ def _kwargs(p: AdamParams) -> list[str]:
         f"amsgrad={p.amsgrad!r}",
         f"decoupled_weight_decay={p.decoupled_weight_decay!r}",
     ]
+
+
+def value_text(value: object) -> str:
+    """A parameter's value for people: a schedule (as an object or as stored) described,
+    a float to 4 significant digits."""
+    if isinstance(value, Schedule):
+        return value.describe()
+    if isinstance(value, dict):  # a schedule, as stored
+        return Schedule.from_dict(value).describe()
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def spread_text(mean: float | None, std: float, seeds: int, digits: int = 4) -> str:

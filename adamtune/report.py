@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adamtune import report_plots as plots
+from adamtune.formats import spread_text, value_text
 from adamtune.noise import CONFIRM, NOISE
 from adamtune.plan import BASELINE
 from adamtune.results import BestResult, best_result
@@ -75,8 +76,6 @@ def build_report(study: optuna.Study, storage: str = "") -> Report:
 
 
 def _summary(best: BestResult) -> list[str]:
-    from adamtune.formats import spread_text
-
     winner = spread_text(best.value, best.value_std, best.seeds)
     lines = [f"Best validation loss {winner} (trial {best.trial}, stage {best.stage})."]
     if best.default_value is not None:
@@ -269,7 +268,9 @@ figcaption { color: #555; font-size: 13px; } .muted { color: #666; }
 def stage_rows(best: BestResult) -> list[list[str]]:
     out = []
     for s in best.stages:
-        changed = ", ".join(f"{k}: {_text(a)} → {_text(b)}" for k, (a, b) in s.changed.items())
+        changed = ", ".join(
+            f"{k}: {value_text(a)} → {value_text(b)}" for k, (a, b) in s.changed.items()
+        )
         verdict = "-" if s.candidate is None else ("adopted" if s.adopted else "kept incumbent")
         out.append(
             [
@@ -284,14 +285,6 @@ def stage_rows(best: BestResult) -> list[list[str]]:
             ]
         )
     return out
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, dict):
-        from adamtune.schedules import Schedule
-
-        return Schedule.from_dict(value).describe()
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -314,7 +307,7 @@ def param_rows(best: BestResult) -> list[list[str]]:
     from adamtune.space import ADAM_DEFAULTS
 
     defaults = ADAM_DEFAULTS.as_dict()
-    return [[k, _text(v), _text(defaults[k])] for k, v in best.params.as_dict().items()]
+    return [[k, value_text(v), value_text(defaults[k])] for k, v in best.params.as_dict().items()]
 
 
 def _verify_lines(v: Verification) -> list[str]:

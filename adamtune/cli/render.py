@@ -9,10 +9,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from adamtune.formats import spread_text
+from adamtune.formats import spread_text, value_text
 from adamtune.results import BestResult, StageSummary
 from adamtune.rows import TrialRow
-from adamtune.schedules import NO_SCHEDULE, Schedule
+from adamtune.schedules import NO_SCHEDULE
 from adamtune.space import ADAM_DEFAULTS
 
 if TYPE_CHECKING:  # the range test imports torch; --help stays fast without it
@@ -26,15 +26,7 @@ def _num(value: float | None, digits: int = 4) -> str:
 
 
 def _param_text(name: str, value: object) -> str:
-    if isinstance(value, Schedule):
-        return value.describe()
-    if isinstance(value, dict):  # a schedule, as stored
-        return Schedule.from_dict(value).describe()
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+    return str(value).lower() if isinstance(value, bool) else value_text(value)
 
 
 def gain_line(best: BestResult) -> str:
