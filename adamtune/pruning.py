@@ -5,7 +5,7 @@ SQLite or PostgreSQL storage that is a full read of the trials table per epoch, 
 about a sixth of the quickstart's wall time. A pruner only needs the finished trials'
 intermediate values, so they are mirrored into an in-memory study once, kept up to date as
 trials finish, and the pruner is asked there. The search keeps one mirror per stage, holding
-that stage's trials and the incumbent's (``search._Search.mirror``), so a trial is pruned
+that stage's trials and the incumbent's (``trial_runs.TrialRunner.mirror``), so a trial is pruned
 against trials run under the same fixed values. Hyperband is not asked here: it keeps its
 rung bookkeeping in the study's trials and assigns brackets by trial number, which a mirror
 would not reproduce on resume.

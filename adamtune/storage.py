@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,10 +116,12 @@ def _with_driver(url: str) -> str:
     return url if found[0] == modules[0] else f"{scheme}+{found[0]}://{rest}"
 
 
-def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.BaseStorage:
+def open_storage(
+    url: str, *, must_exist: bool = False, **options: Any
+) -> optuna.storages.BaseStorage:
     """An Optuna RDB storage. ``must_exist`` refuses to create a new SQLite file, so that
-    read-only commands (best, trials) never leave an empty database behind."""
-    import optuna
+    read-only commands (best, trials) never leave an empty database behind; ``options`` go to
+    ``RDBStorage`` (a searching worker's heartbeat)."""
     import sqlalchemy.exc
 
     path = sqlite_path(url)
@@ -129,7 +132,7 @@ def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.BaseS
             raise StorageError(f"storage {url}: cannot write in {path.parent.resolve()}")
     engine_kwargs = {"connect_args": {"timeout": 30}} if path is not None else {}
     try:
-        storage = optuna.storages.RDBStorage(_with_driver(url), engine_kwargs=engine_kwargs)
+        storage = _rdb_storage(_with_driver(url), engine_kwargs, options)
         if path is not None and not must_exist:
             _fast_sqlite(storage)
         return storage
@@ -144,6 +147,28 @@ def open_storage(url: str, *, must_exist: bool = False) -> optuna.storages.BaseS
                 f"storage {redact(url)}: not a usable database URL: {first}"
             ) from None
         raise StorageError(f"storage {redact(url)} is unreachable: {first}") from None
+
+
+def _rdb_storage(
+    url: str, engine_kwargs: dict[str, Any], options: dict[str, Any]
+) -> optuna.storages.RDBStorage:
+    import warnings
+
+    import optuna
+    import sqlalchemy.exc
+
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():  # the heartbeat is an "experimental" argument
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # Workers started together on an empty database all create Optuna's tables; the
+            # losers of that race find them there when they look again.
+            if attempt == 2:
+                raise
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")
 
 
 def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:

@@ -41,7 +41,10 @@ def status_of(trial: FrozenTrial) -> str:
     if "status" in trial.user_attrs:
         return str(trial.user_attrs["status"])
     if trial.state == TrialState.FAIL:
-        return "killed"  # its process died before it could say how it ended
+        # Its worker died before it could say how the trial ended. A trial is drawn again
+        # once; a retry that dies too (its parameters may be what kills the worker: out of
+        # host memory, say) counts as failed.
+        return "failed" if "retry_of" in trial.user_attrs else "killed"
     return {
         TrialState.COMPLETE: "complete",
         TrialState.PRUNED: "pruned",
@@ -63,8 +66,12 @@ def counts_toward_budget(trial: FrozenTrial) -> bool:
     )
 
 
+def worker_host() -> str:
+    return socket.gethostname()
+
+
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{worker_host()}:{os.getpid()}"
 
 
 def _alive(pid: int) -> bool:
@@ -74,15 +81,22 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a killed process its parent has not reaped yet (a zombie) is gone too
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
-def fail_orphans(study: optuna.Study) -> int:
-    """Mark as failed the RUNNING trials whose process on this host is gone (killed, crashed).
-    Trials of live workers, here or on other hosts, are left alone."""
+def fail_orphans(study: optuna.Study, trials: list[FrozenTrial] | None = None) -> int:
+    """Mark as failed the RUNNING trials (of ``trials``, else the study's) whose process on
+    this host is gone (killed, crashed). Trials of live workers, here or on other hosts, are
+    left alone."""
     host = socket.gethostname()
     failed = 0
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    if trials is None:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in (t for t in trials if t.state == TrialState.RUNNING):
         owner = str(trial.user_attrs.get("worker", ""))
         name, _, pid = owner.rpartition(":")
         if name == host and pid.isdigit() and not _alive(int(pid)):
@@ -91,31 +105,37 @@ def fail_orphans(study: optuna.Study) -> int:
     return failed
 
 
-def refuse_if_busy(study: optuna.Study, take_over: bool = False) -> None:
-    """One worker per study for now: refuse to search a study that another live worker is
-    searching (its RUNNING trials remain after ``fail_orphans``); ``take_over`` marks them
-    failed instead (they are drawn again), for a worker known to be gone."""
-    from adamtune.errors import SearchFailedError
-
+def others_running(study: optuna.Study) -> list[FrozenTrial]:
+    """The running trials of other workers than this process."""
     mine = worker_id()
-    others = [
+    return [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if str(t.user_attrs.get("worker", "")) != mine
     ]
-    if not others:
-        return
-    if take_over:
-        for trial in others:
-            study.tell(trial.number, state=TrialState.FAIL)  # no status: retried, as killed
-        return
-    workers = sorted({str(t.user_attrs.get("worker", "?")) for t in others})
-    raise SearchFailedError(
-        f"study {study.study_name!r} is being searched by {', '.join(workers)} "
-        f"({len(others)} trials running); several workers on one study are not there yet: "
-        f"wait for it, or, if that worker is gone, rerun with --take-over (its running trials "
-        f"are marked failed and drawn again)"
-    )
+
+
+def take_over(study: optuna.Study) -> int:
+    """Fail the running trials of other workers (known to be gone): they are drawn again."""
+    others = others_running(study)
+    for trial in others:
+        study.tell(trial.number, state=TrialState.FAIL)  # no status: retried, as killed
+    return len(others)
+
+
+def refuse_if_busy(study: optuna.Study) -> None:
+    """Refuse to delete (``--fresh``) a study that another live worker is searching (its
+    RUNNING trials remain after ``fail_orphans``)."""
+    from adamtune.errors import SearchFailedError
+
+    others = others_running(study)
+    if others:
+        workers = sorted({str(t.user_attrs.get("worker", "?")) for t in others})
+        raise SearchFailedError(
+            f"study {study.study_name!r} is being searched by {', '.join(workers)} "
+            f"({len(others)} trials running): --fresh would delete it under them; wait for "
+            f"them, or, if they are gone, add --take-over"
+        )
 
 
 def relevant_config(config: Config) -> dict[str, Any]:

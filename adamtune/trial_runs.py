@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -29,6 +30,7 @@ from adamtune.space import AdamParams, record, suggest
 from adamtune.storage import write_trial
 from adamtune.study import stage_of, worker_id
 from adamtune.task import Task
+from adamtune.workers import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,16 @@ class Member:
     ) -> Member:
         """A member trained at exactly ``base``, recorded at the coordinates ``recorded``."""
         return cls(base, {k: v for k, (v, _) in recorded.items()}, attrs, None, recorded)
+
+
+@dataclass
+class Asked:
+    """Trials started in the study for ``members``, not trained yet."""
+
+    stage: str
+    members: list[Member]
+    trials: list[optuna.Trial]
+    params: list[AdamParams]
 
 
 class TrialRunner:
@@ -101,7 +113,16 @@ class TrialRunner:
         self, stage_name: str, members: list[Member], prunable: bool, slot: int = 0
     ) -> list[TrialRow]:
         """Ask one study trial per member and train them: alone, or together as one batch."""
-        trials, params = self._ask(stage_name, members)
+        return self.train(self.ask(stage_name, members), prunable, slot)
+
+    def train(self, asked: Asked, prunable: bool, slot: int = 0) -> list[TrialRow]:
+        """Train asked trials (alone, or together as one batch) and tell how they ended; their
+        heartbeat shows other workers that they are alive meanwhile."""
+        with Heartbeat(self.study._storage, [t._trial_id for t in asked.trials]):
+            return self._train(asked, prunable, slot)
+
+    def _train(self, asked: Asked, prunable: bool, slot: int) -> list[TrialRow]:
+        stage_name, members, trials, params = asked.stage, asked.members, asked.trials, asked.params
         # Runs on other seeds and splits must not set the bar for the search's own trials
         # (their curves sit elsewhere): they report to a mirror of their own, never consulted.
         mirror = self.mirror(stage_name) if slot == 0 else self._new_mirror()
@@ -154,14 +175,15 @@ class TrialRunner:
             rows.append(row_of(frozen))
         return rows
 
-    def _ask(
-        self, stage_name: str, members: list[Member]
-    ) -> tuple[list[optuna.Trial], list[AdamParams]]:
+    def ask(self, stage_name: str, members: list[Member]) -> Asked:
+        """Start one study trial per member (RUNNING, with its parameters and attributes)."""
         joint = is_joint(self.config, stage_name)
         trials, params = [], []
         for m in members:
             self.preset.values = m.coords
-            trial = self.study.ask()
+            with warnings.catch_warnings():  # we beat for asked trials ourselves
+                warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                trial = self.study.ask()
             if m.names is None:
                 # A member that was not sampled (the baseline, a re-run) records its
                 # coordinates but trains its exact values, to the bit.
@@ -182,7 +204,8 @@ class TrialRunner:
             self.observer.trial_started(trial.number, stage_name, member)
             trials.append(trial)
             params.append(member)
-        return trials, params
+        Heartbeat(self.study._storage, [t._trial_id for t in trials]).beat()
+        return Asked(stage_name, members, trials, params)
 
     def _fail(
         self,

@@ -394,7 +394,7 @@ def test_a_trial_costs_a_few_commits_not_one_per_epoch(
     assert len(commits) / len(run.ran) <= 14
 
 
-def test_a_study_another_live_worker_is_searching_is_refused_unless_taken_over(
+def test_a_worker_waits_for_trials_another_live_worker_runs_unless_taken_over(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
     from typer.testing import CliRunner
@@ -405,13 +405,18 @@ def test_a_study_another_live_worker_is_searching_is_refused_unless_taken_over(
     path = write_config(trials=3)
     study = open_study(load_config(path), SearchOptions(storage=storage_url))
     running = study.ask()
+    running.set_user_attr("stage", "defaults")
     running.set_user_attr("worker", "another-host:1")  # alive, for all this host can tell
-    refused = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url])
-    assert refused.exit_code == 1
-    assert "is being searched by another-host:1 (1 trials running)" in refused.output
-    assert "--take-over" in refused.output
+    waited = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url,
+                                      "--timeout", "1.5"])
+    assert waited.exit_code == 1  # stopped by the timeout with nothing completed
+    assert "waiting for Adam's defaults (trial 0): 1 trial running elsewhere" in waited.output
+    assert waited.output.count("waiting for") == 1  # said once, not on every look
     fresh = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url, "--fresh"])
-    assert fresh.exit_code == 1 and "is being searched by" in fresh.output  # not deleted
+    assert fresh.exit_code == 1 and "is being searched by another-host:1" in fresh.output
+    assert "--take-over" in fresh.output  # and the study was not deleted:
+    assert optuna.load_study(study_name="tiny", storage=storage_url).trials[0].state == (
+        TrialState.RUNNING)
     taken = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url,
                                      "--take-over", "-q"])
     assert taken.exit_code == 0, taken.output

@@ -65,8 +65,23 @@ def search(
         typer.Option("--json", help="Also write a machine-readable summary here (for CI)."),
     ] = None,
     jobs: Annotated[
-        int, typer.Option(min=1, help="Local worker processes on the study (only 1 for now).")
+        int,
+        typer.Option(
+            min=1, help="Local worker processes on the study (each takes cores / N threads)."
+        ),
     ] = 1,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="torch CPU threads per worker (default: torch's; cores / jobs)."),
+    ] = None,
+    heartbeat: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            metavar="SECONDS",
+            help="Heartbeat of running trials; a trial silent for 3 is failed and retried.",
+        ),
+    ] = 10,
     take_over: Annotated[
         bool,
         typer.Option(
@@ -78,18 +93,16 @@ def search(
 ) -> None:
     """Run (or resume) the study a config describes.
 
-    Example: adamtune search configs/digits-mlp.yaml --trials 30 --batch 16
+    Example: adamtune search configs/digits-mlp.yaml --trials 30 --jobs 2
+
+    Any number of searches on one study (here with --jobs, or on other machines with the
+    same --storage) share its budget and stages.
     """
     with _errors(debug):
         from adamtune.errors import ConfigError
 
         if timeout is not None and timeout <= 0:
             raise ConfigError(f"--timeout: must be > 0 seconds (got {timeout:g})")
-        if jobs > 1:
-            raise ConfigError(
-                f"--jobs: several workers on one study are not there yet (got {jobs}); "
-                f"run one search per study (batched trials already use the cores: --batch)"
-            )
         batch_k = _batch_option(batch)
         settings = _settings(config)
         from adamtune.cli.progress import LiveProgress, PlainProgress
@@ -109,20 +122,72 @@ def search(
             fresh=fresh,
             batch=batch_k,
             take_over=take_over,
+            heartbeat=heartbeat,
+            threads=threads,
         )
         live = not quiet and err.is_terminal
         observer = LiveProgress(err) if live else PlainProgress(err)
         began = time.monotonic()
+        helpers = _start_helpers(jobs, config, settings, options, batch)
         try:
             run = run_search(settings, options, observer)
+        except BaseException:
+            from adamtune.cli.jobs import stop_helpers
+
+            stop_helpers(helpers)
+            raise
         finally:
             if isinstance(observer, LiveProgress):
                 observer.stop()
-        best = best_result(
-            load_study(run.study, open_storage(url, must_exist=True), url), run.storage
-        )
+        found = load_study(run.study, open_storage(url, must_exist=True), url)
+        _helpers_done(helpers, run, found)
+        best = best_result(found, run.storage)
         print_search_summary(out, best, len(run.ran), run.stopped_by)
         _ci_outputs(run, best, time.monotonic() - began, json_path)
+
+
+def _start_helpers(
+    jobs: int, config: Path, settings: Any, options: Any, batch: str | None
+) -> list[Any]:
+    """For ``--jobs N``: prepare the study once (``--fresh``, ``--take-over``, the config
+    check), then start N - 1 helper workers on it."""
+    if jobs == 1:
+        return []
+    from adamtune.cli.jobs import start_helpers, threads_per_worker
+    from adamtune.search import open_study
+    from adamtune.storage import open_storage, release_storage
+
+    storage = open_storage(options.storage)
+    try:
+        open_study(settings, options, storage)
+    finally:
+        release_storage(storage)
+    options.fresh = options.take_over = False  # done, for every worker
+    options.threads = options.threads or threads_per_worker(jobs)
+    helper_options = {
+        "study": options.study_name,
+        "device": options.device,
+        "trials": options.trials,
+        "timeout": options.timeout,
+        "batch": batch,
+        "threads": options.threads,
+        "heartbeat": options.heartbeat,
+    }
+    return start_helpers(jobs - 1, config, options.storage, helper_options)
+
+
+def _helpers_done(helpers: list[Any], run: Any, study: Any) -> None:
+    """Wait for the helpers; count their trials as run now, and say which of them failed."""
+    if not helpers:
+        return
+    from adamtune.cli.jobs import wait_helpers
+    from adamtune.rows import row_of
+    from adamtune.study import worker_host
+
+    for problem in wait_helpers(helpers):
+        err.print(f"warning: {problem}", markup=False, highlight=False)
+    ids = {f"{worker_host()}:{h.process.pid}" for h in helpers}
+    run.ran.extend(row_of(t) for t in study.get_trials() if t.user_attrs.get("worker") in ids)
 
 
 def _ci_outputs(run: Any, best: Any, seconds: float, json_path: Path | None) -> None:

@@ -16,6 +16,7 @@ class PlainProgress(SearchObserver):
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self.waited: str | None = None  # what this worker waits for, said once
 
     def search_started(self, start: SearchStart) -> None:
         plan = ", ".join(
@@ -49,6 +50,12 @@ class PlainProgress(SearchObserver):
 
     def trial_finished(self, row: TrialRow, best: float | None) -> None:
         say(self.console, trial_line(row, best))
+        self.waited = None
+
+    def waiting(self, message: str) -> None:
+        if message != self.waited:  # once per wait, not on every look
+            say(self.console, message)
+            self.waited = message
 
 
 class LiveProgress(PlainProgress):
@@ -99,8 +106,14 @@ class LiveProgress(PlainProgress):
         if row.number in self.running:
             self.running.remove(row.number)
         say(self.progress.console, trial_line(row, best))
+        self.waited = None
         if row.state not in ("killed", "interrupted"):
             self.progress.advance(self.trials_bar)
+
+    def waiting(self, message: str) -> None:
+        if message != self.waited:
+            self.progress.update(self.trials_bar, info=message)
+            self.waited = message
 
     def stop(self) -> None:
         self.progress.stop()

@@ -1,0 +1,162 @@
+"""Many workers on one study: the lock they take to decide what runs next, the heartbeat that
+shows their trials are alive, and the failing of trials whose worker is gone.
+
+The study in its storage is the only coordination: no server of our own. A worker decides
+what runs next and asks its trials (they appear as RUNNING) while it holds the study's lock,
+then trains them without it. So every decision sees the trials every other worker has started,
+and the running ones count toward the budget and the stage they belong to: the budget is met
+exactly, never overshot. The lock is the database's own (a PostgreSQL advisory lock, MySQL's
+``GET_LOCK``) or, for a SQLite file (one machine), an ``flock`` on a file in the temporary
+directory; the database or the kernel releases it when its holder dies.
+
+A running trial's worker records a heartbeat every ``heartbeat`` seconds (Optuna's RDB
+heartbeat); a trial without one for three intervals is failed by the next worker that looks,
+and so is, at once, a trial whose process on this host is gone. A failed ("killed") trial is
+drawn again once (``retry_of``); killed again, it counts as failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from adamtune.study import fail_orphans
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT = 10  # seconds between a running trial's heartbeats
+GRACE = 3  # heartbeats missed before a running trial is taken for dead
+_LOCAL = threading.Lock()  # storages with no lock of their own: one process only
+
+
+def _key(study_name: str) -> bytes:
+    return hashlib.blake2b(f"adamtune:{study_name}".encode(), digest_size=8).digest()
+
+
+@contextlib.contextmanager
+def study_lock(storage: optuna.storages.BaseStorage, study_name: str) -> Iterator[None]:
+    """Hold the study's lock: one worker at a time decides what runs next and asks it."""
+    backend = getattr(storage, "_backend", storage)
+    engine: Any = getattr(backend, "engine", None)
+    dialect = engine.dialect.name if engine is not None else None
+    database = engine.url.database if engine is not None else None
+    if dialect in ("postgresql", "mysql", "mariadb"):
+        with _database_lock(engine, dialect, study_name):
+            yield
+    elif dialect == "sqlite" and database not in (None, "", ":memory:"):
+        with _file_lock(os.path.abspath(database), study_name):
+            yield
+    else:
+        with _LOCAL:
+            yield
+
+
+@contextlib.contextmanager
+def _database_lock(engine: Any, dialect: str, study_name: str) -> Iterator[None]:
+    from sqlalchemy import text
+
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        if dialect == "postgresql":
+            key = int.from_bytes(_key(study_name), "big", signed=True)
+            take, give = "SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)"
+        else:  # MySQL's named locks are per connection too
+            key = f"adamtune-{_key(study_name).hex()}"  # type: ignore[assignment]
+            take, give = "SELECT GET_LOCK(:k, -1)", "SELECT RELEASE_LOCK(:k)"
+        connection.execute(text(take), {"k": key})
+        try:
+            yield
+        finally:
+            connection.execute(text(give), {"k": key})
+
+
+@contextlib.contextmanager
+def _file_lock(database: str, study_name: str) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: one process per SQLite study
+        with _LOCAL:
+            yield
+        return
+    # SQLite serves one machine, so the temporary directory is shared by all its workers; a
+    # lock file there leaves nothing beside the user's database.
+    digest = hashlib.blake2b(f"{database}\0{study_name}".encode(), digest_size=8).hexdigest()
+    path = os.path.join(tempfile.gettempdir(), f"adamtune-{digest}.lock")
+    with _LOCAL, open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def storage_options(heartbeat: int | None) -> dict[str, Any]:
+    """``RDBStorage`` keyword arguments for a searching worker."""
+    if not heartbeat:
+        return {}
+    return {"heartbeat_interval": heartbeat, "grace_period": GRACE * heartbeat}
+
+
+class Heartbeat:
+    """While its block runs, records a heartbeat for ``trial_ids`` every interval, on a thread
+    (a no-op on a storage without heartbeats)."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, trial_ids: list[int]) -> None:
+        from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+
+        self.storage = storage if isinstance(storage, BaseHeartbeat) else None
+        self.enabled = self.storage is not None and is_heartbeat_enabled(storage)
+        self.trial_ids = trial_ids
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def beat(self) -> None:
+        """Record one heartbeat now (``TrialRunner.ask`` does for every trial it starts: a trial
+        without any heartbeat is never taken for dead)."""
+        if self.enabled:
+            assert self.storage is not None
+            for trial_id in self.trial_ids:
+                self.storage.record_heartbeat(trial_id)
+
+    def _run(self, interval: float) -> None:
+        while not self.stop.wait(interval):
+            try:
+                self.beat()
+            except Exception:  # a database hiccup: the next beat tries again
+                log.debug("heartbeat failed", exc_info=True)
+
+    def __enter__(self) -> Heartbeat:
+        if self.enabled:
+            assert self.storage is not None
+            interval = float(self.storage.get_heartbeat_interval() or HEARTBEAT)
+            self.thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+
+
+def read_live(study: optuna.Study) -> list[FrozenTrial]:
+    """The study's trials, after failing the running ones whose worker is gone: a process on
+    this host that no longer exists, or a heartbeat older than the grace period (any host).
+    With no trial running, nothing more is asked of the database."""
+    trials = study.get_trials(deepcopy=False)
+    if not any(t.state == TrialState.RUNNING for t in trials):
+        return trials
+    fail_orphans(study, trials)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    return study.get_trials(deepcopy=False)
