@@ -40,7 +40,7 @@ from adamtune.study import (
 )
 from adamtune.task import Task, build_task
 from adamtune.trial_runs import TrialRunner
-from adamtune.workers import HEARTBEAT, read_live, storage_options, study_lock
+from adamtune.workers import HEARTBEAT, CoreShare, Roll, read_live, storage_options, study_lock
 
 _MAX_ERRORS_IN_A_ROW = 3
 
@@ -56,7 +56,7 @@ class SearchOptions:
     batch: int | Literal["auto"] | None = None  # overrides search.batch
     take_over: bool = False  # fail the running trials of other workers (known to be gone)
     heartbeat: int = HEARTBEAT  # seconds; a trial silent for three is taken for dead
-    poll: float = 0.25  # seconds between looks while waiting for other workers' trials
+    poll: float = 0.05  # seconds between looks while waiting for other workers' trials
     threads: int | None = None  # torch CPU threads (None: torch's default)
 
 
@@ -204,7 +204,27 @@ def _run(
     )
     observer.search_started(start)
     run = SearchRun(study.study_name, start.storage, start)
-    began, errors_in_a_row = clock(), 0
+    roll = Roll(study)
+    try:
+        return _loop(run, steps, runner, study, options, observer, clock, timeout, total, roll)
+    finally:
+        roll.sign(leaving=True)
+
+
+def _loop(
+    run: SearchRun,
+    steps: Steps,
+    runner: TrialRunner,
+    study: optuna.Study,
+    options: SearchOptions,
+    observer: SearchObserver,
+    clock: Callable[[], float],
+    timeout: float | None,
+    total: int,
+    roll: Roll,
+) -> SearchRun:
+    began, errors_in_a_row, waits = clock(), 0, 0
+    cores = CoreShare() if options.threads is None else None
     # Stages that searched and confirmed all they could, under budget: the rest of their
     # budget goes to the stages after them.
     complete: set[str] = set()
@@ -215,15 +235,23 @@ def _run(
         # Deciding and asking under the study's lock: every other worker's trials are seen.
         with study_lock(study._storage, study.study_name):
             trials = read_live(study)
-            step = steps.next(trials, total, complete)
+            roll.sign()
+            workers, here = roll.present()
+            if cores is not None:
+                cores.share(here)
+            step = steps.next(trials, total, complete, workers)
             asked = runner.ask(step.stage, step.members) if isinstance(step, Run) else None
         if isinstance(step, Stop):
             run.stopped_by = step.reason
             break
         if isinstance(step, Wait):
             observer.waiting(step.message)
-            time.sleep(options.poll)
+            # Look again soon (a stage's last trial may end any moment), then less and less
+            # often: each look reads the whole study, and a trainer may share this machine.
+            time.sleep(min(options.poll * 1.5**waits, 1.0))
+            waits += 1
             continue
+        waits = 0
         assert isinstance(step, Run) and asked is not None
         rows = runner.train(asked, step.prunable, step.slot)
         if step.stage == BASELINE and rows[0].state == "failed":

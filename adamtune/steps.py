@@ -79,6 +79,7 @@ class Steps:
         self.batch = batch
         self.seeds = seeds  # seed slots of a confirmed value (1: no noise, no confirmation)
         self.sampling = StageSampler(self.config, batched=batch > 1)
+        self.workers = 1  # searching the study now, this one included
 
     # --- counting --------------------------------------------------------------------------
     def done_per_stage(self, trials: list[FrozenTrial]) -> dict[str, int]:
@@ -119,12 +120,19 @@ class Steps:
         params = ADAM_DEFAULTS.with_values(fixed_values(self.space))
         return Run(BASELINE, [Member.fixed(params, self._coords(params), {})], prunable=False)
 
-    def reruns(self, stage_name: str, due: list[tuple[TrialRow, int]], rows: list[TrialRow]) -> Run:
-        """Train trials again on another seed slot (noise and confirmation runs): all of one
-        slot together when batching, else the first alone."""
+    def reruns(
+        self,
+        stage_name: str,
+        due: list[tuple[TrialRow, int]],
+        rows: list[TrialRow],
+        workers: int = 1,
+    ) -> Run:
+        """Train trials again on another seed slot (noise and confirmation runs): of one slot,
+        as many together as the batch and this worker's share of ``due`` allow."""
         slot = due[0][1]
         members = []
-        for row, _ in [d for d in due if d[1] == slot][: self.batch]:
+        size = min(self.batch, -(-len(due) // workers))
+        for row, _ in [d for d in due if d[1] == slot][:size]:
             assert row.params is not None
             attrs: dict[str, Any] = {"slot": slot, "confirms": row.number}
             if stage_name == CONFIRM:
@@ -140,9 +148,13 @@ class Steps:
         return Run(stage_name, members, prunable=False, slot=slot)
 
     # --- the next step ---------------------------------------------------------------------
-    def next(self, trials: list[FrozenTrial], total: int, complete: set[str]) -> Step:
+    def next(
+        self, trials: list[FrozenTrial], total: int, complete: set[str], workers: int = 1
+    ) -> Step:
         """What to run next; ``complete`` collects stages that searched and confirmed all they
-        could under budget (the rest of it goes to the stages after them)."""
+        could under budget (the rest of it goes to the stages after them). With ``workers``
+        searching, a batch takes this worker's share of what is due, not all of it."""
+        self.workers = workers
         done, claimed = self.done_per_stage(trials), self.claimed_per_stage(trials)
         running = _running(trials)
         if sum(done.values()) >= total:
@@ -158,12 +170,14 @@ class Steps:
         pairs = {(t.user_attrs.get("confirms"), t.user_attrs.get("slot")) for t in running}
         noise = [(r, s) for r, s in noise_due(rows, self.seeds) if (r.number, s) not in pairs]
         if noise:
-            return self.reruns(NOISE, noise, rows)
+            return self.reruns(NOISE, noise, rows, workers)
         while True:
             plan = replan(self.config.search, total, claimed, frozenset(complete))
             stage = current_stage(plan, claimed, frozenset(complete))
             earlier = plan[: plan.index(stage)] if stage is not None else plan
-            before = {BASELINE, NOISE} | {s.name for s in earlier}
+            # The noise only sets the bar a stage's winner must clear: the first stage draws
+            # and confirms from the defaults without it; the stages after wait for it.
+            before = {BASELINE, NOISE} | {s.name for s in earlier} if earlier else {BASELINE}
             blocking = [t for t in running if budget_key(t) in before]
             if blocking:
                 stage_name = budget_key(blocking[0])
@@ -198,7 +212,7 @@ class Steps:
             return Wait(f"waiting for stage {stage.name}: {_elsewhere(len(searching))}")
         due = [(r, s) for r, s in confirm_due(rows, base, stage, ran) if (r.number, s) not in pairs]
         if due:
-            return self.reruns(CONFIRM, due, rows)
+            return self.reruns(CONFIRM, due, rows, self.workers)
         confirming = [t for t in running if budget_key(t) == stage.name]
         if confirming:
             return Wait(f"waiting for stage {stage.name}: {_elsewhere(len(confirming))}")
@@ -217,7 +231,7 @@ class Steps:
         """Up to a batch of the stage's draws on top of the incumbent: first the retries of
         trials whose worker died, then new draws (a batch stays inside its stage: the next
         stage starts from this one's best)."""
-        size = min(self.batch, wanted)
+        size = min(self.batch, -(-wanted // self.workers))
         retried = {t.user_attrs.get("retry_of") for t in trials}
         killed = [
             t

@@ -20,9 +20,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -30,13 +32,14 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from adamtune.study import fail_orphans
+from adamtune.study import fail_orphans, worker_host, worker_id
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT = 10  # seconds between a running trial's heartbeats
 GRACE = 3  # heartbeats missed before a running trial is taken for dead
 _LOCAL = threading.Lock()  # storages with no lock of their own: one process only
+_HELD = threading.local()  # .locks: the (database, study) locks this thread holds
 
 
 def _key(study_name: str) -> bytes:
@@ -45,11 +48,29 @@ def _key(study_name: str) -> bytes:
 
 @contextlib.contextmanager
 def study_lock(storage: optuna.storages.BaseStorage, study_name: str) -> Iterator[None]:
-    """Hold the study's lock: one worker at a time decides what runs next and asks it."""
+    """Hold the study's lock: one worker at a time decides what runs next and asks it. A
+    process that holds it already (``search --jobs`` preparing the study) goes straight on."""
     backend = getattr(storage, "_backend", storage)
     engine: Any = getattr(backend, "engine", None)
     dialect = engine.dialect.name if engine is not None else None
     database = engine.url.database if engine is not None else None
+    held = (str(engine.url) if engine is not None else "", study_name)
+    locks: set[tuple[str, str]] = _HELD.__dict__.setdefault("locks", set())
+    if held in locks:
+        yield
+        return
+    locks.add(held)
+    try:
+        with _taken(engine, dialect, database, study_name):
+            yield
+    finally:
+        locks.discard(held)
+
+
+@contextlib.contextmanager
+def _taken(
+    engine: Any, dialect: str | None, database: str | None, study_name: str
+) -> Iterator[None]:
     if dialect in ("postgresql", "mysql", "mariadb"):
         with _database_lock(engine, dialect, study_name):
             yield
@@ -97,6 +118,64 @@ def _file_lock(database: str, study_name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Roll:
+    """The study's roll of workers: each signs it (a study system attribute with the time) when
+    it starts and, while searching, every ``every`` seconds at most. Workers that signed within
+    ``window`` seconds are counted present, so that a worker asks only its share of a stage's
+    draws as one batch and leaves the rest to the others."""
+
+    def __init__(self, study: optuna.Study, every: float = 5.0, window: float = 60.0) -> None:
+        self.study, self.every, self.window = study, every, window
+        self.key = f"adamtune_worker:{worker_id()}"
+        self.signed = -math.inf
+
+    def sign(self, now: float | None = None, *, leaving: bool = False) -> None:
+        now = time.time() if now is None else now
+        if leaving or now - self.signed >= self.every:
+            storage = self.study._storage
+            study_id = storage.get_study_id_from_name(self.study.study_name)
+            storage.set_study_system_attr(study_id, self.key, 0.0 if leaving else now)
+            self.signed = now
+
+    def present(self, now: float | None = None) -> tuple[int, int]:
+        """Workers present, this one included: in all, and on this host."""
+        now = time.time() if now is None else now
+        storage = self.study._storage
+        attrs = storage.get_study_system_attrs(
+            storage.get_study_id_from_name(self.study.study_name)
+        )
+        others = [
+            key.removeprefix("adamtune_worker:")
+            for key, stamp in attrs.items()
+            if key.startswith("adamtune_worker:")
+            and key != self.key
+            and isinstance(stamp, (int, float))
+            and now - stamp < self.window
+        ]
+        here = sum(1 for worker in others if worker.rpartition(":")[0] == worker_host())
+        return 1 + len(others), 1 + here
+
+
+class CoreShare:
+    """torch's CPU threads for a worker that shares its host with ``local`` workers (the
+    user's ``--threads`` unset): the cores divided among them. More threads than cores make
+    torch's OpenMP threads spin against each other: 3 workers of 2 threads on 2 cores ran
+    trials 20-50x slower than 3 workers of one thread each."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self.default = torch.get_num_threads()
+        self.cores = os.cpu_count() or 1
+
+    def share(self, local: int) -> None:
+        import torch
+
+        threads = max(1, min(self.default, self.cores // max(local, 1)))
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def storage_options(heartbeat: int | None) -> dict[str, Any]:
@@ -150,12 +229,18 @@ class Heartbeat:
 
 def read_live(study: optuna.Study) -> list[FrozenTrial]:
     """The study's trials, after failing the running ones whose worker is gone: a process on
-    this host that no longer exists, or a heartbeat older than the grace period (any host).
-    With no trial running, nothing more is asked of the database."""
+    this host that no longer exists, a heartbeat older than the grace period (any host), or a
+    trial that never got its attributes. The caller holds the study's lock. With no trial
+    running, nothing more is asked of the database."""
     trials = study.get_trials(deepcopy=False)
     if not any(t.state == TrialState.RUNNING for t in trials):
         return trials
     fail_orphans(study, trials)
+    # Trials are asked and given their attributes under the study's lock, which the caller
+    # holds: a running trial without them was being asked when its worker died.
+    for trial in trials:
+        if trial.state == TrialState.RUNNING and "worker" not in trial.user_attrs:
+            study.tell(trial.number, state=TrialState.FAIL)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)

@@ -18,6 +18,11 @@ It prints trials/second, the ratio to ``hand``, peak RSS, and the best val loss 
     python benchmarks/bench_search.py                 # digits MLP 64-128-128-10, 32 trials
     python benchmarks/bench_search.py --task wide     # a wider MLP (per-trial compute dominates)
     python benchmarks/bench_search.py --variants hand adamtune adamtune-batch-8 adamtune-batch-32
+    python benchmarks/bench_search.py --task quickstart --seeds 3 \
+        --variants cli-jobs-1 cli-jobs-2 cli-jobs-1-batch-1 cli-jobs-2-batch-1
+
+  cli-jobs-N[-batch-B]  the ``adamtune search --jobs N [--batch B]`` command as a user runs
+              it, timed from outside (imports, helper workers and the summary included)
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ TASKS = {
     # name: (hidden widths, epochs, trials)
     "digits": ([128, 128], 20, 32),
     "wide": ([1024, 1024], 10, 16),
+    "quickstart": ([128, 128], 20, 60),  # configs/digits-mlp.yaml
 }
 SEED = 0
 
@@ -142,9 +148,35 @@ def run_adamtune(
     return {"seconds": seconds, "trials": len(run.ran), "best": best, "epochs": epochs_run}
 
 
+def run_cli(task: str, jobs: int, batch: str | None) -> dict[str, float]:
+    """``adamtune search CONFIG --jobs N [--batch B]`` as a user types it, in a fresh
+    directory: wall time from the command's start to its end (imports, helper processes and
+    the summary included), and the search phase (first trial's start to last trial's end)."""
+    import optuna
+
+    workdir = Path(tempfile.mkdtemp(prefix="adamtune-bench-"))
+    config = workdir / f"bench-{task}.yaml"
+    config.write_text(_config_text(task))
+    argv = [sys.executable, "-m", "adamtune", "search", str(config), "-q", "--jobs", str(jobs)]
+    argv += ["--batch", batch] if batch else []
+    began = time.perf_counter()
+    subprocess.run(argv, cwd=workdir, check=True, capture_output=True)
+    seconds = time.perf_counter() - began
+    study = optuna.load_study(study_name=f"bench-{task}", storage=f"sqlite:///{workdir}/adamtune.db")
+    trials = study.get_trials()
+    phase = max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
+    values = [t.value for t in trials if t.value is not None and "confirms" not in t.user_attrs]
+    return {"seconds": seconds, "trials": len(trials), "best": min(values),
+            "epochs": sum(t.user_attrs.get("epochs", 0) for t in trials),
+            "search_seconds": phase.total_seconds()}
+
+
 def child(variant: str, task: str) -> None:
     if variant == "hand":
         result = run_hand(task)
+    elif variant.startswith("cli-jobs-"):
+        jobs, _, batch = variant.removeprefix("cli-jobs-").partition("-batch-")
+        result = run_cli(task, int(jobs), batch or None)
     elif "-batch-" in variant:
         k = variant.rpartition("-batch-")[2]
         strategy = "joint" if variant.startswith("adamtune-joint-") else "staged"
@@ -161,6 +193,10 @@ VARIANTS = ["hand", "adamtune", "adamtune-memory", "adamtune-batch-8", "adamtune
 
 def _variant(name: str) -> str:
     prefix, _, k = name.rpartition("-batch-")
+    jobs = name.removeprefix("cli-jobs-").partition("-batch-")
+    if name.startswith("cli-jobs-") and jobs[0].isdigit() and (not jobs[2] or jobs[2] == "auto"
+                                                              or jobs[2].isdigit()):
+        return name
     known = name in VARIANTS[:3] or (
         prefix in ("adamtune", "adamtune-joint") and (k == "auto" or k.isdigit())
     )
@@ -199,6 +235,8 @@ def main() -> None:
                                                  "best": 0.0, "peak_mib": 0.0})
             for key in ("seconds", "trials", "epochs"):
                 total[key] += r[key]
+            total["search_seconds"] = total.get("search_seconds", 0.0) + r.get(
+                "search_seconds", r["seconds"])
             total["best"] += r["best"] / args.seeds
             total["peak_mib"] = max(total["peak_mib"], r["peak_mib"])
     hidden, epochs, trials = TASKS[args.task]
@@ -208,6 +246,20 @@ def main() -> None:
     def rate(name: str) -> float:
         r = results.get(name)
         return r["trials"] / r["seconds"] if r else float("nan")
+
+    if any(v.startswith("cli-jobs-") for v in results):
+        # Each --jobs N row against the one-worker row with the same --batch.
+        print(f"{'variant':<22} {'trials/s':>9} {'vs 1 worker':>12} {'search-phase trials/s':>22} "
+              f"{'ratio':>6} {'best single trial':>18}")
+        for variant, r in results.items():
+            base = results.get("cli-jobs-1" + variant.partition("-batch-")[1]
+                               + variant.partition("-batch-")[2], r)
+            phase = r["trials"] / r["search_seconds"]
+            base_phase = base["trials"] / base["search_seconds"]
+            ratio = (r["trials"] / r["seconds"]) / (base["trials"] / base["seconds"])
+            print(f"{variant:<22} {rate(variant):>9.3f} {ratio:>11.2f}x {phase:>22.3f} "
+                  f"{phase / base_phase:>5.2f}x {r['best']:>18.5f}")
+        return
 
     print(f"{'variant':<18} {'trials/s':>9} {'vs hand':>8} {'vs seq':>7} {'epochs/s':>9} "
           f"{'epochs':>7} {'peak MiB':>9} {'mean best loss':>14}")

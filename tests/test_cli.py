@@ -326,9 +326,3 @@ def test_trials_sorts_and_filters_in_every_format(write_config: Callable[..., Pa
         result = invoke("trials", str(path), *bad)
         assert result.exit_code == 2 and says in result.output
 
-
-def test_jobs_beyond_one_says_it_is_not_there_yet(write_config: Callable[..., Path]) -> None:
-    result = invoke("search", str(write_config(trials=3)), "--jobs", "2")
-    assert result.exit_code == 2 and "--jobs: several workers on one study are not there yet" \
-        in result.output
-    assert not Path("adamtune.db").exists()  # nothing written before the refusal

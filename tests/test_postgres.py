@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import optuna
+import pytest
 from postgres import PASSWORD
 from typer.testing import CliRunner
 
@@ -41,3 +42,47 @@ def test_a_wrong_password_fails_in_one_line_without_showing_it(
                                           "--storage", wrong, *debug])
         assert result.exit_code == 1, result.output
         assert "Not-The-Pw-0815" not in result.output and "tuner:***@127.0.0.1" in result.output
+
+
+@pytest.mark.slow
+def test_three_workers_share_a_staged_study_exactly(
+    write_config: Callable[..., Path], postgres_url: str
+) -> None:
+    from test_workers import SLOW_TRIALS, check_shared_study, start_worker, study_trials
+
+    path = write_config(SLOW_TRIALS.format(name="three", epochs=60, trials=30))
+    workers = [start_worker(path, postgres_url, "--batch", "1") for _ in range(3)]
+    for worker in workers:
+        _, errors = worker.communicate(timeout=600)
+        assert worker.returncode == 0, errors.decode()
+        assert PASSWORD not in errors.decode()
+    trials = study_trials(postgres_url, "three")
+    check_shared_study(trials, 30)  # exactly 30, unique numbers, stage order, fixed values
+    assert len({t.user_attrs["worker"] for t in trials}) == 3
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_trial_leaves_its_trial_to_the_others_once(
+    write_config: Callable[..., Path], postgres_url: str
+) -> None:
+    from test_workers import (
+        SLOW_TRIALS,
+        check_shared_study,
+        kill_mid_trial,
+        start_worker,
+        study_trials,
+    )
+
+    path = write_config(SLOW_TRIALS.format(name="kill9", epochs=80, trials=30))
+    others = [start_worker(path, postgres_url, "--batch", "1") for _ in range(2)]
+    victim = kill_mid_trial(path, postgres_url, "kill9", stage="lr")
+    for worker in others:
+        _, errors = worker.communicate(timeout=600)
+        assert worker.returncode == 0, errors.decode()
+    trials = study_trials(postgres_url, "kill9")
+    check_shared_study(trials, 30)
+    killed = trials[victim.number]
+    assert killed.state == optuna.trial.TrialState.FAIL
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
+    assert len(retries) == 1 and retries[0].params == victim.params
+    assert retries[0].user_attrs["adam"] == victim.user_attrs["adam"]

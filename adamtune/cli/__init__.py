@@ -88,6 +88,9 @@ def search(
             "--take-over", help="Another worker on this study is gone: fail its running trials."
         ),
     ] = False,
+    summary: Annotated[
+        bool, typer.Option("--summary/--no-summary", hidden=True)  # --jobs helpers: none
+    ] = True,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -105,14 +108,31 @@ def search(
             raise ConfigError(f"--timeout: must be > 0 seconds (got {timeout:g})")
         batch_k = _batch_option(batch)
         settings = _settings(config)
+        from adamtune.storage import load_study, open_storage, resolve_storage
+
+        url = resolve_storage(storage, settings.config.search.storage)
+        helpers: list[Any] = []
+        if jobs > 1:
+            from adamtune.cli.jobs import start_helpers, threads_per_worker
+
+            threads = threads or threads_per_worker(jobs)
+            helper_options = {
+                "study": study,
+                "device": device,
+                "trials": trials,
+                "timeout": timeout,
+                "batch": batch,
+                "threads": threads,
+                "heartbeat": heartbeat,
+            }
+            if not (fresh or take_over):  # at once: they import torch while this one does
+                helpers = start_helpers(jobs - 1, config, url, helper_options)
         from adamtune.cli.progress import LiveProgress, PlainProgress
         from adamtune.cli.render import print_search_summary
         from adamtune.results import best_result
         from adamtune.search import SearchOptions, run_search
-        from adamtune.storage import load_study, open_storage, resolve_storage
 
         _quiet_optuna()
-        url = resolve_storage(storage, settings.config.search.storage)
         options = SearchOptions(
             storage=url,
             study_name=study,
@@ -125,10 +145,11 @@ def search(
             heartbeat=heartbeat,
             threads=threads,
         )
+        if jobs > 1 and (fresh or take_over):
+            helpers = _prepared_with_helpers(jobs, config, settings, options, helper_options)
         live = not quiet and err.is_terminal
         observer = LiveProgress(err) if live else PlainProgress(err)
         began = time.monotonic()
-        helpers = _start_helpers(jobs, config, settings, options, batch)
         try:
             run = run_search(settings, options, observer)
         except BaseException:
@@ -139,6 +160,8 @@ def search(
         finally:
             if isinstance(observer, LiveProgress):
                 observer.stop()
+        if not summary:
+            return
         found = load_study(run.study, open_storage(url, must_exist=True), url)
         _helpers_done(helpers, run, found)
         best = best_result(found, run.storage)
@@ -146,34 +169,29 @@ def search(
         _ci_outputs(run, best, time.monotonic() - began, json_path)
 
 
-def _start_helpers(
-    jobs: int, config: Path, settings: Any, options: Any, batch: str | None
+def _prepared_with_helpers(
+    jobs: int, config: Path, settings: Any, options: Any, helper_options: dict[str, Any]
 ) -> list[Any]:
-    """For ``--jobs N``: prepare the study once (``--fresh``, ``--take-over``, the config
-    check), then start N - 1 helper workers on it."""
-    if jobs == 1:
-        return []
-    from adamtune.cli.jobs import start_helpers, threads_per_worker
+    """``--jobs N`` with ``--fresh`` or ``--take-over``: start N - 1 helper workers, then,
+    holding the study's lock (they wait for it), start over or take over once, for all."""
+    from adamtune.cli.jobs import start_helpers, stop_helpers
     from adamtune.search import open_study
     from adamtune.storage import open_storage, release_storage
+    from adamtune.workers import study_lock
 
     storage = open_storage(options.storage)
     try:
-        open_study(settings, options, storage)
+        with study_lock(storage, options.study_name or settings.study_name):
+            helpers = start_helpers(jobs - 1, config, options.storage, helper_options)
+            try:
+                open_study(settings, options, storage)
+            except BaseException:
+                stop_helpers(helpers)
+                raise
     finally:
         release_storage(storage)
     options.fresh = options.take_over = False  # done, for every worker
-    options.threads = options.threads or threads_per_worker(jobs)
-    helper_options = {
-        "study": options.study_name,
-        "device": options.device,
-        "trials": options.trials,
-        "timeout": options.timeout,
-        "batch": batch,
-        "threads": options.threads,
-        "heartbeat": options.heartbeat,
-    }
-    return start_helpers(jobs - 1, config, options.storage, helper_options)
+    return helpers
 
 
 def _helpers_done(helpers: list[Any], run: Any, study: Any) -> None:

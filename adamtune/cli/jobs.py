@@ -41,7 +41,7 @@ def threads_per_worker(jobs: int) -> int:
 def start_helpers(count: int, config: Path, url: str, options: dict[str, Any]) -> list[Helper]:
     """Start ``count`` helper workers; ``options`` are ``search`` options (name without
     dashes, value), passed on as given."""
-    argv = [sys.executable, "-m", "adamtune", "search", str(config), "--quiet"]
+    argv = [sys.executable, "-m", "adamtune", "search", str(config), "--quiet", "--no-summary"]
     for name, value in options.items():
         if value is not None:
             argv += [f"--{name.replace('_', '-')}", str(value)]

@@ -1,0 +1,277 @@
+"""Many workers on one study (SQLite here; PostgreSQL in test_postgres.py): the lock, the
+heartbeat, waiting for trials that run elsewhere, retrying a dead worker's trial once, and
+``search --jobs``."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+from typer.testing import CliRunner
+
+from adamtune.cli import app
+from adamtune.config import load_config
+from adamtune.plan import BASELINE
+from adamtune.storage import open_storage
+from adamtune.study import counts_toward_budget, status_of
+from adamtune.workers import Heartbeat, read_live, storage_options, study_lock
+
+SLOW_TRIALS = """\
+name: {name}
+seed: 0
+data: {{source: iris, batch_size: 16}}
+model: {{arch: mlp, hidden: [32]}}
+train: {{epochs: {epochs}}}
+search:
+  trials: {trials}
+  space: {{schedule: [none]}}
+"""
+
+
+def _hold_lock(url: str, name: str, ready: Any, seconds: float) -> None:
+    storage = open_storage(url)
+    with study_lock(storage, name):
+        ready.set()
+        time.sleep(seconds)
+
+
+def lock_wait(url: str) -> float:
+    """How long this process waits for a study's lock another process holds for 1.5 s."""
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    holder = context.Process(target=_hold_lock, args=(url, "s", ready, 1.5))
+    holder.start()
+    assert ready.wait(60)
+    began = time.monotonic()
+    with study_lock(open_storage(url), "s"):
+        waited = time.monotonic() - began
+    with study_lock(open_storage(url), "another study"):  # other studies are not held up
+        pass
+    holder.join(30)
+    return waited
+
+
+def test_the_study_lock_holds_other_processes_off(storage_url: str) -> None:
+    assert 1.0 < lock_wait(storage_url) < 10
+
+
+def study_trials(url: str, name: str) -> list[FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=url).get_trials()
+
+
+def check_shared_study(trials: list[FrozenTrial], budget: int) -> None:
+    """What any number of workers must leave behind: exactly the budget, unique numbers,
+    stages in order (each starts after every trial before it finished), and one set of fixed
+    values per stage."""
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING]
+    assert sum(1 for t in trials if counts_toward_budget(t)) == budget
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    counted = [t for t in trials if counts_toward_budget(t)]
+    order: list[str] = []  # the stages whose budget the trials used, by trial number
+    for t in sorted(counted, key=lambda t: t.number):
+        key = _key(t)
+        if key != "noise" and (not order or order[-1] != key):
+            assert key not in order, f"stage {key} came back after {order}"
+            order.append(key)
+    assert order[0] == BASELINE
+    for earlier, later in zip(order, order[1:], strict=False):
+        assert _end(counted, earlier) <= _start(counted, later), f"{later} began before {earlier}"
+    # The noise runs (Adam's defaults on other seeds) may overlap the first stage only.
+    if len(order) > 2 and any(_key(t) == "noise" for t in counted):
+        assert _start(counted, "noise") >= _end(counted, BASELINE)
+        assert _end(counted, "noise") <= _start(counted, order[2])
+    names_of = {"lr": ["lr"], "betas": ["beta1", "beta2"], "eps": ["eps"],
+                "amsgrad": ["amsgrad"], "weight_decay": ["weight_decay", "decoupled_weight_decay"]}
+    for stage in {str(t.user_attrs["stage"]) for t in counted} & set(names_of):
+        searched = [t for t in counted if t.user_attrs["stage"] == stage]
+        names = names_of[stage]
+        fixed = {json.dumps({k: v for k, v in t.user_attrs["adam"].items() if k not in names},
+                            sort_keys=True) for t in searched}
+        assert len(fixed) == 1, f"stage {stage} ran under {len(fixed)} sets of fixed values"
+
+
+def _key(t: FrozenTrial) -> str:
+    return str(t.user_attrs.get("of", t.user_attrs["stage"]))
+
+
+def _end(trials: list[FrozenTrial], stage: str) -> Any:
+    return max(t.datetime_complete for t in trials if _key(t) == stage)
+
+
+def _start(trials: list[FrozenTrial], stage: str) -> Any:
+    return min(t.datetime_start for t in trials if _key(t) == stage)
+
+
+@pytest.mark.slow
+def test_jobs_2_share_one_study_and_its_budget(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    path = write_config(SLOW_TRIALS.format(name="shared", epochs=60, trials=30))
+    result = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url,
+                                      "--jobs", "2", "--batch", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    trials = study_trials(storage_url, "shared")
+    check_shared_study(trials, 30)
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert len(workers) == 2  # this process and one helper
+    assert "30 trials (30 run now)" in result.output  # the helper's trials counted as run now
+    assert "warning" not in result.output
+
+
+def test_a_worker_waits_for_a_stage_running_elsewhere(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    path = write_config(trials=12)
+    runner = CliRunner()
+    assert runner.invoke(app, ["search", str(path), "--storage", storage_url, "--trials", "1",
+                               "-q"]).exit_code == 0  # Adam's defaults only
+    study = optuna.load_study(study_name="tiny", storage=storage_url)
+    done = 0
+    settings = load_config(path)
+    from adamtune.plan import make_plan
+
+    lr_budget = make_plan(settings.config.search, 12)[0].trials
+    for _ in range(lr_budget - done):
+        trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-5, 0.1, log=True)})
+        trial.set_user_attr("stage", "lr")
+        trial.set_user_attr("worker", "elsewhere:1")
+    waited = runner.invoke(app, ["search", str(path), "--storage", storage_url,
+                                 "--timeout", "1"])
+    assert waited.exit_code == 0, waited.output
+    line = f"waiting for stage lr: {lr_budget - done} trials running elsewhere"
+    assert line in waited.output and "(0 run now)" in waited.output
+
+
+def test_a_dead_workers_trial_goes_stale_and_is_failed(storage_url: str) -> None:
+    storage = open_storage(storage_url, **storage_options(1))  # beats every 1 s, 3 s grace
+    study = optuna.create_study(study_name="s", storage=storage)
+    gone, alive = study.ask(), study.ask()
+    for trial in (gone, alive):
+        trial.set_user_attr("worker", "another-host:1")  # its pid tells nothing here
+    Heartbeat(storage, [gone._trial_id]).beat()  # then its worker died
+    with Heartbeat(storage, [alive._trial_id]) as beating:
+        beating.beat()
+        time.sleep(4.5)
+        states = {t.number: t.state for t in read_live(study)}
+    assert states == {gone.number: TrialState.FAIL, alive.number: TrialState.RUNNING}
+    assert status_of(study.trials[gone.number]) == "killed"  # drawn again
+
+
+def _running_trial_of(url: str, name: str, pid: int, stage: str, limit: float) -> FrozenTrial:
+    storage = optuna.storages.RDBStorage(url)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+        except KeyError:
+            trials = []
+        for t in trials:
+            if (t.state == TrialState.RUNNING and t.user_attrs.get("stage") == stage
+                    and str(t.user_attrs.get("worker", "")).endswith(f":{pid}")):
+                storage.engine.dispose()
+                return t
+        time.sleep(0.05)
+    raise AssertionError(f"no running {stage} trial of worker {pid} within {limit} s")
+
+
+def start_worker(path: Path, url: str, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "adamtune", "search", str(path), "-q", *extra],
+        env={**os.environ, "ADAMTUNE_STORAGE": url},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def kill_mid_trial(path: Path, url: str, name: str, stage: str = "lr") -> FrozenTrial:
+    worker = start_worker(path, url, "--batch", "1")
+    victim = _running_trial_of(url, name, worker.pid, stage, limit=120)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    return victim
+
+
+@pytest.mark.slow
+def test_a_killed_trial_is_retried_once_with_its_parameters(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    path = write_config(SLOW_TRIALS.format(name="killed", epochs=150, trials=8))
+    victim = kill_mid_trial(path, storage_url, "killed")
+    # The retry dies too: its parameters may be what kills the worker. It is not tried again.
+    worker = start_worker(path, storage_url, "--batch", "1")
+    retry = _running_trial_of(storage_url, "killed", worker.pid, "lr", limit=120)
+    while retry.user_attrs.get("retry_of") != victim.number:
+        retry = _running_trial_of(storage_url, "killed", worker.pid, "lr", limit=120)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    done = subprocess.run([sys.executable, "-m", "adamtune", "search", str(path), "-q"],
+                          env={**os.environ, "ADAMTUNE_STORAGE": storage_url},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    trials = study_trials(storage_url, "killed")
+    by_number = {t.number: t for t in trials}
+    assert status_of(by_number[victim.number]) == "killed"
+    assert status_of(by_number[retry.number]) == "failed"  # counted, not drawn again
+    assert retry.user_attrs["adam"] == victim.user_attrs["adam"] and retry.params == victim.params
+    assert [t.number for t in trials if t.user_attrs.get("retry_of") == victim.number] == [
+        retry.number]
+    check_shared_study(trials, 8)
+
+
+@pytest.mark.parametrize("jobs", ["0", "-1"])
+def test_jobs_must_be_positive(write_config: Callable[..., Path], jobs: str) -> None:
+    result = CliRunner().invoke(app, ["search", str(write_config(trials=3)), "--jobs", jobs])
+    assert result.exit_code == 2
+    assert not Path("adamtune.db").exists()
+
+
+def test_fresh_with_jobs_starts_over_once(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    path = write_config(trials=6)
+    runner = CliRunner()
+    assert runner.invoke(app, ["search", str(path), "--storage", storage_url, "-q"]
+                         ).exit_code == 0
+    again = runner.invoke(app, ["search", str(path), "--storage", storage_url, "-q",
+                                "--fresh", "--jobs", "2"])
+    assert again.exit_code == 0, again.output
+    check_shared_study(study_trials(storage_url, "tiny"), 6)  # the first 6 were deleted
+
+
+def test_a_batch_takes_its_share_of_a_stage_when_others_are_present(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    from adamtune.workers import Roll
+
+    path = write_config(trials=12)
+    study = open_study_for(path, storage_url)
+    roll = Roll(study)
+    assert roll.present() == (1, 1)
+    for other in ("a:1", "b:2"):  # two more workers signed the roll just now
+        study._storage.set_study_system_attr(study._study_id, f"adamtune_worker:{other}",
+                                            time.time())
+    study._storage.set_study_system_attr(study._study_id, "adamtune_worker:gone:3", 0.0)
+    assert roll.present() == (3, 1)  # the others signed on other hosts
+    result = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url,
+                                      "--batch", "8", "--trials", "12", "-q"])
+    assert result.exit_code == 0, result.output
+    sizes = [t.user_attrs.get("batch", 1) for t in study_trials(storage_url, "tiny")
+             if t.user_attrs["stage"] == "lr"]
+    lr_budget = len(sizes)
+    assert max(sizes) <= -(-lr_budget // 3)  # a third of the stage at most, not all of it
+
+
+def open_study_for(path: Path, url: str) -> optuna.Study:
+    from adamtune.search import SearchOptions, open_study
+
+    return open_study(load_config(path), SearchOptions(storage=url))
