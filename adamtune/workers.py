@@ -130,6 +130,7 @@ class Roll:
         self.study, self.every, self.window = study, every, window
         self.key = f"adamtune_worker:{worker_id()}"
         self.signed = -math.inf
+        self.seen: tuple[float, tuple[int, int]] | None = None  # when, (all, here)
 
     def sign(self, now: float | None = None, *, leaving: bool = False) -> None:
         now = time.time() if now is None else now
@@ -140,8 +141,11 @@ class Roll:
             self.signed = now
 
     def present(self, now: float | None = None) -> tuple[int, int]:
-        """Workers present, this one included: in all, and on this host."""
+        """Workers present, this one included: in all, and on this host (read again after
+        ``every`` seconds at most)."""
         now = time.time() if now is None else now
+        if self.seen is not None and now - self.seen[0] < self.every:
+            return self.seen[1]
         storage = self.study._storage
         attrs = storage.get_study_system_attrs(
             storage.get_study_id_from_name(self.study.study_name)
@@ -155,7 +159,8 @@ class Roll:
             and now - stamp < self.window
         ]
         here = sum(1 for worker in others if worker.rpartition(":")[0] == worker_host())
-        return 1 + len(others), 1 + here
+        self.seen = (now, (1 + len(others), 1 + here))
+        return self.seen[1]
 
 
 class CoreShare:

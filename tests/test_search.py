@@ -390,8 +390,9 @@ def test_a_trial_costs_a_few_commits_not_one_per_epoch(
         run, _ = _search(write_config(text, name="long"), storage_url)
     finally:
         event.remove(Engine, "commit", count)
-    # ask, parameters, the records at start and end, tell: about 10, whatever the epochs.
-    assert len(commits) / len(run.ran) <= 14
+    # ask, parameters, the records at start and end, the first heartbeat, tell: about 11,
+    # whatever the epochs (12 here: one per epoch would be over 20).
+    assert len(commits) / len(run.ran) <= 15
 
 
 def test_a_worker_waits_for_trials_another_live_worker_runs_unless_taken_over(
