@@ -276,3 +276,23 @@ def open_study_for(path: Path, url: str) -> optuna.Study:
     from adamtune.search import SearchOptions, open_study
 
     return open_study(load_config(path), SearchOptions(storage=url))
+
+
+def test_the_cluster_recipes_keep_the_url_off_command_lines() -> None:
+    import yaml
+
+    root = Path(__file__).resolve().parents[1] / "examples" / "cluster"
+    job = yaml.safe_load((root / "kubernetes-job.yaml").read_text())
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][:2] == ["adamtune", "search"]
+    assert "--threads" in container["command"] and job["spec"]["parallelism"] > 1
+    env = {e["name"]: e for e in container["env"]}
+    assert "secretKeyRef" in env["ADAMTUNE_STORAGE"]["valueFrom"]
+    slurm = (root / "slurm-array.sbatch").read_text()
+    assert "export ADAMTUNE_STORAGE" in slurm and "srun adamtune search" in slurm
+    for text in (json.dumps(job), slurm):
+        assert "--storage" not in text
+    # every option the recipes pass exists
+    help_text = CliRunner().invoke(app, ["search", "--help"], env={"COLUMNS": "200"}).output
+    for option in ("--threads", "--quiet", "--jobs", "--heartbeat"):
+        assert option in help_text
