@@ -40,7 +40,15 @@ from adamtune.study import (
 )
 from adamtune.task import Task, build_task
 from adamtune.trial_runs import TrialRunner
-from adamtune.workers import HEARTBEAT, CoreShare, Roll, read_live, storage_options, study_lock
+from adamtune.workers import (
+    HEARTBEAT,
+    CoreShare,
+    Roll,
+    agree_heartbeat,
+    read_live,
+    storage_options,
+    study_lock,
+)
 
 _MAX_ERRORS_IN_A_ROW = 3
 
@@ -164,6 +172,7 @@ def run_search(
         study = open_study(settings, options, storage)
         # The first worker runs the range test; the others wait for it and read its range.
         with study_lock(storage, study.study_name):
+            agree_heartbeat(study, options.heartbeat)
             read_live(study)
             if settings.config.search.space.lr.auto and ATTR not in study.user_attrs:
                 observer.range_test_started(SEEDS)
@@ -205,8 +214,12 @@ def _run(
     observer.search_started(start)
     run = SearchRun(study.study_name, start.storage, start)
     roll = Roll(study)
+    runner.alive = roll.sign  # a worker training a long trial stays on the roll
     try:
         return _loop(run, steps, runner, study, options, observer, clock, timeout, total, roll)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM to --jobs: wherever it landed
+        runner.interrupt_pending()
+        raise
     finally:
         roll.sign(leaving=True)
 
@@ -274,7 +287,8 @@ def _loop(
             raise SearchFailedError(
                 f"{errors_in_a_row} trials in a row failed; the last: {rows[-1].error}"
             )
-    if _best(trials) is None:  # ``trials`` was read after the last trial finished
+    trials = study.get_trials(deepcopy=False)
+    if _best(trials) is None:
         raise SearchFailedError(
             f"study {study.study_name!r} has no completed trial: every trial diverged, was "
             f"pruned or failed"

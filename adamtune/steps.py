@@ -205,11 +205,14 @@ class Steps:
         mine = [t for t in trials if stage_of(t) == stage.name]
         searching = [t for t in mine if t.state == TrialState.RUNNING]
         ran = sum(1 for t in mine if counts_toward_budget(t)) + len(searching)
+        if searching and ran >= stage.search:
+            # Past its planned draws a stage draws more only for trials that did not complete
+            # (pruned, diverged), and it confirms the candidates its finished trials name: both
+            # wait for the running ones (a running trial is not a failed one).
+            return Wait(f"waiting for stage {stage.name}: {_elsewhere(len(searching))}")
         wanted = search_due(rows, base, stage, ran, capacity(stage.params, self.space))
         if wanted:
             return self._draws(stage, plan, trials, base, best_before, wanted, searching)
-        if searching:  # the candidates to confirm are known once they have all finished
-            return Wait(f"waiting for stage {stage.name}: {_elsewhere(len(searching))}")
         due = [(r, s) for r, s in confirm_due(rows, base, stage, ran) if (r.number, s) not in pairs]
         if due:
             return self.reruns(CONFIRM, due, rows, self.workers)

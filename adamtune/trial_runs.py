@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -93,6 +93,8 @@ class TrialRunner:
         self.mirrors: dict[str, PruneMirror] = {}
         self.mirror_prunes = not isinstance(study.pruner, optuna.pruners.HyperbandPruner)
         self.batched = batch > 1
+        self.alive: Callable[[], None] | None = None  # called with every heartbeat
+        self.pending: dict[int, optuna.Trial] = {}  # asked and not told yet, by number
 
     def mirror(
         self, stage: str, trials: Sequence[FrozenTrial] = (), incumbent: FrozenTrial | None = None
@@ -118,8 +120,22 @@ class TrialRunner:
     def train(self, asked: Asked, prunable: bool, slot: int = 0) -> list[TrialRow]:
         """Train asked trials (alone, or together as one batch) and tell how they ended; their
         heartbeat shows other workers that they are alive meanwhile."""
-        with Heartbeat(self.study._storage, [t._trial_id for t in asked.trials]):
-            return self._train(asked, prunable, slot)
+        with Heartbeat(self.study._storage, [t._trial_id for t in asked.trials], self.alive):
+            rows = self._train(asked, prunable, slot)
+        for trial in asked.trials:
+            self.pending.pop(trial.number, None)
+        return rows
+
+    def interrupt_pending(self) -> None:
+        """Record the trials asked and not told yet as interrupted (drawn again on resume):
+        an interruption may land between asking and training."""
+        for trial in list(self.pending.values()):
+            try:
+                write_trial(self.study, trial._trial_id, {"status": "interrupted"})
+                self.study.tell(trial, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # told already
+        self.pending.clear()
 
     def _train(self, asked: Asked, prunable: bool, slot: int) -> list[TrialRow]:
         stage_name, members, trials, params = asked.stage, asked.members, asked.trials, asked.params
@@ -164,16 +180,30 @@ class TrialRunner:
             return self._fail(trials, twins, reported, {"status": "failed", "error": error}, mirror)
         rows = []
         for trial, twin, outcome, values in zip(trials, twins, outcomes, reported, strict=True):
-            self._record(trial, outcome, values)
-            if outcome.status == "diverged":
-                twin.report(math.inf, outcome.epochs)
-            if outcome.status == "complete":
-                frozen = self.study.tell(trial, outcome.value)
-            else:
-                frozen = self.study.tell(trial, state=TrialState.PRUNED)
+            try:
+                self._record(trial, outcome, values)
+                if outcome.status == "diverged":
+                    twin.report(math.inf, outcome.epochs)
+                if outcome.status == "complete":
+                    frozen = self.study.tell(trial, outcome.value)
+                else:
+                    frozen = self.study.tell(trial, state=TrialState.PRUNED)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                rows.append(self._taken_away(trial))
+                continue
             mirror.finish(twin, trial.number, frozen.state, frozen.value)
             rows.append(row_of(frozen))
         return rows
+
+    def _taken_away(self, trial: optuna.Trial) -> TrialRow:
+        """A trial another worker failed while this one trained it (its heartbeat looked
+        stale: a database that stalled, say): its result is dropped, and it is drawn again."""
+        log.warning(
+            "trial %d was failed by another worker (no heartbeat seen); its result "
+            "is dropped and it runs again",
+            trial.number,
+        )
+        return row_of(self.study._storage.get_trial(trial._trial_id))
 
     def ask(self, stage_name: str, members: list[Member]) -> Asked:
         """Start one study trial per member (RUNNING, with its parameters and attributes)."""
@@ -184,6 +214,10 @@ class TrialRunner:
             with warnings.catch_warnings():  # we beat for asked trials ourselves
                 warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
                 trial = self.study.ask()
+            self.pending[trial.number] = trial
+            # A heartbeat before anything else: a worker that dies from here on leaves a
+            # trial that others can tell is dead (``workers.read_live``).
+            Heartbeat(self.study._storage, [trial._trial_id]).beat()
             if m.names is None:
                 # A member that was not sampled (the baseline, a re-run) records its
                 # coordinates but trains its exact values, to the bit.
@@ -204,7 +238,6 @@ class TrialRunner:
             self.observer.trial_started(trial.number, stage_name, member)
             trials.append(trial)
             params.append(member)
-        Heartbeat(self.study._storage, [t._trial_id for t in trials]).beat()
         return Asked(stage_name, members, trials, params)
 
     def _fail(
@@ -217,8 +250,12 @@ class TrialRunner:
     ) -> list[TrialRow]:
         rows = []
         for trial, twin, values in zip(trials, twins, reported, strict=True):
-            write_trial(self.study, trial._trial_id, attrs, values)
-            frozen = self.study.tell(trial, state=TrialState.FAIL)
+            try:
+                write_trial(self.study, trial._trial_id, attrs, values)
+                frozen = self.study.tell(trial, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                rows.append(self._taken_away(trial))
+                continue
             mirror.finish(twin, trial.number, TrialState.FAIL, None)
             rows.append(row_of(frozen))
         return rows

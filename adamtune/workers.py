@@ -6,8 +6,8 @@ what runs next and asks its trials (they appear as RUNNING) while it holds the s
 then trains them without it. So every decision sees the trials every other worker has started,
 and the running ones count toward the budget and the stage they belong to: the budget is met
 exactly, never overshot. The lock is the database's own (a PostgreSQL advisory lock, MySQL's
-``GET_LOCK``) or, for a SQLite file (one machine), an ``flock`` on a file in the temporary
-directory; the database or the kernel releases it when its holder dies.
+``GET_LOCK``) or, for a SQLite file (one machine), an ``flock`` on ``<database>.lock`` beside
+it; the database or the kernel releases it when its holder dies.
 
 A running trial's worker records a heartbeat every ``heartbeat`` seconds (Optuna's RDB
 heartbeat); a trial without one for three intervals is failed by the next worker that looks,
@@ -22,11 +22,10 @@ import hashlib
 import logging
 import math
 import os
-import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import optuna
@@ -38,6 +37,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT = 10  # seconds between a running trial's heartbeats
 GRACE = 3  # heartbeats missed before a running trial is taken for dead
+HEARTBEAT_ATTR = "adamtune_heartbeat"
 _LOCAL = threading.Lock()  # storages with no lock of their own: one process only
 _HELD = threading.local()  # .locks: the (database, study) locks this thread holds
 
@@ -75,7 +75,7 @@ def _taken(
         with _database_lock(engine, dialect, study_name):
             yield
     elif dialect == "sqlite" and database not in (None, "", ":memory:"):
-        with _file_lock(os.path.abspath(database), study_name):
+        with _file_lock(database):
             yield
     else:
         with _LOCAL:
@@ -101,18 +101,16 @@ def _database_lock(engine: Any, dialect: str, study_name: str) -> Iterator[None]
 
 
 @contextlib.contextmanager
-def _file_lock(database: str, study_name: str) -> Iterator[None]:
+def _file_lock(database: str) -> Iterator[None]:
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: one process per SQLite study
         with _LOCAL:
             yield
         return
-    # SQLite serves one machine, so the temporary directory is shared by all its workers; a
-    # lock file there leaves nothing beside the user's database.
-    digest = hashlib.blake2b(f"{database}\0{study_name}".encode(), digest_size=8).hexdigest()
-    path = os.path.join(tempfile.gettempdir(), f"adamtune-{digest}.lock")
-    with _LOCAL, open(path, "a") as handle:
+    # Beside the database (its real path): every process that opens the file finds the same
+    # lock, whatever its temporary directory. One lock serves every study in the file.
+    with _LOCAL, open(os.path.realpath(database) + ".lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -183,6 +181,23 @@ class CoreShare:
             torch.set_num_threads(threads)
 
 
+def agree_heartbeat(study: optuna.Study, heartbeat: int | None) -> None:
+    """One heartbeat for the whole study: the first worker's, stored in the study. A worker is
+    judged dead by the interval its trials beat at, so a worker started with a shorter
+    ``--heartbeat`` must not take a slower one's live trials for dead."""
+    backend: Any = getattr(study._storage, "_backend", study._storage)
+    if not heartbeat or getattr(backend, "heartbeat_interval", None) is None:
+        return
+    agreed = study.user_attrs.get(HEARTBEAT_ATTR)
+    if agreed is None:
+        study.set_user_attr(HEARTBEAT_ATTR, heartbeat)
+    elif agreed != heartbeat:
+        log.warning(
+            "this study's heartbeat is %s s (set by its first worker), not %s s", agreed, heartbeat
+        )
+        backend.heartbeat_interval, backend.grace_period = int(agreed), GRACE * int(agreed)
+
+
 def storage_options(heartbeat: int | None) -> dict[str, Any]:
     """``RDBStorage`` keyword arguments for a searching worker."""
     if not heartbeat:
@@ -194,12 +209,18 @@ class Heartbeat:
     """While its block runs, records a heartbeat for ``trial_ids`` every interval, on a thread
     (a no-op on a storage without heartbeats)."""
 
-    def __init__(self, storage: optuna.storages.BaseStorage, trial_ids: list[int]) -> None:
+    def __init__(
+        self,
+        storage: optuna.storages.BaseStorage,
+        trial_ids: list[int],
+        also: Callable[[], None] | None = None,
+    ) -> None:
         from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 
         self.storage = storage if isinstance(storage, BaseHeartbeat) else None
         self.enabled = self.storage is not None and is_heartbeat_enabled(storage)
         self.trial_ids = trial_ids
+        self.also = also  # more signs of life with every beat (the study's roll)
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
 
@@ -215,6 +236,8 @@ class Heartbeat:
         while not self.stop.wait(interval):
             try:
                 self.beat()
+                if self.also is not None:
+                    self.also()
             except Exception:  # a database hiccup: the next beat tries again
                 log.debug("heartbeat failed", exc_info=True)
 

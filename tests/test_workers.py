@@ -296,3 +296,96 @@ def test_the_cluster_recipes_keep_the_url_off_command_lines() -> None:
     help_text = CliRunner().invoke(app, ["search", "--help"], env={"COLUMNS": "200"}).output
     for option in ("--threads", "--quiet", "--jobs", "--heartbeat"):
         assert option in help_text
+
+
+def test_a_stage_past_its_planned_draws_waits_for_its_running_trials(
+    write_config: Callable[..., Path],
+) -> None:
+    """A running trial is not a failed one: a stage that has made all its planned draws waits
+    for them instead of drawing extra ones out of its confirmation budget (those would take
+    the place of a killed trial's retry)."""
+    from adamtune.plan import make_plan
+    from adamtune.space import ADAM_DEFAULTS
+    from adamtune.steps import Steps, Wait
+
+    settings = load_config(write_config(SLOW_TRIALS.format(name="s", epochs=3, trials=30)))
+    stage = make_plan(settings.config.search, 30)[0]
+    assert stage.name == "lr" and stage.search < stage.trials  # it has a confirmation budget
+    study = optuna.create_study()
+    lr = optuna.distributions.FloatDistribution(1e-5, 0.1, log=True)
+
+    def add(stage_name: str, value: float, **attrs: Any) -> None:
+        study.add_trial(optuna.trial.create_trial(
+            value=value, params={"lr": 1e-3} if stage_name == "lr" else {},
+            distributions={"lr": lr} if stage_name == "lr" else {},
+            user_attrs={"stage": stage_name, "adam": ADAM_DEFAULTS.as_dict(), "status": "complete",
+                        **attrs}))
+
+    add(BASELINE, 0.5)
+    for slot in (1, 2):
+        add("noise", 0.5, slot=slot, confirms=0)
+    for i in range(stage.search - 1):
+        add("lr", 0.4 - i / 100)
+    running = study.ask({"lr": lr})
+    for key, value in {"stage": "lr", "worker": "elsewhere:1", "adam": ADAM_DEFAULTS.as_dict()
+                       }.items():
+        running.set_user_attr(key, value)
+
+    class Runner:
+        def mirror(self, *args: Any) -> None: ...
+
+    step = Steps(settings, Runner(), batch=1, seeds=3).next(study.get_trials(), 30, set())  # type: ignore[arg-type]
+    assert isinstance(step, Wait) and step.message == (
+        "waiting for stage lr: 1 trial running elsewhere")
+
+
+def test_a_timeout_keeps_what_was_done(write_config: Callable[..., Path]) -> None:
+    path = write_config(SLOW_TRIALS.format(name="t", epochs=150, trials=12))
+    result = CliRunner().invoke(app, ["search", str(path), "--timeout", "0.5", "--batch", "1",
+                                      "-q"])
+    assert result.exit_code == 0, result.output
+    assert "stopped by --timeout" in result.output
+
+
+def test_the_first_workers_heartbeat_holds_for_the_study(storage_url: str) -> None:
+    from adamtune.workers import agree_heartbeat
+
+    first = optuna.create_study(study_name="s", storage=open_storage(
+        storage_url, **storage_options(30)))
+    agree_heartbeat(first, 30)
+    later = optuna.load_study(study_name="s", storage=open_storage(
+        storage_url, **storage_options(1)))
+    agree_heartbeat(later, 1)  # judged by 30 s beats, it never fails the first one's trials
+    backend = later._storage._backend  # type: ignore[attr-defined]
+    assert (backend.heartbeat_interval, backend.grace_period) == (30, 90)
+
+
+@pytest.mark.slow
+def test_sigterm_to_jobs_ends_its_helpers_and_loses_nothing(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    path = write_config(SLOW_TRIALS.format(name="term", epochs=150, trials=40))
+    parent = start_worker(path, storage_url, "--jobs", "2", "--batch", "1")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until both workers train
+        try:
+            running = [t for t in study_trials(storage_url, "term")
+                       if t.state == TrialState.RUNNING]
+        except KeyError:
+            running = []
+        workers = {str(t.user_attrs["worker"]) for t in running if "worker" in t.user_attrs}
+        if len(workers) == 2:
+            break
+        time.sleep(0.1)
+    helper_pid = int(next(w.rpartition(":")[2] for w in workers
+                          if not w.endswith(f":{parent.pid}")))
+    parent.send_signal(signal.SIGTERM)
+    parent.wait(timeout=60)  # it interrupts its helpers, and kills any that do not stop
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(helper_pid, 0)
+    # Whatever the signal interrupted, nothing is lost: the same command finishes the budget.
+    again = start_worker(path, storage_url, "--jobs", "2", "--batch", "1")
+    _, errors = again.communicate(timeout=300)
+    assert again.returncode == 0, errors.decode()
+    check_shared_study(study_trials(storage_url, "term"), 40)

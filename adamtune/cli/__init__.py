@@ -6,10 +6,12 @@ torch and optuna are imported inside commands, so ``--help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -151,22 +153,42 @@ def search(
         observer = LiveProgress(err) if live else PlainProgress(err)
         began = time.monotonic()
         try:
-            run = run_search(settings, options, observer)
-        except BaseException:
-            from adamtune.cli.jobs import stop_helpers
-
-            stop_helpers(helpers)
-            raise
+            with _helpers_follow(helpers):
+                run = run_search(settings, options, observer)
+                found = load_study(run.study, open_storage(url, must_exist=True), url)
+                _helpers_done(helpers, run, found)
         finally:
             if isinstance(observer, LiveProgress):
                 observer.stop()
         if not summary:
             return
-        found = load_study(run.study, open_storage(url, must_exist=True), url)
-        _helpers_done(helpers, run, found)
         best = best_result(found, run.storage)
         print_search_summary(out, best, len(run.ran), run.stopped_by)
         _ci_outputs(run, best, time.monotonic() - began, json_path)
+
+
+@contextlib.contextmanager
+def _helpers_follow(helpers: list[Any]) -> Iterator[None]:
+    """The helpers end with this process: on an error, Ctrl-C or SIGTERM it interrupts them
+    (each records its trial as interrupted)."""
+    if not helpers:
+        yield
+        return
+    import signal
+
+    from adamtune.cli.jobs import stop_helpers
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    except BaseException:
+        stop_helpers(helpers)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _prepared_with_helpers(

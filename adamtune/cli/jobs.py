@@ -50,10 +50,25 @@ def start_helpers(count: int, config: Path, url: str, options: dict[str, Any]) -
     for number in range(2, count + 2):
         log = tempfile.TemporaryFile()  # noqa: SIM115 - read when the helper has ended
         process = subprocess.Popen(
-            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            preexec_fn=_interrupted_with_parent,  # noqa: PLW1509 - no threads run yet
         )
         helpers.append(Helper(number, process, log))
     return helpers
+
+
+def _interrupted_with_parent() -> None:
+    """In the helper, before it runs: on Linux, the kernel sends it SIGINT when the process
+    that started it dies, even by SIGKILL (no helper outlives ``--jobs``'s process)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
 
 
 def stop_helpers(helpers: list[Helper], grace: float = 10.0) -> None:
