@@ -20,6 +20,7 @@ from typing import Literal
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from adamtune import interrupts
 from adamtune.batched import batch_size
 from adamtune.config import Settings
 from adamtune.errors import SearchFailedError
@@ -242,6 +243,7 @@ def _loop(
     # budget goes to the stages after them.
     complete: set[str] = set()
     while True:
+        interrupts.check()
         if timeout is not None and clock() - began >= timeout:
             run.stopped_by = "timeout"
             break

@@ -19,6 +19,7 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from adamtune import interrupts
 from adamtune.batched import train_batch
 from adamtune.config import Config
 from adamtune.drawing import is_joint
@@ -149,6 +150,7 @@ class TrialRunner:
         reported: list[dict[int, float]] = [{} for _ in trials]
 
         def on_epoch(i: int, epoch: int, value: float) -> bool:
+            interrupts.check()
             trial, twin = trials[i], twins[i]
             if self.mirror_prunes:
                 reported[i][epoch] = value

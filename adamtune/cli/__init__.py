@@ -169,26 +169,18 @@ def search(
 
 @contextlib.contextmanager
 def _helpers_follow(helpers: list[Any]) -> Iterator[None]:
-    """The helpers end with this process: on an error, Ctrl-C or SIGTERM it interrupts them
-    (each records its trial as interrupted)."""
-    if not helpers:
-        yield
-        return
-    import signal
-
+    """Ctrl-C and SIGTERM interrupt the search (``interrupts``); the helpers end with this
+    process: on an error or an interruption it interrupts them (each records its trial as
+    interrupted)."""
+    from adamtune import interrupts
     from adamtune.cli.jobs import stop_helpers
 
-    def terminated(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, terminated)
-    try:
-        yield
-    except BaseException:
-        stop_helpers(helpers)
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with interrupts.installed():
+        try:
+            yield
+        except BaseException:
+            stop_helpers(helpers)
+            raise
 
 
 def _prepared_with_helpers(

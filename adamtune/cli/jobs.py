@@ -62,8 +62,11 @@ def start_helpers(count: int, config: Path, url: str, options: dict[str, Any]) -
 
 
 def _interrupted_with_parent() -> None:
-    """In the helper, before it runs: on Linux, the kernel sends it SIGINT when the process
-    that started it dies, even by SIGKILL (no helper outlives ``--jobs``'s process)."""
+    """In the helper, before it runs: SIGINT interrupts it (``stop_helpers`` relies on that),
+    even when this process was started with SIGINT ignored (a background job of a script);
+    and on Linux the kernel sends it SIGINT when the process that started it dies, even by
+    SIGKILL (no helper outlives ``--jobs``'s process)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Python then installs KeyboardInterrupt
     if sys.platform.startswith("linux"):
         import ctypes
 
