@@ -153,6 +153,7 @@ def test_a_worker_waits_for_a_stage_running_elsewhere(
     assert line in waited.output and "(0 run now)" in waited.output
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # asked by hand, as Optuna warns
 def test_a_dead_workers_trial_goes_stale_and_is_failed(storage_url: str) -> None:
     storage = open_storage(storage_url, **storage_options(1))  # beats every 1 s, 3 s grace
     study = optuna.create_study(study_name="s", storage=storage)
