@@ -138,7 +138,11 @@ def open_study(
                 pass
             else:
                 fail_orphans(old)
-                refuse_if_busy(old)  # never delete a study another live worker is searching
+                # Never delete a study another live worker is searching: training a trial
+                # (running), or between trials and on the study's roll.
+                refuse_if_busy(
+                    old, elsewhere=0 if options.take_over else Roll(old).present()[0] - 1
+                )
                 optuna.delete_study(study_name=name, storage=storage)
         study = optuna.create_study(
             storage=storage,

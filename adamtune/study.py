@@ -123,9 +123,10 @@ def take_over(study: optuna.Study) -> int:
     return len(others)
 
 
-def refuse_if_busy(study: optuna.Study) -> None:
-    """Refuse to delete (``--fresh``) a study that another live worker is searching (its
-    RUNNING trials remain after ``fail_orphans``)."""
+def refuse_if_busy(study: optuna.Study, elsewhere: int = 0) -> None:
+    """Refuse to delete (``--fresh``) a study that another live worker is searching: its
+    RUNNING trials remain after ``fail_orphans``, or ``elsewhere`` other workers signed the
+    study's roll within the last minute (``workers.Roll``)."""
     from adamtune.errors import SearchFailedError
 
     others = others_running(study)
@@ -135,6 +136,12 @@ def refuse_if_busy(study: optuna.Study) -> None:
             f"study {study.study_name!r} is being searched by {', '.join(workers)} "
             f"({len(others)} trials running): --fresh would delete it under them; wait for "
             f"them, or, if they are gone, add --take-over"
+        )
+    if elsewhere > 0:
+        raise SearchFailedError(
+            f"study {study.study_name!r} has {elsewhere} other worker(s) searching it (seen "
+            f"within the last minute): --fresh would delete it under them; wait for them, or, "
+            f"if they are gone, add --take-over"
         )
 
 

@@ -408,3 +408,19 @@ def test_an_interruption_swallowed_by_python_is_raised_again() -> None:
     finally:
         interrupts._requested.clear()
     interrupts.check()  # nothing requested: nothing raised
+
+
+def test_fresh_refuses_a_study_whose_worker_is_between_trials(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    path = write_config(trials=3)
+    study = open_study_for(path, storage_url)
+    # Another worker signed the roll a moment ago and runs no trial right now.
+    study._storage.set_study_system_attr(study._study_id, "adamtune_worker:elsewhere:1",
+                                        time.time())
+    fresh = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url, "--fresh"])
+    assert fresh.exit_code == 1
+    assert "has 1 other worker(s) searching it" in fresh.output and "--take-over" in fresh.output
+    taken = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url, "--fresh",
+                                     "--take-over", "-q"])
+    assert taken.exit_code == 0, taken.output
