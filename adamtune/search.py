@@ -34,7 +34,6 @@ from adamtune.storage import open_storage, redact, release_storage
 from adamtune.study import (
     CONFIG_ATTR,
     check_same_config,
-    fail_orphans,
     refuse_if_busy,
     relevant_config,
     take_over,
@@ -137,7 +136,7 @@ def open_study(
             except KeyError:
                 pass
             else:
-                fail_orphans(old)
+                read_live(old)  # fails the trials of workers that are gone
                 # Never delete a study another live worker is searching: training a trial
                 # (running), or between trials and on the study's roll.
                 refuse_if_busy(

@@ -125,13 +125,12 @@ class Steps:
         stage_name: str,
         due: list[tuple[TrialRow, int]],
         rows: list[TrialRow],
-        workers: int = 1,
     ) -> Run:
         """Train trials again on another seed slot (noise and confirmation runs): of one slot,
         as many together as the batch and this worker's share of ``due`` allow."""
         slot = due[0][1]
         members = []
-        size = min(self.batch, -(-len(due) // workers))
+        size = min(self.batch, -(-len(due) // self.workers))
         for row, _ in [d for d in due if d[1] == slot][:size]:
             assert row.params is not None
             attrs: dict[str, Any] = {"slot": slot, "confirms": row.number}
@@ -170,7 +169,7 @@ class Steps:
         pairs = {(t.user_attrs.get("confirms"), t.user_attrs.get("slot")) for t in running}
         noise = [(r, s) for r, s in noise_due(rows, self.seeds) if (r.number, s) not in pairs]
         if noise:
-            return self.reruns(NOISE, noise, rows, workers)
+            return self.reruns(NOISE, noise, rows)
         while True:
             plan = replan(self.config.search, total, claimed, frozenset(complete))
             stage = current_stage(plan, claimed, frozenset(complete))
@@ -215,7 +214,7 @@ class Steps:
             return self._draws(stage, plan, trials, base, best_before, wanted, searching)
         due = [(r, s) for r, s in confirm_due(rows, base, stage, ran) if (r.number, s) not in pairs]
         if due:
-            return self.reruns(CONFIRM, due, rows, self.workers)
+            return self.reruns(CONFIRM, due, rows)
         confirming = [t for t in running if budget_key(t) == stage.name]
         if confirming:
             return Wait(f"waiting for stage {stage.name}: {_elsewhere(len(confirming))}")

@@ -112,12 +112,6 @@ class TrialRunner:
     def _new_mirror(self) -> PruneMirror:
         return PruneMirror(self.study.study_name, self.study.pruner)
 
-    def run(
-        self, stage_name: str, members: list[Member], prunable: bool, slot: int = 0
-    ) -> list[TrialRow]:
-        """Ask one study trial per member and train them: alone, or together as one batch."""
-        return self.train(self.ask(stage_name, members), prunable, slot)
-
     def train(self, asked: Asked, prunable: bool, slot: int = 0) -> list[TrialRow]:
         """Train asked trials (alone, or together as one batch) and tell how they ended; their
         heartbeat shows other workers that they are alive meanwhile."""
