@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from adamtune import interrupts
 from adamtune.batched import batch_size
 from adamtune.config import Settings
+from adamtune.engine import warm_up
 from adamtune.errors import SearchFailedError
 from adamtune.lr_range import ATTR, SEEDS, AutoRange, resolve_lr
 from adamtune.plan import BASELINE, Stage, confirm_seeds, replan
@@ -170,6 +171,7 @@ def run_search(
 
         torch.set_num_threads(options.threads)
     task = build_task(settings, options.device)  # data and model are checked before storage
+    warm_up()
     storage = open_storage(options.storage, **storage_options(options.heartbeat))
     observer = observer or SearchObserver()
     try:
