@@ -379,6 +379,8 @@ def load_splits(settings: Settings, split_seed: int | None = None) -> list[TaskD
     source = cfg.source
     if source.endswith((".csv", ".npz")):
         path = (settings.base_dir / source) if not Path(source).is_absolute() else Path(source)
+        if path.is_dir():
+            raise settings.problem("data.source", f"{path} is a directory, not a data file")
         if not path.is_file():
             raise settings.problem("data.source", f"file not found: {path}")
         try:

@@ -9,6 +9,7 @@ reported after each epoch (for pruning) is already the mean over seeds.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -56,6 +57,27 @@ def warm_up() -> None:
     """Construct a throwaway optimizer: torch's first one imports ``torch._dynamo`` (~0.8 s on
     a 2-core CPU), which would otherwise count as the first trial's training time."""
     torch.optim.Adam([torch.zeros(1, requires_grad=True)], foreach=True)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """torch ran out of memory: CUDA's own error class; MPS and the CPU allocator raise a
+    plain RuntimeError that says so."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+def release_memory(device: torch.device) -> None:
+    """Give back what a failed trial held: its tensors (once nothing refers to them, such as
+    the error's traceback) and the device's cached blocks."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
 
 
 def autocast(task: Task) -> contextlib.AbstractContextManager[None]:

@@ -18,7 +18,7 @@ from adamtune.study import stage_of, status_of
 class TrialRow:
     number: int
     stage: str
-    state: str  # complete | pruned | diverged | failed | killed | interrupted | running
+    state: str  # complete | pruned | diverged | failed | oom | killed | interrupted | running
     params: AdamParams | None
     value: float | None
     epochs: int | None
@@ -69,6 +69,7 @@ STATES = (
     "pruned",
     "diverged",
     "failed",
+    "oom",
     "killed",
     "interrupted",
     "running",

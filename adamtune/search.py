@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import optuna
+import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
 from adamtune import interrupts
@@ -31,7 +32,7 @@ from adamtune.rows import TrialRow
 from adamtune.samplers import make_pruner
 from adamtune.space import AdamParams
 from adamtune.steps import Run, Steps, Stop, Wait
-from adamtune.storage import open_storage, redact, release_storage
+from adamtune.storage import open_storage, redact, release_storage, storage_failure
 from adamtune.study import (
     CONFIG_ATTR,
     check_same_config,
@@ -184,6 +185,8 @@ def run_search(
                 observer.range_test_started(SEEDS)
             settings, lr_range = resolve_lr(settings, study, task)
         return _run(settings, options, task, study, observer, clock, lr_range)
+    except sqlalchemy.exc.DBAPIError as exc:  # locked past the wait, corrupt, gone away
+        raise storage_failure(options.storage, exc) from None
     finally:
         release_storage(storage)
 
@@ -230,6 +233,15 @@ def _run(
         roll.sign(leaving=True)
 
 
+def _out_of_memory(times: int, task: Task, together: int, error: str | None) -> str:
+    fewer = f"train fewer trials together (--batch, now {together}), " if together > 1 else ""
+    return (
+        f"{times} trials in a row ran out of memory on {task.device} ({error}); "
+        f"lower data.batch_size (now {task.settings.config.data.batch_size}), "
+        f"{fewer}or use a smaller model"
+    )
+
+
 def _loop(
     run: SearchRun,
     steps: Steps,
@@ -242,7 +254,7 @@ def _loop(
     total: int,
     roll: Roll,
 ) -> SearchRun:
-    began, errors_in_a_row, waits = clock(), 0, 0
+    began, errors_in_a_row, ooms_in_a_row, waits = clock(), 0, 0, 0
     cores = CoreShare() if options.threads is None else None
     # Stages that searched and confirmed all they could, under budget: the rest of their
     # budget goes to the stages after them.
@@ -293,6 +305,13 @@ def _loop(
         if errors_in_a_row >= _MAX_ERRORS_IN_A_ROW:
             raise SearchFailedError(
                 f"{errors_in_a_row} trials in a row failed; the last: {rows[-1].error}"
+            )
+        # Out of memory once may be another process's doing: that trial is drawn again. Again
+        # and again, it is the trials' size.
+        ooms_in_a_row = ooms_in_a_row + 1 if rows[-1].state == "oom" else 0
+        if ooms_in_a_row >= _MAX_ERRORS_IN_A_ROW:
+            raise SearchFailedError(
+                _out_of_memory(ooms_in_a_row, runner.task, len(rows), rows[-1].error)
             )
     trials = study.get_trials(deepcopy=False)
     if _best(trials) is None:

@@ -59,6 +59,9 @@ def redact(text: str) -> str:
     return _PASSWORD.sub(r"\g<head>***\g<tail>", text)
 
 
+SQLITE_TIMEOUT = 30  # seconds
+
+
 def resolve_storage(option: str | None, config_value: str | None = None) -> str:
     """--storage, then $ADAMTUNE_STORAGE, then search.storage, then sqlite:///adamtune.db."""
     url = option or os.environ.get(ENV_VAR) or config_value or DEFAULT_STORAGE
@@ -93,16 +96,16 @@ def sqlite_path(url: str) -> Path | None:
     """The file behind a sqlite URL (None for other databases or in-memory sqlite)."""
     if not url.startswith("sqlite:///"):
         return None
-    path = url[len("sqlite:///") :]
+    path = url[len("sqlite:///") :].partition("?")[0]
     return Path(path) if path and path != ":memory:" else None
 
 
 def _with_driver(url: str) -> str:
-    remember_secrets(url)
     """``url`` naming the installed driver when it names none (``postgresql+psycopg2://``
     when only psycopg2 is there); a clear error when no driver for it is installed."""
     import importlib.util
 
+    remember_secrets(url)
     scheme, rest = url.split("://", 1)
     if scheme not in _DRIVERS:
         return url
@@ -130,23 +133,58 @@ def open_storage(
             raise StudyNotFoundError(f"no study found: {path} does not exist (storage {url})")
         if not must_exist and not os.access(path.parent.resolve(), os.W_OK):
             raise StorageError(f"storage {url}: cannot write in {path.parent.resolve()}")
-    engine_kwargs = {"connect_args": {"timeout": 30}} if path is not None else {}
+    engine_kwargs = {"connect_args": {"timeout": _sqlite_wait(url)}} if path is not None else {}
     try:
         storage = _rdb_storage(_with_driver(url), engine_kwargs, options)
         if path is not None and not must_exist:
             _fast_sqlite(storage)
         return storage
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
-        first = redact(str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
         # A URL that cannot be parsed, or names a driver that is not installed, is the user's
         # to fix (exit 2); a database that does not answer is a runtime failure (exit 1).
         if isinstance(exc, (ValueError, ImportError, sqlalchemy.exc.ArgumentError)) or (
             "Failed to import DB access module" in str(exc)
         ):
             raise ConfigError(
-                f"storage {redact(url)}: not a usable database URL: {first}"
+                f"storage {redact(url)}: not a usable database URL: {_first_line(exc)}"
             ) from None
-        raise StorageError(f"storage {redact(url)} is unreachable: {first}") from None
+        raise storage_failure(url, exc) from None
+
+
+def _sqlite_wait(url: str) -> float:
+    """How long to wait for another process's lock on a SQLite file: 30 s, unless the URL
+    says (``sqlite:///adamtune.db?timeout=120``)."""
+    from urllib.parse import parse_qs
+
+    given = parse_qs(url.partition("?")[2]).get("timeout")
+    try:
+        return float(given[-1]) if given else SQLITE_TIMEOUT
+    except ValueError:
+        raise ConfigError(f"storage {redact(url)}: timeout must be seconds") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return redact(text.splitlines()[0]) if text else type(exc).__name__
+
+
+def storage_failure(url: str, exc: BaseException) -> StorageError:
+    """The one line for a database that failed under a command: locked by another process
+    past the wait, a SQLite file that is not (or no longer) a database, or no answer."""
+    text, path = str(exc), sqlite_path(url)
+    if "database is locked" in text:
+        return StorageError(
+            f"storage {redact(url)}: another process held the database locked for more "
+            f"than {_sqlite_wait(url):g} s (the wait; set it with ?timeout=SECONDS); finished "
+            f"trials are kept: run the command again when it is free"
+        )
+    if path is not None and ("not a database" in text or "malformed" in text):
+        return StorageError(
+            f"storage {redact(url)}: {path} is not a readable SQLite database "
+            f"({_first_line(exc)}); it is left as it is: restore it from a copy, or give "
+            f"another --storage"
+        )
+    return StorageError(f"storage {redact(url)} is unreachable: {_first_line(exc)}")
 
 
 def _rdb_storage(

@@ -23,7 +23,7 @@ from adamtune import interrupts
 from adamtune.batched import train_batch
 from adamtune.config import Config
 from adamtune.drawing import is_joint
-from adamtune.engine import TrialOutcome, train_trial
+from adamtune.engine import TrialOutcome, out_of_memory, release_memory, train_trial
 from adamtune.pruning import PruneMirror
 from adamtune.rows import TrialRow, finite_or_none, row_of
 from adamtune.samplers import PresetSampler
@@ -34,6 +34,8 @@ from adamtune.task import Task
 from adamtune.workers import Heartbeat
 
 log = logging.getLogger(__name__)
+# What an interrupted trial records (Ctrl-C, SIGTERM); it is drawn again on resume.
+INTERRUPTED = {"status": "interrupted", "reason": "interrupted"}
 
 
 class TrialObserver(Protocol):
@@ -126,7 +128,7 @@ class TrialRunner:
         an interruption may land between asking and training."""
         for trial in list(self.pending.values()):
             try:
-                write_trial(self.study, trial._trial_id, {"status": "interrupted"})
+                write_trial(self.study, trial._trial_id, INTERRUPTED)
                 self.study.tell(trial, state=TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass  # told already
@@ -161,6 +163,7 @@ class TrialRunner:
             # it is asked on the study itself; the median pruner is asked on the mirror.
             return twin.should_prune() if self.mirror_prunes else trial.should_prune()
 
+        oom = None
         try:
             if self.batched:  # even a batch of one: a lone trial costs the same either way,
                 # and torch.optim.Adam's first construction imports torch._dynamo (~1.5 s)
@@ -168,12 +171,19 @@ class TrialRunner:
             else:
                 outcomes = [train_trial(self.task, params[0], lambda e, v: on_epoch(0, e, v), slot)]
         except KeyboardInterrupt:
-            self._fail(trials, twins, reported, {"status": "interrupted"}, mirror)
+            self._fail(trials, twins, reported, INTERRUPTED, mirror)
             raise
         except Exception as exc:  # a bug in user code, say; recorded, then judged by caller
             log.debug("trials %s raised", [t.number for t in trials], exc_info=True)
             error = f"{type(exc).__name__}: {exc}"
-            return self._fail(trials, twins, reported, {"status": "failed", "error": error}, mirror)
+            if not out_of_memory(exc):
+                attrs = {"status": "failed", "error": error}
+                return self._fail(trials, twins, reported, attrs, mirror)
+            oom = error.splitlines()[0]
+        if oom is not None:  # out of the handler: its traceback no longer holds the tensors
+            release_memory(self.task.device)
+            attrs = {"status": "oom", "reason": "oom", "error": oom}
+            return self._fail(trials, twins, reported, attrs, mirror)
         rows = []
         for trial, twin, outcome, values in zip(trials, twins, outcomes, reported, strict=True):
             try:

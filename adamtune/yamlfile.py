@@ -96,7 +96,10 @@ def _walk(node: yaml.Node, path: Path_, doc: YamlDoc, loader: _Loader) -> Any:
 
 def parse_yaml(text: str, source: str) -> YamlDoc:
     """Parse one YAML document, raising ConfigError (with file and line) on any syntax problem."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # checks the characters first
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
     doc = YamlDoc(data=None, source=source)
     try:
         node = loader.get_single_node()

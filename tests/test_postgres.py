@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,15 +69,19 @@ def test_a_worker_killed_mid_trial_leaves_its_trial_to_the_others_once(
 ) -> None:
     from test_workers import (
         SLOW_TRIALS,
+        _running_trial_of,
         check_shared_study,
-        kill_mid_trial,
         start_worker,
         study_trials,
     )
 
     path = write_config(SLOW_TRIALS.format(name="kill9", epochs=80, trials=30))
+    # The victim starts first, so that it surely trains an lr trial before the others are done.
+    doomed = start_worker(path, postgres_url, "--batch", "1")
     others = [start_worker(path, postgres_url, "--batch", "1") for _ in range(2)]
-    victim = kill_mid_trial(path, postgres_url, "kill9", stage="lr")
+    victim = _running_trial_of(postgres_url, "kill9", doomed.pid, "lr", limit=120)
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.wait()
     for worker in others:
         _, errors = worker.communicate(timeout=600)
         assert worker.returncode == 0, errors.decode()

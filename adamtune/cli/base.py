@@ -18,7 +18,54 @@ from rich.console import Console
 
 from adamtune.errors import AdamtuneError
 
+
+class _Commands(typer.core.TyperGroup):
+    """Usage errors (an unknown option, a missing argument, a value out of range) as one line
+    and exit 2 too, instead of Click's usage block and boxed message."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        exceptions = _click_exceptions()
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except getattr(exceptions, "NoArgsIsHelpError", ()) as exc:  # `adamtune`: the help
+            if exc.format_message():  # (typer's rich help has printed itself already)
+                exc.show()
+            sys.exit(exc.exit_code)
+        except exceptions.ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            message = " ".join(exc.format_message().split())
+            err.print(f"error: {message}{hint}", highlight=False, markup=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:  # end of input or Ctrl-C outside a command
+            err.print("aborted", highlight=False)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_exceptions() -> Any:
+    """Click's exceptions: typer vendors Click since 0.2x, before that it used Click itself."""
+    try:
+        from typer import _click
+
+        return _click.exceptions
+    except ImportError:
+        import click
+
+        return click.exceptions
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="adamtune",
     help="Find the best torch.optim.Adam hyperparameters for your own model and data.\n\n"
     "Example: adamtune search configs/digits-mlp.yaml && adamtune best",
@@ -88,12 +135,14 @@ def _errors(debug: bool) -> Iterator[None]:
         for line in str(exc).splitlines():
             err.print(f"error: {redact(line)}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from adamtune.interrupts import exit_code
+
         err.print(
             "interrupted: finished trials are kept; run the same command to resume",
             highlight=False,
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(exit_code(exc)) from None
     except typer.Exit:
         raise
     except Exception as exc:  # a bug of ours, or something unforeseen: still one line

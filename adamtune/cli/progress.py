@@ -107,7 +107,7 @@ class LiveProgress(PlainProgress):
             self.running.remove(row.number)
         say(self.progress.console, trial_line(row, best))
         self.waited = None
-        if row.state not in ("killed", "interrupted"):
+        if row.state not in ("oom", "killed", "interrupted"):  # drawn again: not counted
             self.progress.advance(self.trials_bar)
 
     def waiting(self, message: str) -> None:
