@@ -49,6 +49,14 @@ def _data_file(name: str, text: str | bytes) -> Callable[[Path], None]:
     return write
 
 
+def _unreadable(name: str) -> Callable[[Path], None]:
+    def write(directory: Path) -> None:
+        _data_file(name, "a,y\n1,0\n")(directory)
+        (directory / name).chmod(0)
+
+    return write
+
+
 def _a_directory(name: str) -> Callable[[Path], None]:
     return lambda directory: (directory / name).mkdir()
 
@@ -157,6 +165,9 @@ CASES = [
     Case("data file that is a directory", tiny(**{"source: iris": "source: folder.csv"}),
          ("search", "{config}"), 2, "{config}:4: data.source: {tmp}/folder.csv is a directory",
          _a_directory("folder.csv")),
+    Case("unreadable data file", tiny(**{"source: iris": "source: secret.csv\n  target: y"}),
+         ("search", "{config}"), 2, "{config}:4: data.source: cannot read",
+         _unreadable("secret.csv"), skip="root reads any file" if os.geteuid() == 0 else None),
     Case("data file that is not a CSV", tiny(**{"source: iris": "source: noise.csv\n  target: y"}),
          ("search", "{config}"), 2, "{config}:4: data.source:",
          _data_file("noise.csv", b"\x00\xff\xfe\x00garbage\x89PNG")),
