@@ -28,7 +28,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from adamtune.data import TaskData
-from adamtune.engine import TrialOutcome, autocast, batches, objective, val_chunks
+from adamtune.engine import TrialOutcome, autocast, batches, objective, out_of_memory, val_chunks
 from adamtune.schedules import lr_sequence
 from adamtune.space import ADAM_DEFAULTS, AdamParams
 from adamtune.stacked_adam import StackedAdam
@@ -263,6 +263,8 @@ def unbatchable(task: Task) -> str | None:
         with autocast(task):
             stack._backward(stack._losses(stack._outputs(x), y))
     except Exception as exc:  # whatever vmap or the user's module raises
+        if out_of_memory(exc):
+            return f"two stacked copies ran out of memory ({_first_line(exc)})"
         return f"vmap cannot run it ({type(exc).__name__}: {_first_line(exc)})"
     return None
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import optuna
-import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
 from adamtune import interrupts
@@ -32,7 +31,13 @@ from adamtune.rows import TrialRow
 from adamtune.samplers import make_pruner
 from adamtune.space import AdamParams
 from adamtune.steps import Run, Steps, Stop, Wait
-from adamtune.storage import open_storage, redact, release_storage, storage_failure
+from adamtune.storage import (
+    open_storage,
+    redact,
+    release_storage,
+    storage_errors,
+    storage_failure,
+)
 from adamtune.study import (
     CONFIG_ATTR,
     check_same_config,
@@ -185,7 +190,7 @@ def run_search(
                 observer.range_test_started(SEEDS)
             settings, lr_range = resolve_lr(settings, study, task)
         return _run(settings, options, task, study, observer, clock, lr_range)
-    except sqlalchemy.exc.DBAPIError as exc:  # locked past the wait, corrupt, gone away
+    except storage_errors() as exc:  # locked past the wait, damaged, gone away
         raise storage_failure(options.storage, exc) from None
     finally:
         release_storage(storage)
@@ -230,13 +235,18 @@ def _run(
         runner.interrupt_pending()
         raise
     finally:
-        roll.sign(leaving=True)
+        with contextlib.suppress(*storage_errors()):  # a database that failed: said already
+            roll.sign(leaving=True)
 
 
-def _out_of_memory(times: int, task: Task, together: int, error: str | None) -> str:
-    fewer = f"train fewer trials together (--batch, now {together}), " if together > 1 else ""
+def _failing(states: list[str], task: Task, batch: int, error: str | None) -> str:
+    """Why a search stops after trials (or batches of trials) failed in a row."""
+    runs = f"{len(states)} {'batches of trials' if batch > 1 else 'trials'} in a row"
+    if any(state != "oom" for state in states):
+        return f"{runs} failed; the last: {error}"
+    fewer = f"train fewer trials together (--batch, now {batch}), " if batch > 1 else ""
     return (
-        f"{times} trials in a row ran out of memory on {task.device} ({error}); "
+        f"{runs} ran out of memory on {task.device} ({error}); "
         f"lower data.batch_size (now {task.settings.config.data.batch_size}), "
         f"{fewer}or use a smaller model"
     )
@@ -254,7 +264,8 @@ def _loop(
     total: int,
     roll: Roll,
 ) -> SearchRun:
-    began, errors_in_a_row, ooms_in_a_row, waits = clock(), 0, 0, 0
+    began, waits = clock(), 0
+    failing: list[str] = []  # how the trials (or batches) failed, while they fail in a row
     cores = CoreShare() if options.threads is None else None
     # Stages that searched and confirmed all they could, under budget: the rest of their
     # budget goes to the stages after them.
@@ -300,19 +311,12 @@ def _loop(
             values = [v for v in (best_value, mine) if v is not None]
             best_value = min(values) if values else None
             observer.trial_finished(row, best_value)
-        # A failing batch raised once for all its trials: one error, as for a single trial.
-        errors_in_a_row = errors_in_a_row + 1 if rows[-1].state == "failed" else 0
-        if errors_in_a_row >= _MAX_ERRORS_IN_A_ROW:
-            raise SearchFailedError(
-                f"{errors_in_a_row} trials in a row failed; the last: {rows[-1].error}"
-            )
-        # Out of memory once may be another process's doing: that trial is drawn again. Again
-        # and again, it is the trials' size.
-        ooms_in_a_row = ooms_in_a_row + 1 if rows[-1].state == "oom" else 0
-        if ooms_in_a_row >= _MAX_ERRORS_IN_A_ROW:
-            raise SearchFailedError(
-                _out_of_memory(ooms_in_a_row, runner.task, len(rows), rows[-1].error)
-            )
+        # A failing batch raised once for all its trials: one failure, as for a single trial.
+        # Out of memory once may be another process's doing (that trial is drawn again);
+        # again and again, it is the trials' size.
+        failing = failing + [rows[-1].state] if rows[-1].state in ("failed", "oom") else []
+        if len(failing) >= _MAX_ERRORS_IN_A_ROW:
+            raise SearchFailedError(_failing(failing, runner.task, steps.batch, rows[-1].error))
     trials = study.get_trials(deepcopy=False)
     if _best(trials) is None:
         raise SearchFailedError(

@@ -5,6 +5,7 @@ A storage URL may carry a password; it never leaves this module unredacted in a 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -94,9 +95,10 @@ def check_url(url: str) -> None:
 
 def sqlite_path(url: str) -> Path | None:
     """The file behind a sqlite URL (None for other databases or in-memory sqlite)."""
-    if not url.startswith("sqlite:///"):
+    found = re.match(r"sqlite(\+\w+)?:///", url)  # sqlite+pysqlite:/// too
+    if found is None:
         return None
-    path = url[len("sqlite:///") :].partition("?")[0]
+    path = url[found.end() :].partition("?")[0]
     return Path(path) if path and path != ":memory:" else None
 
 
@@ -133,6 +135,8 @@ def open_storage(
             raise StudyNotFoundError(f"no study found: {path} does not exist (storage {url})")
         if not must_exist and not os.access(path.parent.resolve(), os.W_OK):
             raise StorageError(f"storage {url}: cannot write in {path.parent.resolve()}")
+        if not must_exist:
+            _check_sqlite(path, url)
     engine_kwargs = {"connect_args": {"timeout": _sqlite_wait(url)}} if path is not None else {}
     try:
         storage = _rdb_storage(_with_driver(url), engine_kwargs, options)
@@ -148,7 +152,7 @@ def open_storage(
             raise ConfigError(
                 f"storage {redact(url)}: not a usable database URL: {_first_line(exc)}"
             ) from None
-        raise storage_failure(url, exc) from None
+        raise storage_failure(url, exc, opening=True) from None
 
 
 def _sqlite_wait(url: str) -> float:
@@ -156,11 +160,14 @@ def _sqlite_wait(url: str) -> float:
     says (``sqlite:///adamtune.db?timeout=120``)."""
     from urllib.parse import parse_qs
 
-    given = parse_qs(url.partition("?")[2]).get("timeout")
+    given = parse_qs(url.partition("?")[2]).get("timeout", [str(SQLITE_TIMEOUT)])[-1]
     try:
-        return float(given[-1]) if given else SQLITE_TIMEOUT
+        seconds = float(given)
     except ValueError:
-        raise ConfigError(f"storage {redact(url)}: timeout must be seconds") from None
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:
+        raise ConfigError(f"storage {redact(url)}: timeout must be seconds >= 0 (got {given!r})")
+    return seconds
 
 
 def _first_line(exc: BaseException) -> str:
@@ -168,23 +175,55 @@ def _first_line(exc: BaseException) -> str:
     return redact(text.splitlines()[0]) if text else type(exc).__name__
 
 
-def storage_failure(url: str, exc: BaseException) -> StorageError:
+def storage_errors() -> tuple[type[BaseException], ...]:
+    """What a database failing under a command raises: the driver's error, or Optuna's
+    wrapper of it (raised ``from`` it) for any error inside one of its sessions."""
+    import optuna
+    import sqlalchemy.exc
+
+    return (sqlalchemy.exc.DBAPIError, optuna.exceptions.StorageInternalError)
+
+
+def storage_failure(url: str | None, exc: BaseException, *, opening: bool = False) -> StorageError:
     """The one line for a database that failed under a command: locked by another process
     past the wait, a SQLite file that is not (or no longer) a database, or no answer."""
-    text, path = str(exc), sqlite_path(url)
+    cause = exc.__cause__ or exc  # Optuna's StorageInternalError wraps the driver's error
+    text, path = str(cause), sqlite_path(url) if url else None
+    where = f"storage {redact(url)}" if url else "storage"
     if "database is locked" in text:
+        wait = f"{_sqlite_wait(url):g} s" if url else "the wait"
         return StorageError(
-            f"storage {redact(url)}: another process held the database locked for more "
-            f"than {_sqlite_wait(url):g} s (the wait; set it with ?timeout=SECONDS); finished "
-            f"trials are kept: run the command again when it is free"
+            f"{where}: another process held the database locked for more than {wait} (set "
+            f"the wait with ?timeout=SECONDS); finished trials are kept: run the command "
+            f"again when it is free"
         )
-    if path is not None and ("not a database" in text or "malformed" in text):
+    if "not a database" in text or "malformed" in text:
+        name = f"{path} is" if path is not None else "the database file is"
         return StorageError(
-            f"storage {redact(url)}: {path} is not a readable SQLite database "
-            f"({_first_line(exc)}); it is left as it is: restore it from a copy, or give "
-            f"another --storage"
+            f"{where}: {name} not a readable SQLite database ({_first_line(cause)}); it is "
+            f"left as it is: restore it from a copy, or give another --storage"
         )
-    return StorageError(f"storage {redact(url)} is unreachable: {_first_line(exc)}")
+    failed = "is unreachable" if opening else "failed"
+    return StorageError(f"{where} {failed}: {_first_line(cause)}")
+
+
+def _check_sqlite(path: Path, url: str) -> None:
+    """Before a search writes to an existing SQLite file: is it a sound database? A damaged
+    one is refused whole, before anything is written to it."""
+    import contextlib
+    import sqlite3
+
+    if not path.is_file():
+        return
+    try:
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=_sqlite_wait(url))) as db:
+            found = db.execute("PRAGMA quick_check(1)").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise storage_failure(url, exc) from None
+    if found and found[0] != "ok":
+        damaged = sqlite3.DatabaseError(f"database disk image is malformed: {found[0]}")
+        raise storage_failure(url, damaged) from None
 
 
 def _rdb_storage(

@@ -263,3 +263,26 @@ def test_bad_input_gets_one_line_the_right_code_and_leaves_storage_alone(
 
 def test_the_corpus_has_at_least_thirty_cases() -> None:
     assert len(CASES) >= 30
+
+
+def test_an_unreadable_data_file_is_one_line_even_where_root_reads_everything(
+    write_config: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The corpus's chmod case cannot fail for root (CI runs as root): the refusal the
+    kernel would give is raised where the file is opened."""
+    (tmp_path / "secret.csv").write_text("a,y\n1,0\n2,1\n")
+    path = write_config(tiny(**{"source: iris": "source: secret.csv\n  target: y"}),
+                        name="bad")
+    real_open = Path.open
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> object:
+        if self.name == "secret.csv":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "open", refuse)
+    result = runner.invoke(app, ["search", str(path)])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert f"{path}:4: data.source: cannot read {tmp_path / 'secret.csv'}" in lines[0]
+    assert "Permission denied" in lines[0] and not (tmp_path / "adamtune.db").exists()

@@ -87,7 +87,7 @@ def test_ctrl_c_and_sigterm_record_the_trial_as_interrupted_and_say_how_to_resum
     began = time.monotonic()
     _, errors = worker.communicate(timeout=60)
 
-    assert time.monotonic() - began < 5  # within seconds: it does not finish the trial
+    assert time.monotonic() - began < 15  # within seconds, not at the trial's end (~1 min)
     assert worker.returncode == code
     message = errors.decode()
     assert "run the same command to resume" in message and "Traceback" not in message
@@ -203,39 +203,63 @@ def test_out_of_memory_again_and_again_ends_the_search_with_a_hint(
 
     assert result.exit_code == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: 3 trials in a row ran out of memory on cpu")
+    assert last.startswith("error: 3 ") and "in a row ran out of memory on cpu" in last
     assert "lower data.batch_size (now 32)" in last and "Traceback" not in result.output
     assert ("--batch, now 4" in last) == (batch == "4")
+    assert ("3 batches of trials in a row" in last) == (batch == "4")
     study = optuna.load_study(study_name="tiny", storage="sqlite:///adamtune.db")
     assert study.trials[0].state == TrialState.COMPLETE  # kept
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
 
 
+def test_out_of_memory_outside_a_trial_is_one_line_with_the_hint(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adamtune import range_test
+
+    def range_test_oom(*args: Any, **kwargs: Any) -> Any:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+    monkeypatch.setattr(range_test, "run_range_test", range_test_oom)
+    result = invoke("lr-find", str(write_config()))
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: out of memory (OutOfMemoryError: ")
+    assert "lower data.batch_size" in lines[0] and "internal error" not in lines[0]
+
+
 # --- SQLite locked or corrupt
 
 
-def _hold_locked(path: Path, seconds: float, locked: threading.Event) -> None:
-    """Another process holding the SQLite file locked (exclusively) for ``seconds``."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sqlite3, sys, time\n"
-         "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-         "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True)\n"
-         "time.sleep(float(sys.argv[2])); c.execute('COMMIT')\n",
-         str(path), str(seconds)],
-        stdout=subprocess.PIPE,
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == b"locked"
-    locked.set()
-    holder.wait(timeout=60)
+class Locker:
+    """Another process holding a SQLite file locked (``BEGIN EXCLUSIVE``) until released."""
 
+    def __init__(self, path: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c",
+             "import sqlite3, sys\n"
+             "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+             "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True)\n"
+             "sys.stdin.read(); c.execute('COMMIT')\n",
+             str(path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline().strip() == b"locked"
+        self.released_at: float | None = None
 
-def _locked_for(path: Path, seconds: float) -> threading.Thread:
-    locked = threading.Event()
-    thread = threading.Thread(target=_hold_locked, args=(path, seconds, locked))
-    thread.start()
-    assert locked.wait(30)
-    return thread
+    def release(self) -> None:
+        if self.released_at is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            self.process.wait(timeout=60)
+            self.released_at = time.time()
+
+    def __enter__(self) -> Locker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def test_a_locked_sqlite_file_is_waited_for_then_used(
@@ -243,13 +267,14 @@ def test_a_locked_sqlite_file_is_waited_for_then_used(
 ) -> None:
     path = write_config(trials=2)
     assert invoke("search", str(path), "-q").exit_code == 0
-    holder = _locked_for(tmp_path / "adamtune.db", 2.0)
-    began = time.monotonic()
-    result = invoke("search", str(path), "-q", "--trials", "3")
-    holder.join()
+    with Locker(tmp_path / "adamtune.db") as lock:
+        threading.Timer(1.5, lock.release).start()
+        result = invoke("search", str(path), "-q", "--trials", "3")
     assert result.exit_code == 0, result.output
-    assert time.monotonic() - began > 1.0  # it waited for the lock
-    assert len(optuna.load_study(study_name="tiny", storage="sqlite:///adamtune.db").trials) == 3
+    trials = optuna.load_study(study_name="tiny", storage="sqlite:///adamtune.db").trials
+    assert len(trials) == 3
+    assert lock.released_at is not None
+    assert trials[2].datetime_start.timestamp() >= lock.released_at - 0.1  # it waited
 
 
 def test_a_sqlite_file_locked_past_the_wait_gets_one_line_and_exit_1(
@@ -258,19 +283,48 @@ def test_a_sqlite_file_locked_past_the_wait_gets_one_line_and_exit_1(
     path = write_config(trials=2)
     assert invoke("search", str(path), "-q").exit_code == 0
     url = f"sqlite:///{tmp_path / 'adamtune.db'}?timeout=0.5"
-    holder = _locked_for(tmp_path / "adamtune.db", 4.0)
-    try:
+    with Locker(tmp_path / "adamtune.db"):
         for args in (("search", str(path), "-q", "--trials", "3"), ("best",)):
             result = invoke(*args, "--storage", url)
             assert result.exit_code == 1, result.output
             lines = result.stderr.strip().splitlines()
             assert len(lines) == 1 and "locked for more than 0.5 s" in lines[0], lines
-    finally:
-        holder.join()
     assert len(optuna.load_study(study_name="tiny", storage="sqlite:///adamtune.db").trials) == 2
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_lock_taken_mid_search_ends_it_in_one_line_and_keeps_the_finished_trials(
+    write_config: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "adamtune.db"
+    path = write_config(trials=8)
+    locks: list[Locker] = []
+    real = trial_runs.train_trial
+
+    def train_trial(*args: Any, **kwargs: Any) -> Any:
+        outcome = real(*args, **kwargs)
+        if len(locks) == 0 and db.exists() and len(study_trials(f"sqlite:///{db}", "tiny")) >= 3:
+            locks.append(Locker(db))  # taken while this trial's result waits to be told
+        return outcome
+
+    monkeypatch.setattr(trial_runs, "train_trial", train_trial)
+    try:
+        result = invoke("search", str(path), "-q", "--storage", f"sqlite:///{db}?timeout=0.5")
+    finally:
+        for lock in locks:
+            lock.release()
+    assert locks and result.exit_code == 1, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert "locked for more than 0.5 s" in last and "Traceback" not in result.output, last
+    assert "internal error" not in result.stderr
+    monkeypatch.setattr(trial_runs, "train_trial", real)
+    kept = [t for t in study_trials(f"sqlite:///{db}", "tiny") if counts_toward_budget(t)]
+    assert len(kept) >= 2
+    again = invoke("search", str(path), "-q")  # and the same command finishes the budget
+    assert again.exit_code == 0, again.output
+    assert sum(1 for t in study_trials(f"sqlite:///{db}", "tiny") if counts_toward_budget(t)) == 8
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "pages"])
 def test_a_corrupt_sqlite_file_gets_one_line_and_exit_1_and_is_left_alone(
     write_config: Callable[..., Path], tmp_path: Path, damage: str
 ) -> None:
@@ -278,13 +332,18 @@ def test_a_corrupt_sqlite_file_gets_one_line_and_exit_1_and_is_left_alone(
     assert invoke("search", str(path), "-q").exit_code == 0
     db = tmp_path / "adamtune.db"
     data = db.read_bytes()
-    db.write_bytes(data[: len(data) // 3] if damage == "truncated" else b"not sqlite " * 400)
+    if damage == "truncated":
+        db.write_bytes(data[: len(data) // 3])
+    elif damage == "garbage":
+        db.write_bytes(b"not sqlite " * 400)
+    else:  # the header is sound, the tables are not
+        db.write_bytes(data[:4096] + bytes(range(256)) * ((len(data) - 4096) // 256 + 1))
     before = db.read_bytes()
     for args in (("search", str(path), "-q"), ("best",), ("trials",)):
         result = invoke(*args)
         assert result.exit_code == 1, result.output
         lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and "is not a readable SQLite database" in lines[0], lines
+        assert len(lines) == 1 and "not a readable SQLite database" in lines[0], lines
         assert "Traceback" not in result.output
     assert db.read_bytes() == before
     with pytest.raises(sqlite3.DatabaseError):

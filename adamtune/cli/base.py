@@ -146,6 +146,12 @@ def _errors(debug: bool) -> Iterator[None]:
     except typer.Exit:
         raise
     except Exception as exc:  # a bug of ours, or something unforeseen: still one line
+        known = _runtime_failure(exc)
+        if known is not None:  # a database or the memory failed under the command
+            if debug:
+                err.print(redact(traceback.format_exc()), highlight=False, markup=False)
+            err.print(f"error: {redact(known)}", highlight=False, markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
         if debug:  # the traceback, without a password a message may hold
             err.print(redact(traceback.format_exc()), highlight=False, markup=False)
             raise typer.Exit(1) from None
@@ -157,6 +163,30 @@ def _errors(debug: bool) -> Iterator[None]:
             soft_wrap=True,
         )
         raise typer.Exit(1) from None
+
+
+def _runtime_failure(exc: Exception) -> str | None:
+    """The line for a failure of the machine rather than of adamtune, wherever it struck: a
+    database that failed (locked, damaged, gone) or memory that ran out (a model too large for
+    the device, the LR range test's batch)."""
+    if isinstance(exc, MemoryError) or ("torch" in sys.modules and _torch_out_of_memory(exc)):
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else "no details"
+        return (
+            f"out of memory ({type(exc).__name__}: {said}); lower data.batch_size or --batch, "
+            f"or use a smaller model"
+        )
+    if type(exc).__module__.split(".")[0] in ("optuna", "sqlalchemy"):
+        from adamtune.storage import storage_errors, storage_failure
+
+        if isinstance(exc, storage_errors()):
+            return str(storage_failure(None, exc))
+    return None
+
+
+def _torch_out_of_memory(exc: Exception) -> bool:
+    from adamtune.engine import out_of_memory
+
+    return out_of_memory(exc)
 
 
 class _Redacting(logging.Filter):
