@@ -20,7 +20,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +28,7 @@ from torch.func import functional_call, vmap
 
 from adamtune.data import TaskData
 from adamtune.engine import TrialOutcome, autocast, batches, objective, out_of_memory, val_chunks
+from adamtune.errors import first_line
 from adamtune.schedules import lr_sequence
 from adamtune.space import ADAM_DEFAULTS, AdamParams
 from adamtune.stacked_adam import StackedAdam
@@ -264,13 +264,9 @@ def unbatchable(task: Task) -> str | None:
             stack._backward(stack._losses(stack._outputs(x), y))
     except Exception as exc:  # whatever vmap or the user's module raises
         if out_of_memory(exc):
-            return f"two stacked copies ran out of memory ({_first_line(exc)})"
-        return f"vmap cannot run it ({type(exc).__name__}: {_first_line(exc)})"
+            return f"two stacked copies ran out of memory ({first_line(exc)})"
+        return f"vmap cannot run it ({type(exc).__name__}: {first_line(exc)})"
     return None
-
-
-def _first_line(exc: Any) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else ""
 
 
 # ``batch: auto``. Measured on 2 CPU cores (benchmarks/README.md, bench_engine.py): batching K

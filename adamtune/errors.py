@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (or its type's name, when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class AdamtuneError(Exception):
     """Base of every error adamtune raises on purpose. ``exit_code`` follows SPEC."""
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adamtune.errors import ConfigError, StorageError, StudyNotFoundError
+from adamtune.errors import ConfigError, StorageError, StudyNotFoundError, first_line
 
 if TYPE_CHECKING:
     import optuna
@@ -150,7 +150,7 @@ def open_storage(
             "Failed to import DB access module" in str(exc)
         ):
             raise ConfigError(
-                f"storage {redact(url)}: not a usable database URL: {_first_line(exc)}"
+                f"storage {redact(url)}: not a usable database URL: {redact(first_line(exc))}"
             ) from None
         raise storage_failure(url, exc, opening=True) from None
 
@@ -168,11 +168,6 @@ def _sqlite_wait(url: str) -> float:
     if not 0 <= seconds < math.inf:
         raise ConfigError(f"storage {redact(url)}: timeout must be seconds >= 0 (got {given!r})")
     return seconds
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return redact(text.splitlines()[0]) if text else type(exc).__name__
 
 
 def storage_errors() -> tuple[type[BaseException], ...]:
@@ -200,11 +195,11 @@ def storage_failure(url: str | None, exc: BaseException, *, opening: bool = Fals
     if "not a database" in text or "malformed" in text:
         name = f"{path} is" if path is not None else "the database file is"
         return StorageError(
-            f"{where}: {name} not a readable SQLite database ({_first_line(cause)}); it is "
+            f"{where}: {name} not a readable SQLite database ({redact(first_line(cause))}); it is "
             f"left as it is: restore it from a copy, or give another --storage"
         )
     failed = "is unreachable" if opening else "failed"
-    return StorageError(f"{where} {failed}: {_first_line(cause)}")
+    return StorageError(f"{where} {failed}: {redact(first_line(cause))}")
 
 
 def _check_sqlite(path: Path, url: str) -> None:

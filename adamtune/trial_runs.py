@@ -24,6 +24,7 @@ from adamtune.batched import train_batch
 from adamtune.config import Config
 from adamtune.drawing import is_joint
 from adamtune.engine import TrialOutcome, out_of_memory, release_memory, train_trial
+from adamtune.errors import first_line
 from adamtune.pruning import PruneMirror
 from adamtune.rows import TrialRow, finite_or_none, row_of
 from adamtune.samplers import PresetSampler
@@ -175,11 +176,10 @@ class TrialRunner:
             raise
         except Exception as exc:  # a bug in user code, say; recorded, then judged by caller
             log.debug("trials %s raised", [t.number for t in trials], exc_info=True)
-            error = f"{type(exc).__name__}: {exc}"
             if not out_of_memory(exc):
-                attrs = {"status": "failed", "error": error}
+                attrs = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
                 return self._fail(trials, twins, reported, attrs, mirror)
-            oom = error.splitlines()[0]
+            oom = f"{type(exc).__name__}: {first_line(exc)}"
         if oom is not None:  # out of the handler: its traceback no longer holds the tensors
             release_memory(self.task.device)
             attrs = {"status": "oom", "reason": "oom", "error": oom}

@@ -76,10 +76,17 @@ def test_a_worker_killed_mid_trial_leaves_its_trial_to_the_others_once(
     )
 
     path = write_config(SLOW_TRIALS.format(name="kill9", epochs=80, trials=30))
-    # The victim starts first, so that it surely trains an lr trial before the others are done.
+    # Killed in whichever searched trial it trains first (the others may take a whole stage
+    # while it runs noise trials); it is under way before they start.
     doomed = start_worker(path, postgres_url, "--batch", "1")
-    others = [start_worker(path, postgres_url, "--batch", "1") for _ in range(2)]
-    victim = _running_trial_of(postgres_url, "kill9", doomed.pid, "lr", limit=120)
+    try:
+        _running_trial_of(postgres_url, "kill9", doomed.pid, "defaults", limit=120)
+        others = [start_worker(path, postgres_url, "--batch", "1") for _ in range(2)]
+        searched = ("lr", "betas", "eps", "weight_decay", "amsgrad", "confirm")
+        victim = _running_trial_of(postgres_url, "kill9", doomed.pid, searched, limit=120)
+    except AssertionError:
+        doomed.kill()
+        raise AssertionError(f"the victim: {doomed.communicate()[1].decode()[-2000:]}") from None
     os.kill(doomed.pid, signal.SIGKILL)
     doomed.wait()
     for worker in others:

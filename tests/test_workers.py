@@ -169,7 +169,10 @@ def test_a_dead_workers_trial_goes_stale_and_is_failed(storage_url: str) -> None
     assert status_of(study.trials[gone.number]) == "killed"  # drawn again
 
 
-def _running_trial_of(url: str, name: str, pid: int, stage: str, limit: float) -> FrozenTrial:
+def _running_trial_of(
+    url: str, name: str, pid: int, stage: str | tuple[str, ...], limit: float
+) -> FrozenTrial:
+    stages = (stage,) if isinstance(stage, str) else stage
     storage = optuna.storages.RDBStorage(url)
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -178,7 +181,7 @@ def _running_trial_of(url: str, name: str, pid: int, stage: str, limit: float) -
         except KeyError:
             trials = []
         for t in trials:
-            if (t.state == TrialState.RUNNING and t.user_attrs.get("stage") == stage
+            if (t.state == TrialState.RUNNING and t.user_attrs.get("stage") in stages
                     and str(t.user_attrs.get("worker", "")).endswith(f":{pid}")):
                 storage.engine.dispose()
                 return t

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.console import Console
 
-from adamtune.errors import AdamtuneError
+from adamtune.errors import AdamtuneError, first_line
 
 
 class _Commands(typer.core.TyperGroup):
@@ -170,10 +170,9 @@ def _runtime_failure(exc: Exception) -> str | None:
     database that failed (locked, damaged, gone) or memory that ran out (a model too large for
     the device, the LR range test's batch)."""
     if isinstance(exc, MemoryError) or ("torch" in sys.modules and _torch_out_of_memory(exc)):
-        said = str(exc).strip().splitlines()[0] if str(exc).strip() else "no details"
         return (
-            f"out of memory ({type(exc).__name__}: {said}); lower data.batch_size or --batch, "
-            f"or use a smaller model"
+            f"out of memory ({type(exc).__name__}: {first_line(exc)}); lower data.batch_size "
+            f"or --batch, or use a smaller model"
         )
     if type(exc).__module__.split(".")[0] in ("optuna", "sqlalchemy"):
         from adamtune.storage import storage_errors, storage_failure
