@@ -12,6 +12,7 @@ time as one vectorised model (``batched``). Workers on one study coordinate thro
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ from adamtune.workers import (
 )
 
 _MAX_ERRORS_IN_A_ROW = 3
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -244,11 +246,10 @@ def _failing(states: list[str], task: Task, batch: int, error: str | None) -> st
     runs = f"{len(states)} {'batches of trials' if batch > 1 else 'trials'} in a row"
     if any(state != "oom" for state in states):
         return f"{runs} failed; the last: {error}"
-    fewer = f"train fewer trials together (--batch, now {batch}), " if batch > 1 else ""
+    # Out of memory, batches were halved down to one trial at a time first.
     return (
-        f"{runs} ran out of memory on {task.device} ({error}); "
-        f"lower data.batch_size (now {task.settings.config.data.batch_size}), "
-        f"{fewer}or use a smaller model"
+        f"{runs} ran out of memory on {task.device}, one at a time ({error}); lower "
+        f"data.batch_size (now {task.settings.config.data.batch_size}) or use a smaller model"
     )
 
 
@@ -315,6 +316,16 @@ def _loop(
         # Out of memory once may be another process's doing (that trial is drawn again);
         # again and again, it is the trials' size.
         failing = failing + [rows[-1].state] if rows[-1].state in ("failed", "oom") else []
+        if rows[-1].state == "oom" and steps.batch > 1:
+            # K stacked trials hold K times one trial's memory: fewer together first.
+            steps.batch = max(1, min(steps.batch, len(rows)) // 2)
+            runner.batched = steps.batch > 1
+            failing = []
+            log.warning(
+                "%d trials together ran out of memory; training %d together from now on",
+                len(rows),
+                steps.batch,
+            )
         if len(failing) >= _MAX_ERRORS_IN_A_ROW:
             raise SearchFailedError(_failing(failing, runner.task, steps.batch, rows[-1].error))
     trials = study.get_trials(deepcopy=False)

@@ -196,20 +196,48 @@ def test_out_of_memory_fails_that_trial_releases_it_and_the_search_goes_on(
 
 @pytest.mark.parametrize("batch", ["1", "4"])
 def test_out_of_memory_again_and_again_ends_the_search_with_a_hint(
-    write_config: Callable[..., Path], out_of_memory: dict[str, Any], batch: str
+    write_config: Callable[..., Path], out_of_memory: dict[str, Any], batch: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     out_of_memory["when"] = lambda params: params.lr != 1e-3  # all but Adam's defaults
     result = invoke("search", str(write_config(trials=12)), "-q", "--batch", batch)
 
     assert result.exit_code == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: 3 ") and "in a row ran out of memory on cpu" in last
+    assert last.startswith("error: 3 trials in a row ran out of memory on cpu, one at a time")
     assert "lower data.batch_size (now 32)" in last and "Traceback" not in result.output
-    assert ("--batch, now 4" in last) == (batch == "4")
-    assert ("3 batches of trials in a row" in last) == (batch == "4")
+    halved = [r.getMessage() for r in caplog.records if "together ran out of memory" in
+              r.getMessage()]
+    assert halved == ([] if batch == "1" else [
+        "4 trials together ran out of memory; training 2 together from now on",
+        "2 trials together ran out of memory; training 1 together from now on"])
     study = optuna.load_study(study_name="tiny", storage="sqlite:///adamtune.db")
     assert study.trials[0].state == TrialState.COMPLETE  # kept
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+
+
+def test_a_batch_that_runs_out_of_memory_is_halved_and_the_search_finishes(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+    real = trial_runs.train_batch
+
+    def train_batch(task: Any, params: list[Any], *args: Any, **kwargs: Any) -> Any:
+        seen.append(len(params))
+        if len(params) > 2:  # what fits on the device: two trials at a time
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+        return real(task, params, *args, **kwargs)
+
+    monkeypatch.setattr(trial_runs, "train_batch", train_batch)
+    result = invoke("search", str(write_config(trials=12)), "-q", "--batch", "4")
+
+    assert result.exit_code == 0, result.output
+    first_big = next(i for i, n in enumerate(seen) if n > 2)
+    assert all(n <= 2 for n in seen[first_big + 1:])  # halved once, for the rest of the search
+    study = optuna.load_study(study_name="tiny", storage="sqlite:///adamtune.db")
+    assert sum(1 for t in study.trials if counts_toward_budget(t)) == 12
+    assert [t.user_attrs["reason"] for t in study.trials if t.state == TrialState.FAIL] == [
+        "oom"] * seen[first_big]
 
 
 def test_out_of_memory_outside_a_trial_is_one_line_with_the_hint(
