@@ -215,7 +215,9 @@ def _check_sqlite(path: Path, url: str) -> None:
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=_sqlite_wait(url))) as db:
             found = db.execute("PRAGMA quick_check(1)").fetchone()
     except sqlite3.DatabaseError as exc:
-        raise storage_failure(url, exc) from None
+        if any(sign in str(exc) for sign in ("not a database", "malformed", "locked")):
+            raise storage_failure(url, exc) from None
+        return  # cannot look read-only (a write-ahead log to recover, say): Optuna opens it
     if found and found[0] != "ok":
         damaged = sqlite3.DatabaseError(f"database disk image is malformed: {found[0]}")
         raise storage_failure(url, damaged) from None
