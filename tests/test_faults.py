@@ -256,6 +256,19 @@ def test_out_of_memory_outside_a_trial_is_one_line_with_the_hint(
     assert "lower data.batch_size" in lines[0] and "internal error" not in lines[0]
 
 
+def test_ctrl_c_outside_a_search_says_interrupted_without_a_resume_promise(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adamtune import range_test
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(range_test, "run_range_test", interrupted)
+    result = invoke("lr-find", str(write_config()))
+    assert result.exit_code == 130 and result.stderr.strip() == "interrupted"
+
+
 # --- SQLite locked or corrupt
 
 

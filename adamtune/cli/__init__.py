@@ -37,6 +37,8 @@ from adamtune.cli.base import (
 )
 from adamtune.cli.render import say
 
+RESUME = "interrupted: finished trials are kept; run the same command to resume"
+
 
 @app.command(rich_help_panel="Tune")
 def search(
@@ -104,7 +106,7 @@ def search(
     Any number of searches on one study (here with --jobs, or on other machines with the
     same --storage) share its budget and stages.
     """
-    with _errors(debug):
+    with _errors(debug, RESUME):
         from adamtune.errors import ConfigError
 
         if timeout is not None and timeout <= 0:

@@ -116,8 +116,9 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Plain one-line-pe
 
 
 @contextlib.contextmanager
-def _errors(debug: bool) -> Iterator[None]:
-    """The one place where errors become one line on stderr and an exit code."""
+def _errors(debug: bool, interrupted: str = "interrupted") -> Iterator[None]:
+    """The one place where errors become one line on stderr and an exit code;
+    ``interrupted`` is the line for Ctrl-C or SIGTERM."""
     from adamtune.storage import redact
 
     logging.basicConfig(
@@ -138,10 +139,7 @@ def _errors(debug: bool) -> Iterator[None]:
     except KeyboardInterrupt as exc:
         from adamtune.interrupts import exit_code
 
-        err.print(
-            "interrupted: finished trials are kept; run the same command to resume",
-            highlight=False,
-        )
+        err.print(interrupted, highlight=False)
         raise typer.Exit(exit_code(exc)) from None
     except typer.Exit:
         raise
