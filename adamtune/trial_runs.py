@@ -166,8 +166,7 @@ class TrialRunner:
 
         oom = None
         try:
-            if self.batched:  # even a batch of one: a lone trial costs the same either way,
-                # and torch.optim.Adam's first construction imports torch._dynamo (~1.5 s)
+            if self.batched:  # even a batch of one: a lone trial costs the same either way
                 outcomes = train_batch(self.task, params, on_epoch, slot)
             else:
                 outcomes = [train_trial(self.task, params[0], lambda e, v: on_epoch(0, e, v), slot)]

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from adamtune.errors import ConfigError
+from adamtune.errors import ConfigError, first_line
 
 Path_ = tuple[str | int, ...]
 
@@ -99,7 +99,7 @@ def parse_yaml(text: str, source: str) -> YamlDoc:
     try:
         loader = _Loader(text)  # checks the characters first
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"{source}: not valid YAML: {first_line(exc)}") from None
     doc = YamlDoc(data=None, source=source)
     try:
         node = loader.get_single_node()
