@@ -183,6 +183,9 @@ def _running_trial_of(
         for t in trials:
             if (t.state == TrialState.RUNNING and t.user_attrs.get("stage") in stages
                     and str(t.user_attrs.get("worker", "")).endswith(f":{pid}")):
+                # Read again: each table is its own SELECT, so the first read may have seen
+                # the attrs (written last, together) but not the params committed before them.
+                t = storage.get_trial(t._trial_id)
                 storage.engine.dispose()
                 return t
         time.sleep(0.05)
