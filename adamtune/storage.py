@@ -236,10 +236,14 @@ def _rdb_storage(
             with warnings.catch_warnings():  # the heartbeat is an "experimental" argument
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **options)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+        except sqlalchemy.exc.DBAPIError as exc:
             # Workers started together on an empty database all create Optuna's tables; the
-            # losers of that race find them there when they look again.
-            if attempt == 2:
+            # losers of that race (PostgreSQL: a duplicate key; SQLite: "table ... already
+            # exists") find them there when they look again.
+            lost_race = isinstance(
+                exc, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError)
+            ) or "already exists" in str(exc)
+            if attempt == 2 or not lost_race:
                 raise
             time.sleep(0.5 + attempt)
     raise AssertionError("unreachable")

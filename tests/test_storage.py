@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -198,3 +201,56 @@ def test_a_url_the_user_must_fix_is_a_usage_error(url: str, code: int, says: str
         open_storage(url)
     assert info.value.exit_code == code and says in str(info.value)
     assert "pw-x9" not in str(info.value)
+
+
+def test_a_worker_that_loses_the_race_to_create_the_tables_opens_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers started together on a new SQLite file all create Optuna's tables; SQLite tells
+    the losers "table ... already exists" (an OperationalError, not PostgreSQL's duplicate
+    key). Here another worker wins just before this one's first attempt."""
+    import sqlalchemy.exc
+
+    from adamtune import storage
+
+    real, attempts = optuna.storages.RDBStorage, []
+
+    def racing(url: str, **kwargs: object) -> optuna.storages.RDBStorage:
+        attempts.append(url)
+        if len(attempts) == 1:
+            real(url, **kwargs).engine.dispose()  # the winner creates them
+            lost = Exception("table alembic_version already exists")
+            raise sqlalchemy.exc.OperationalError("CREATE TABLE alembic_version", {}, lost)
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    monkeypatch.setattr(storage.time, "sleep", lambda _: None)
+    opened = open_storage(f"sqlite:///{tmp_path / 'new.db'}")
+    assert len(attempts) == 2 and opened.get_all_studies() == []
+
+
+_OPEN_TOGETHER = """
+import pathlib, sys, time
+from adamtune.storage import open_storage
+here = pathlib.Path(sys.argv[1])
+(here / f"ready-{sys.argv[2]}").touch()
+while not (here / "go").exists():
+    time.sleep(0.001)
+open_storage(f"sqlite:///{here / 'new.db'}")
+"""
+
+
+@pytest.mark.slow
+def test_three_processes_opening_a_new_sqlite_file_together_all_succeed(tmp_path: Path) -> None:
+    """The race above for real (before the fix, about one round in eight lost it)."""
+    for round_ in range(4):
+        here = tmp_path / str(round_)
+        here.mkdir()
+        workers = [subprocess.Popen([sys.executable, "-c", _OPEN_TOGETHER, str(here), str(n)],
+                                    stderr=subprocess.PIPE, text=True) for n in range(3)]
+        while len(list(here.glob("ready-*"))) < 3:
+            time.sleep(0.01)
+        (here / "go").touch()
+        for worker in workers:
+            _, errors = worker.communicate(timeout=120)
+            assert worker.returncode == 0, errors
