@@ -160,10 +160,13 @@ def run_cli(task: str, jobs: int, batch: str | None) -> dict[str, float]:
     argv = [sys.executable, "-m", "adamtune", "search", str(config), "-q", "--jobs", str(jobs)]
     argv += ["--batch", batch] if batch else []
     began = time.perf_counter()
-    subprocess.run(argv, cwd=workdir, check=True, capture_output=True)
+    done = subprocess.run(argv, cwd=workdir, check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - began
     study = optuna.load_study(study_name=f"bench-{task}", storage=f"sqlite:///{workdir}/adamtune.db")
     trials = study.get_trials()
+    workers = {t.user_attrs.get("worker") for t in trials}
+    if len(workers) != jobs or "warning: worker" in done.stderr:  # a dead helper skews the figure
+        raise SystemExit(f"{len(workers)} of {jobs} workers ran trials: {done.stderr[-500:]}")
     phase = max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
     values = [t.value for t in trials if t.value is not None and "confirms" not in t.user_attrs]
     return {"seconds": seconds, "trials": len(trials), "best": min(values),
