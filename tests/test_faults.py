@@ -81,10 +81,11 @@ def test_ctrl_c_and_sigterm_record_the_trial_as_interrupted_and_say_how_to_resum
 ) -> None:
     path = write_config(SLOW_TRIALS.format(name="stop", epochs=150, trials=6))
     worker = start_worker(path, storage_url, "--batch", "1")
-    running = _running_trial_of(storage_url, "stop", worker.pid, "lr", limit=120)
+    running = _running_trial_of(storage_url, "stop", worker.pid, "lr", limit=120, stop=True)
 
-    worker.send_signal(sig)
+    worker.send_signal(sig)  # delivered when it runs again, in the middle of that trial
     began = time.monotonic()
+    worker.send_signal(signal.SIGCONT)
     _, errors = worker.communicate(timeout=60)
 
     assert time.monotonic() - began < 15  # within seconds, not at the trial's end (~1 min)

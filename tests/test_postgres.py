@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,6 +69,7 @@ def test_a_worker_killed_mid_trial_leaves_its_trial_to_the_others_once(
         SLOW_TRIALS,
         _running_trial_of,
         check_shared_study,
+        kill_in_trial,
         start_worker,
         study_trials,
     )
@@ -83,12 +82,10 @@ def test_a_worker_killed_mid_trial_leaves_its_trial_to_the_others_once(
         _running_trial_of(postgres_url, "kill9", doomed.pid, "defaults", limit=120)
         others = [start_worker(path, postgres_url, "--batch", "1") for _ in range(2)]
         searched = ("lr", "betas", "eps", "weight_decay", "amsgrad", "confirm")
-        victim = _running_trial_of(postgres_url, "kill9", doomed.pid, searched, limit=120)
+        victim = kill_in_trial(doomed, postgres_url, "kill9", searched)
     except AssertionError:
         doomed.kill()
         raise AssertionError(f"the victim: {doomed.communicate()[1].decode()[-2000:]}") from None
-    os.kill(doomed.pid, signal.SIGKILL)
-    doomed.wait()
     for worker in others:
         _, errors = worker.communicate(timeout=600)
         assert worker.returncode == 0, errors.decode()

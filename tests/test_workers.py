@@ -170,25 +170,48 @@ def test_a_dead_workers_trial_goes_stale_and_is_failed(storage_url: str) -> None
 
 
 def _running_trial_of(
-    url: str, name: str, pid: int, stage: str | tuple[str, ...], limit: float
+    url: str,
+    name: str,
+    pid: int,
+    stage: str | tuple[str, ...],
+    limit: float,
+    *,
+    stop: bool = False,
+    wanted: Callable[[FrozenTrial], bool] = lambda _: True,
 ) -> FrozenTrial:
+    """The first trial of ``stage`` (or stages) that worker ``pid`` is seen running.
+
+    With ``stop``, the worker is frozen (SIGSTOP) in the middle of that trial before this
+    returns: a trial of a second or less may end between being seen and being signalled,
+    so the trial is read again once the worker is frozen, and passed over (the worker
+    resumed) if it has ended by then. The caller kills the worker or sends it a signal and
+    then SIGCONT."""
     stages = (stage,) if isinstance(stage, str) else stage
     storage = optuna.storages.RDBStorage(url)
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        try:
-            trials = optuna.load_study(study_name=name, storage=storage).get_trials()
-        except KeyError:
-            trials = []
-        for t in trials:
-            if (t.state == TrialState.RUNNING and t.user_attrs.get("stage") in stages
-                    and str(t.user_attrs.get("worker", "")).endswith(f":{pid}")):
+    try:
+        while time.monotonic() < deadline:
+            try:
+                study_id = storage.get_study_id_from_name(name)
+            except KeyError:
+                time.sleep(0.05)
+                continue
+            for t in storage.get_all_trials(study_id, states=(TrialState.RUNNING,)):
+                if not (t.user_attrs.get("stage") in stages and wanted(t)
+                        and str(t.user_attrs.get("worker", "")).endswith(f":{pid}")):
+                    continue
+                if stop:
+                    os.kill(pid, signal.SIGSTOP)
                 # Read again: each table is its own SELECT, so the first read may have seen
                 # the attrs (written last, together) but not the params committed before them.
                 t = storage.get_trial(t._trial_id)
-                storage.engine.dispose()
-                return t
-        time.sleep(0.05)
+                if t.state == TrialState.RUNNING:
+                    return t
+                if stop:
+                    os.kill(pid, signal.SIGCONT)
+            time.sleep(0.02)
+    finally:
+        storage.engine.dispose()
     raise AssertionError(f"no running {stage} trial of worker {pid} within {limit} s")
 
 
@@ -200,12 +223,19 @@ def start_worker(path: Path, url: str, *extra: str) -> subprocess.Popen[bytes]:
     )
 
 
-def kill_mid_trial(path: Path, url: str, name: str, stage: str = "lr") -> FrozenTrial:
-    worker = start_worker(path, url, "--batch", "1")
-    victim = _running_trial_of(url, name, worker.pid, stage, limit=120)
+def kill_in_trial(
+    worker: subprocess.Popen[bytes], url: str, name: str, stage: str | tuple[str, ...] = "lr",
+    wanted: Callable[[FrozenTrial], bool] = lambda _: True,
+) -> FrozenTrial:
+    """SIGKILL ``worker`` in the middle of a trial of ``stage``; that trial, as it was."""
+    victim = _running_trial_of(url, name, worker.pid, stage, limit=120, stop=True, wanted=wanted)
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()
     return victim
+
+
+def kill_mid_trial(path: Path, url: str, name: str, stage: str = "lr") -> FrozenTrial:
+    return kill_in_trial(start_worker(path, url, "--batch", "1"), url, name, stage)
 
 
 @pytest.mark.slow
@@ -216,11 +246,8 @@ def test_a_killed_trial_is_retried_once_with_its_parameters(
     victim = kill_mid_trial(path, storage_url, "killed")
     # The retry dies too: its parameters may be what kills the worker. It is not tried again.
     worker = start_worker(path, storage_url, "--batch", "1")
-    retry = _running_trial_of(storage_url, "killed", worker.pid, "lr", limit=120)
-    while retry.user_attrs.get("retry_of") != victim.number:
-        retry = _running_trial_of(storage_url, "killed", worker.pid, "lr", limit=120)
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait()
+    retry = kill_in_trial(worker, storage_url, "killed",
+                          wanted=lambda t: t.user_attrs.get("retry_of") == victim.number)
     done = subprocess.run([sys.executable, "-m", "adamtune", "search", str(path), "-q"],
                           env={**os.environ, "ADAMTUNE_STORAGE": storage_url},
                           capture_output=True, text=True, timeout=300)
