@@ -163,6 +163,10 @@ def open_study(
         if CONFIG_ATTR not in study.user_attrs:
             study.set_user_attr(CONFIG_ATTR, relevant_config(settings.config))
             study.set_user_attr("adamtune_strategy", settings.config.search.strategy)
+        # On the roll before the lock is let go: from here on this worker holds the study (it
+        # has checked its config and caches its trials), and a --fresh elsewhere must not
+        # delete it in the moment before this worker's first trial.
+        Roll(study).sign()
     return study
 
 
@@ -184,13 +188,18 @@ def run_search(
     observer = observer or SearchObserver()
     try:
         study = open_study(settings, options, storage)
-        # The first worker runs the range test; the others wait for it and read its range.
-        with study_lock(storage, study.study_name):
-            agree_heartbeat(study, options.heartbeat)
-            read_live(study)
-            if settings.config.search.space.lr.auto and ATTR not in study.user_attrs:
-                observer.range_test_started(SEEDS)
-            settings, lr_range = resolve_lr(settings, study, task)
+        try:
+            # The first worker runs the range test; the others wait for it and read its range.
+            with study_lock(storage, study.study_name):
+                agree_heartbeat(study, options.heartbeat)
+                read_live(study)
+                if settings.config.search.space.lr.auto and ATTR not in study.user_attrs:
+                    observer.range_test_started(SEEDS)
+                settings, lr_range = resolve_lr(settings, study, task)
+        except BaseException:
+            with contextlib.suppress(*storage_errors()):
+                Roll(study).sign(leaving=True)  # off the roll: it never searched
+            raise
         return _run(settings, options, task, study, observer, clock, lr_range)
     except storage_errors() as exc:  # locked past the wait, damaged, gone away
         raise storage_failure(options.storage, exc) from None
@@ -329,7 +338,9 @@ def _loop(
         if len(failing) >= _MAX_ERRORS_IN_A_ROW:
             raise SearchFailedError(_failing(failing, runner.task, steps.batch, rows[-1].error))
     trials = study.get_trials(deepcopy=False)
-    if _best(trials) is None:
+    if _best(trials) is None and not any(t.state == TrialState.RUNNING for t in trials):
+        # (With trials still running elsewhere, this worker only waited for them: --timeout
+        # came before the first of them finished. Nothing failed.)
         raise SearchFailedError(
             f"study {study.study_name!r} has no completed trial: every trial diverged, was "
             f"pruned or failed"

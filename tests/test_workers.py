@@ -153,6 +153,26 @@ def test_a_worker_waits_for_a_stage_running_elsewhere(
     assert line in waited.output and "(0 run now)" in waited.output
 
 
+def test_fresh_does_not_delete_a_study_another_worker_has_just_opened(
+    write_config: Callable[..., Path], storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that has opened the study (config checked, trials cached) but not yet begun
+    its first trial is on the study's roll: --fresh elsewhere is refused. Before, it deleted
+    the study under that worker, which then crashed or wrote into the new study."""
+    import adamtune.workers
+    from adamtune.errors import SearchFailedError
+    from adamtune.search import SearchOptions, open_study
+
+    path = write_config(trials=12)
+    settings = load_config(path)
+    with monkeypatch.context() as elsewhere:
+        elsewhere.setattr(adamtune.workers, "worker_id", lambda: "other-host:1")
+        open_study(settings, SearchOptions(storage=storage_url))  # and about to train
+    with pytest.raises(SearchFailedError, match="1 other worker"):
+        open_study(settings, SearchOptions(storage=storage_url, fresh=True))
+    assert optuna.load_study(study_name="tiny", storage=storage_url).user_attrs  # still there
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # asked by hand, as Optuna warns
 def test_a_dead_workers_trial_goes_stale_and_is_failed(storage_url: str) -> None:
     storage = open_storage(storage_url, **storage_options(1))  # beats every 1 s, 3 s grace

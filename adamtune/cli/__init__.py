@@ -107,7 +107,7 @@ def search(
     same --storage) share its budget and stages.
     """
     with _errors(debug, RESUME):
-        from adamtune.errors import ConfigError
+        from adamtune.errors import ConfigError, NoCompletedTrialError
 
         if timeout is not None and timeout <= 0:
             raise ConfigError(f"--timeout: must be > 0 seconds (got {timeout:g})")
@@ -165,7 +165,18 @@ def search(
                 observer.stop()
         if not summary:
             return
-        best = best_result(found, run.storage)
+        try:
+            best = best_result(found, run.storage)
+        except NoCompletedTrialError:
+            if run.stopped_by != "timeout":
+                raise
+            # Only possible beside other workers: this one timed out waiting for their first.
+            say(
+                out,
+                f"study {run.study}: --timeout came before any trial finished "
+                f"({len(run.ran)} run now); run the same command to go on",
+            )
+            return
         print_search_summary(out, best, len(run.ran), run.stopped_by)
         _ci_outputs(run, best, time.monotonic() - began, json_path)
 
