@@ -122,10 +122,14 @@ class Roll:
     """The study's roll of workers: each signs it (a study system attribute with the time) when
     it starts and, while searching, every ``every`` seconds at most. Workers that signed within
     ``window`` seconds are counted present, so that a worker asks only its share of a stage's
-    draws as one batch and leaves the rest to the others."""
+    draws as one batch and leaves the rest to the others. The roll is read again after
+    ``look`` seconds: a worker that looked before the others had signed (the first worker, at
+    its first trial) would otherwise take whole stages for itself while they sit idle."""
 
-    def __init__(self, study: optuna.Study, every: float = 5.0, window: float = 60.0) -> None:
-        self.study, self.every, self.window = study, every, window
+    def __init__(
+        self, study: optuna.Study, every: float = 5.0, window: float = 60.0, look: float = 1.0
+    ) -> None:
+        self.study, self.every, self.window, self.look = study, every, window, look
         self.key = f"adamtune_worker:{worker_id()}"
         self.signed = -math.inf
         self.seen: tuple[float, tuple[int, int]] | None = None  # when, (all, here)
@@ -140,9 +144,9 @@ class Roll:
 
     def present(self, now: float | None = None) -> tuple[int, int]:
         """Workers present, this one included: in all, and on this host (read again after
-        ``every`` seconds at most)."""
+        ``look`` seconds at most)."""
         now = time.time() if now is None else now
-        if self.seen is not None and now - self.seen[0] < self.every:
+        if self.seen is not None and now - self.seen[0] < self.look:
             return self.seen[1]
         storage = self.study._storage
         attrs = storage.get_study_system_attrs(

@@ -326,6 +326,22 @@ def test_a_batch_takes_its_share_of_a_stage_when_others_are_present(
     assert max(sizes) <= -(-lr_budget // 3)  # a third of the stage at most, not all of it
 
 
+def test_the_roll_is_read_again_within_seconds(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    """The first worker looks at the roll before its helper has signed; a second later it
+    must see the helper, or it takes the next stages' batches whole (seen with --jobs 2: the
+    helper sat idle through the betas stage)."""
+    from adamtune.workers import Roll
+
+    study = open_study_for(write_config(trials=12), storage_url)
+    roll, now = Roll(study), time.time()
+    assert roll.present(now) == (1, 1)
+    study._storage.set_study_system_attr(study._study_id, "adamtune_worker:a:1", now)
+    assert roll.present(now + 0.5) == (1, 1)  # not a query for every trial
+    assert roll.present(now + 1.5) == (2, 1)
+
+
 def open_study_for(path: Path, url: str) -> optuna.Study:
     from adamtune.search import SearchOptions, open_study
 
