@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from adamtune.config import DataConfig, Settings
 from adamtune.imports import load_callable
+from adamtune.splits import bundled, split_indices
 
 Kind = Literal["classification", "regression", "binary"]
 IMAGE_SHAPES = {"digits": (1, 8, 8)}
@@ -78,7 +79,7 @@ def _sklearn(settings: Settings) -> tuple[np.ndarray, np.ndarray]:
         settings.config.data.kwargs,
     )
     try:
-        return _sklearn_arrays(source, seed, kwargs)
+        return _bundled_arrays(source, seed, kwargs)
     except (TypeError, ValueError) as exc:
         raise settings.problem("data.kwargs", f"{source} refused them: {exc}") from None
 
@@ -102,6 +103,14 @@ def _sklearn_arrays(
     loader = getattr(datasets, f"load_{source}")
     x, y = loader(return_X_y=True)
     return x, y
+
+
+def _bundled_arrays(
+    source: str, seed: int, kwargs: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A bundled dataset read without importing scikit-learn where it can be (``splits``)."""
+    found = None if kwargs else bundled(source)
+    return found if found is not None else _sklearn_arrays(source, seed, kwargs)
 
 
 def _read_csv(path: Path, target: str | None, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
@@ -195,13 +204,17 @@ def _check_targets(y: np.ndarray, kind: Kind, settings: Settings) -> None:
 
 
 def _split(x: np.ndarray, y: np.ndarray, cfg: DataConfig, seed: int, kind: Kind):
-    from sklearn.model_selection import train_test_split
-
     stratify = None
     if kind == "classification":
         _, counts = np.unique(y, return_counts=True)
         if counts.min() >= 2:
             stratify = y
+    found = split_indices(y, cfg.val_fraction, seed, stratified=stratify is not None)
+    if found is not None:  # scikit-learn's split, drawn without importing it
+        train, val = found
+        return x[train], x[val], y[train], y[val]
+    from sklearn.model_selection import train_test_split  # it says why it cannot
+
     return train_test_split(x, y, test_size=cfg.val_fraction, random_state=seed, stratify=stratify)
 
 
