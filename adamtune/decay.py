@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from adamtune.noise import Decision, Measured, Selection, beats, measured
 from adamtune.rows import TrialRow
 from adamtune.schedules import Schedule
+from adamtune.search.selection import Decision, Measured, Selection, beats, measured
 
 
 @dataclass

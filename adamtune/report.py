@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from adamtune import report_plots as plots
 from adamtune.formats import spread_text, value_text
-from adamtune.noise import CONFIRM, NOISE
-from adamtune.plan import BASELINE
 from adamtune.results import BestResult, best_result
 from adamtune.rows import TrialRow, trial_rows
+from adamtune.search.plan import BASELINE
+from adamtune.search.selection import CONFIRM, NOISE
 from adamtune.study import CONFIG_ATTR
 from adamtune.verify import Verification, stored_verification
 

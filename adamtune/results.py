@@ -13,10 +13,10 @@ from adamtune.config import SearchConfig
 from adamtune.decay import DecayAnswer, decay_answer
 from adamtune.errors import NoCompletedTrialError
 from adamtune.lr_range import AutoRange, stored_range
-from adamtune.noise import CONFIRM, NOISE, Measured, Selection, select, verdict
-from adamtune.plan import BASELINE, schedule_stage
 from adamtune.rows import TrialRow, finite_or_none, trial_rows
 from adamtune.schedules import spec
+from adamtune.search.plan import BASELINE, schedule_stage
+from adamtune.search.selection import CONFIRM, NOISE, Measured, Selection, select, verdict
 from adamtune.space import AdamParams
 from adamtune.study import CONFIG_ATTR
 

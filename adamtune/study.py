@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from adamtune.config import Config
 from adamtune.errors import ConfigError
-from adamtune.plan import BASELINE
+from adamtune.search.plan import BASELINE
 
 CONFIG_ATTR = "adamtune_config"
 # Not search-relevant: changing these never changes a trial's result (or only the budget).

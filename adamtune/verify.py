@@ -19,9 +19,9 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from adamtune.noise import CONFIRM, NOISE, Selection, measured
-from adamtune.plan import BASELINE
 from adamtune.rows import TrialRow, finite_or_none
+from adamtune.search.plan import BASELINE
+from adamtune.search.selection import CONFIRM, NOISE, Selection, measured
 from adamtune.space import AdamParams
 
 if TYPE_CHECKING:

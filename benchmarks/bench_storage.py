@@ -20,7 +20,7 @@ from sklearn.datasets import load_digits
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-import adamtune.search as search_module
+import adamtune.search.trial_runs as search_module
 from adamtune.config import load_config
 from adamtune.search import SearchOptions, run_search
 

@@ -32,8 +32,8 @@ from test_workers import (
 )
 from typer.testing import CliRunner
 
-from adamtune import trial_runs
 from adamtune.cli import app
+from adamtune.search import trial_runs
 from adamtune.study import counts_toward_budget, status_of
 
 runner = CliRunner()

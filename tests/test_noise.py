@@ -12,11 +12,11 @@ import optuna
 import pytest
 
 from adamtune.config import load_config
-from adamtune.noise import CONFIRM, NOISE, bar, select, verdict
-from adamtune.plan import BASELINE
 from adamtune.results import best_result
 from adamtune.rows import TrialRow, trial_rows
 from adamtune.search import SearchOptions, run_search
+from adamtune.search.plan import BASELINE
+from adamtune.search.selection import CONFIRM, NOISE, bar, select, verdict
 from adamtune.space import ADAM_DEFAULTS, AdamParams
 
 SEEDS = 4  # the default confirm.seeds
@@ -110,7 +110,7 @@ def test_over_many_studies_chance_seldom_moves_a_parameter_and_real_gains_do(
 
 
 def test_the_seed_shift_shared_by_all_runs_of_a_seed_cancels_in_the_bar() -> None:
-    from adamtune.noise import Measured
+    from adamtune.search.selection import Measured
 
     a = Measured(0, ADAM_DEFAULTS, (0.10, 0.20, 0.30))  # spread 0.1 between seeds...
     b = Measured(1, AdamParams(lr=2e-3), (0.09, 0.19, 0.29))  # ...but 0.01 better on each
@@ -212,8 +212,8 @@ def test_the_pruner_compares_a_trial_with_its_own_stage_only(
     elsewhere: in the pruner's history they pruned every later trial of a study (seen on
     digits: all of betas, eps and weight_decay stopped at epoch 5). Nor do earlier stages'
     trials: a faster learning rate's early losses pruned every trial at the slower one kept."""
-    import adamtune.trial_runs
-    from adamtune.pruning import PruneMirror
+    import adamtune.search.trial_runs
+    from adamtune.search.pruning import PruneMirror
 
     mirrors: list[Recording] = []
 
@@ -227,7 +227,7 @@ def test_the_pruner_compares_a_trial_with_its_own_stage_only(
             self.numbers.append(number)
             super().finish(twin, number, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(adamtune.trial_runs, "PruneMirror", Recording)
+    monkeypatch.setattr(adamtune.search.trial_runs, "PruneMirror", Recording)
     settings = load_config(write_config(text=CONFIRMED))
     run_search(settings, SearchOptions(storage=storage_url))
     rows = trial_rows(optuna.load_study(study_name="confirmed", storage=storage_url))

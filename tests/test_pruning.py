@@ -6,7 +6,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from adamtune.pruning import PruneMirror
+from adamtune.search.pruning import PruneMirror
 from adamtune.storage import open_storage
 
 

@@ -13,10 +13,10 @@ from optuna.trial import TrialState
 
 from adamtune.config import load_config
 from adamtune.errors import ConfigError, SearchFailedError
-from adamtune.plan import BASELINE, make_plan
 from adamtune.results import best_result
 from adamtune.rows import trial_rows
 from adamtune.search import SearchOptions, run_search
+from adamtune.search.plan import BASELINE, make_plan
 from adamtune.space import ADAM_DEFAULTS, AdamParams
 
 STAGE_ORDER = [BASELINE, "lr", "betas", "eps", "weight_decay", "amsgrad"]

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from adamtune.cli import app
 from adamtune.config import load_config
 from adamtune.engine import train_trial
-from adamtune.plan import BASELINE
 from adamtune.search import SearchObserver, SearchOptions, SearchStart, run_search
+from adamtune.search.plan import BASELINE
 from adamtune.space import AdamParams
 from adamtune.task import build_task
 

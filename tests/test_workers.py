@@ -22,10 +22,10 @@ from typer.testing import CliRunner
 
 from adamtune.cli import app
 from adamtune.config import load_config
-from adamtune.plan import BASELINE
+from adamtune.search.plan import BASELINE
+from adamtune.search.workers import Heartbeat, read_live, storage_options, study_lock
 from adamtune.storage import open_storage
 from adamtune.study import counts_toward_budget, status_of
-from adamtune.workers import Heartbeat, read_live, storage_options, study_lock
 
 SLOW_TRIALS = """\
 name: {name}
@@ -139,7 +139,7 @@ def test_a_worker_waits_for_a_stage_running_elsewhere(
     study = optuna.load_study(study_name="tiny", storage=storage_url)
     done = 0
     settings = load_config(path)
-    from adamtune.plan import make_plan
+    from adamtune.search.plan import make_plan
 
     lr_budget = make_plan(settings.config.search, 12)[0].trials
     for _ in range(lr_budget - done):
@@ -159,14 +159,14 @@ def test_fresh_does_not_delete_a_study_another_worker_has_just_opened(
     """A worker that has opened the study (config checked, trials cached) but not yet begun
     its first trial is on the study's roll: --fresh elsewhere is refused. Before, it deleted
     the study under that worker, which then crashed or wrote into the new study."""
-    import adamtune.workers
+    import adamtune.search.workers
     from adamtune.errors import SearchFailedError
     from adamtune.search import SearchOptions, open_study
 
     path = write_config(trials=12)
     settings = load_config(path)
     with monkeypatch.context() as elsewhere:
-        elsewhere.setattr(adamtune.workers, "worker_id", lambda: "other-host:1")
+        elsewhere.setattr(adamtune.search.workers, "worker_id", lambda: "other-host:1")
         open_study(settings, SearchOptions(storage=storage_url))  # and about to train
     with pytest.raises(SearchFailedError, match="1 other worker"):
         open_study(settings, SearchOptions(storage=storage_url, fresh=True))
@@ -305,7 +305,7 @@ def test_fresh_with_jobs_starts_over_once(
 def test_a_batch_takes_its_share_of_a_stage_when_others_are_present(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
-    from adamtune.workers import Roll
+    from adamtune.search.workers import Roll
 
     path = write_config(trials=12)
     study = open_study_for(path, storage_url)
@@ -332,7 +332,7 @@ def test_the_roll_is_read_again_within_seconds(
     """The first worker looks at the roll before its helper has signed; a second later it
     must see the helper, or it takes the next stages' batches whole (seen with --jobs 2: the
     helper sat idle through the betas stage)."""
-    from adamtune.workers import Roll
+    from adamtune.search.workers import Roll
 
     study = open_study_for(write_config(trials=12), storage_url)
     roll, now = Roll(study), time.time()
@@ -374,9 +374,9 @@ def test_a_stage_past_its_planned_draws_waits_for_its_running_trials(
     """A running trial is not a failed one: a stage that has made all its planned draws waits
     for them instead of drawing extra ones out of its confirmation budget (those would take
     the place of a killed trial's retry)."""
-    from adamtune.plan import make_plan
+    from adamtune.search.plan import make_plan
+    from adamtune.search.steps import Steps, Wait
     from adamtune.space import ADAM_DEFAULTS
-    from adamtune.steps import Steps, Wait
 
     settings = load_config(write_config(SLOW_TRIALS.format(name="s", epochs=3, trials=30)))
     stage = make_plan(settings.config.search, 30)[0]
@@ -418,7 +418,7 @@ def test_a_timeout_keeps_what_was_done(write_config: Callable[..., Path]) -> Non
 
 
 def test_the_first_workers_heartbeat_holds_for_the_study(storage_url: str) -> None:
-    from adamtune.workers import agree_heartbeat
+    from adamtune.search.workers import agree_heartbeat
 
     first = optuna.create_study(study_name="s", storage=open_storage(
         storage_url, **storage_options(30)))

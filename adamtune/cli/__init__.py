@@ -204,8 +204,8 @@ def _prepared_with_helpers(
     holding the study's lock (they wait for it), start over or take over once, for all."""
     from adamtune.cli.jobs import start_helpers, stop_helpers
     from adamtune.search import open_study
+    from adamtune.search.workers import study_lock
     from adamtune.storage import open_storage, release_storage
-    from adamtune.workers import study_lock
 
     storage = open_storage(options.storage)
     try:
@@ -316,7 +316,7 @@ def validate(
     """
     with _errors(debug):
         settings = _settings(config)
-        from adamtune.plan import make_plan
+        from adamtune.search.plan import make_plan
         from adamtune.task import build_task
 
         task = build_task(settings, device)

@@ -22,17 +22,17 @@ from optuna.trial import FrozenTrial, TrialState
 from adamtune import interrupts
 from adamtune.batched import train_batch
 from adamtune.config import Config
-from adamtune.drawing import is_joint
 from adamtune.engine import TrialOutcome, out_of_memory, release_memory, train_trial
 from adamtune.errors import first_line
-from adamtune.pruning import PruneMirror
 from adamtune.rows import TrialRow, finite_or_none, row_of
-from adamtune.samplers import PresetSampler
+from adamtune.search.drawing import is_joint
+from adamtune.search.pruning import PruneMirror
+from adamtune.search.samplers import PresetSampler
+from adamtune.search.workers import Heartbeat
 from adamtune.space import AdamParams, record, suggest
 from adamtune.storage import write_trial
 from adamtune.study import stage_of, worker_id
 from adamtune.task import Task
-from adamtune.workers import Heartbeat
 
 log = logging.getLogger(__name__)
 # What an interrupted trial records (Ctrl-C, SIGTERM); it is drawn again on resume.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from adamtune.samplers import in_memory_study
+from adamtune.search.samplers import in_memory_study
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 

@@ -17,9 +17,9 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from adamtune.config import Config
-from adamtune.plan import REFINE, Stage
-from adamtune.samplers import in_memory_study, make_sampler
 from adamtune.schedules import DECAYING, TYPICAL_END
+from adamtune.search.plan import REFINE, Stage
+from adamtune.search.samplers import in_memory_study, make_sampler
 from adamtune.space import AdamParams, coordinates, encode, suggest
 from adamtune.study import counts_toward_budget, stage_of
 

@@ -22,13 +22,13 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from adamtune.config import Settings
-from adamtune.drawing import StageSampler, is_joint
-from adamtune.noise import CONFIRM, NOISE, confirm_due, noise_due, search_due, select
-from adamtune.plan import BASELINE, Stage, capacity, current_stage, replan
 from adamtune.rows import TrialRow, row_of
+from adamtune.search.drawing import StageSampler, is_joint
+from adamtune.search.plan import BASELINE, Stage, capacity, current_stage, replan
+from adamtune.search.selection import CONFIRM, NOISE, confirm_due, noise_due, search_due, select
+from adamtune.search.trial_runs import Member, TrialRunner
 from adamtune.space import ADAM_DEFAULTS, AdamParams, encode, fixed_values, searched
 from adamtune.study import counts_toward_budget, stage_of, status_of
-from adamtune.trial_runs import Member, TrialRunner
 
 
 @dataclass

@@ -27,11 +27,21 @@ from adamtune.config import Settings
 from adamtune.engine import warm_up
 from adamtune.errors import SearchFailedError
 from adamtune.lr_range import ATTR, SEEDS, AutoRange, resolve_lr
-from adamtune.plan import BASELINE, Stage, confirm_seeds, replan
 from adamtune.rows import TrialRow
-from adamtune.samplers import make_pruner
+from adamtune.search.plan import BASELINE, Stage, confirm_seeds, replan
+from adamtune.search.samplers import make_pruner
+from adamtune.search.steps import Run, Steps, Stop, Wait
+from adamtune.search.trial_runs import TrialRunner
+from adamtune.search.workers import (
+    HEARTBEAT,
+    CoreShare,
+    Roll,
+    agree_heartbeat,
+    read_live,
+    storage_options,
+    study_lock,
+)
 from adamtune.space import AdamParams
-from adamtune.steps import Run, Steps, Stop, Wait
 from adamtune.storage import (
     open_storage,
     redact,
@@ -47,16 +57,6 @@ from adamtune.study import (
     take_over,
 )
 from adamtune.task import Task, build_task
-from adamtune.trial_runs import TrialRunner
-from adamtune.workers import (
-    HEARTBEAT,
-    CoreShare,
-    Roll,
-    agree_heartbeat,
-    read_live,
-    storage_options,
-    study_lock,
-)
 
 _MAX_ERRORS_IN_A_ROW = 3
 log = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ import statistics
 from dataclasses import dataclass, field
 
 from adamtune import student_t
-from adamtune.plan import BASELINE, Stage
 from adamtune.rows import TrialRow
+from adamtune.search.plan import BASELINE, Stage
 from adamtune.space import AdamParams
 
 _MIN_GAIN = 0.1  # of the noise: the smallest gain worth moving a parameter for
