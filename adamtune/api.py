@@ -182,13 +182,14 @@ def study_settings(study: optuna.Study, config: str | Path | None = None) -> Set
     """The settings a study ran with, from the config it stored (so that a config edited
     since cannot change what is measured); relative paths from ``config``'s folder."""
     from adamtune.errors import StudyNotFoundError
-    from adamtune.study import CONFIG_ATTR
+    from adamtune.study import CONFIG_ATTR, METHOD_KEY
 
     stored = study.user_attrs.get(CONFIG_ATTR)
     if not isinstance(stored, dict):
         raise StudyNotFoundError(
             f"study {study.study_name!r} was not made by adamtune search (no stored config)"
         )
+    stored = {k: v for k, v in stored.items() if k != METHOD_KEY}  # beside the config
     return settings_from(stored, beside=Path(config).resolve() if config else None)
 
 

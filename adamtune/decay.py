@@ -1,10 +1,10 @@
 """The answer to "should I still decay the learning rate with Adam?", read from the schedule stage.
 
 The stage tries each candidate schedule (``schedules``) with lr re-tuned within 3x, against the
-incumbent's constant rate. The answer is the stage's decision (``noise.select``): decay helped
-only if the stage adopted a decaying schedule, i.e. it beat the constant rate beyond the noise
-of the comparison, on the seeds that confirmed it when the study confirms. Beside it, each
-candidate kind's best value on the search's own seed, so the user sees how close they came.
+incumbent's constant rate. The answer is the stage's decision, made by its model of the values
+(``search.selection.stage_pick``): decay helped only if the stage moved to a decaying schedule
+that the model also puts below every constant rate it measured. Beside it, each candidate
+kind's best value on the search's own seed, so the user sees how close they came.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from adamtune.rows import TrialRow
 from adamtune.schedules import Schedule
-from adamtune.search.selection import Decision, Measured, Selection, beats, measured
+from adamtune.search.selection import Selection, stage_pick
 
 
 @dataclass
@@ -68,51 +68,31 @@ def decay_answer(
 ) -> DecayAnswer | None:
     """The answer of the schedule stage named ``stage``; None without one (or before it ran).
 
-    ``constant`` is always the best constant-rate parameter set (no decay; a warmup allowed)
-    measured on the same seeds as the decay it is compared with: the incumbent, or a constant
-    rate the stage re-tuned, so a gain from re-tuning lr is not credited to decay.
+    Judged by the stage's model (``selection.stage_pick``), on the search's seed and split:
+    decay helped when the stage moved to a decaying schedule that the model also puts below
+    the best constant-rate point (the incumbent, or a constant rate the stage re-tuned, so a
+    gain from re-tuning lr or a warmup is not credited to decay).
     """
     mine = [r for r in rows if r.stage == stage and r.params is not None]
     decision = next((d for d in selection.decisions if d.stage == stage), None)
     if stage is None or not mine or decision is None:
         return None
     incumbent = next((r for r in rows if r.number == decision.before.trial), None)
+    pick = stage_pick(rows, stage, incumbent) if incumbent is not None else None
+    if incumbent is None or pick is None:
+        return None
     per: dict[str, float | None] = {}
-    for row in [*mine, *([incumbent] if incumbent else [])]:
+    for row in [*mine, incumbent]:
         assert row.params is not None
         kind, value = row.params.schedule.kind, row.value
         known = per.get(kind)
         per[kind] = value if known is None else (known if value is None else min(known, value))
-    best = decision.best
-    if best.params.schedule.decays:  # judged beyond noise: the stage's own comparison
-        constant = _best_constant(rows, mine, decision)
-        # Adopted over the incumbent, and also beyond the best constant rate on the same seeds
-        # (a warmup or a re-tuned lr alone may be what gained).
-        helped = decision.adopted and beats(constant, best, decision.bar)
-        schedule = best.params.schedule
-        return DecayAnswer(helped, schedule, constant.mean, best.mean, len(best.values), per)
-    # The stage's best was a constant rate: the best decaying candidate on the search's seed.
-    decaying = [r for r in mine if r.value is not None and r.params and r.params.schedule.decays]
-    top = min(decaying, key=lambda r: (r.value or 0.0, r.number), default=None)
-    constant_value = per.get("none")
-    if top is None or top.params is None:
-        return DecayAnswer(False, None, constant_value, None, 1, per)
-    return DecayAnswer(False, top.params.schedule, constant_value, top.value, 1, per)
-
-
-def _best_constant(rows: list[TrialRow], mine: list[TrialRow], decision: Decision) -> Measured:
-    """The lowest constant-rate mean on the seed slots the decision compared: the incumbent's,
-    or a stage candidate's measured on those same slots."""
-    # Decision values hold the re-run slots 1..n-1 when confirmed, else slot 0 alone.
-    slots = len(decision.best.values) + 1 if decision.confirmed else 1
-    rerun = {r.confirms for r in rows if r.confirms is not None}
-    pool = [
-        measured(rows, r)
-        for r in mine
-        if r.value is not None
-        and r.params is not None
-        and not r.params.schedule.decays
-        and (slots == 1 or r.number in rerun)
-    ]
-    same = [m.on(slots) for m in pool if len(m.values) >= slots]
-    return min([decision.before, *same], key=lambda m: (m.mean, m.trial))
+    points = [(pick.incumbent_fit, incumbent), *pick.ranked]
+    constant = min(f for f, r in points if r.params and not r.params.schedule.decays)
+    decaying = [(f, r) for f, r in pick.ranked if r.params and r.params.schedule.decays]
+    if not decaying:
+        return DecayAnswer(False, None, constant, None, 1, per)
+    fit, top = min(decaying, key=lambda p: (p[0], p[1].number))
+    assert top.params is not None
+    helped = pick.moves and top is pick.best and fit < constant
+    return DecayAnswer(helped, top.params.schedule, constant, fit, 1, per)

@@ -271,7 +271,9 @@ def stage_rows(best: BestResult) -> list[list[str]]:
         changed = ", ".join(
             f"{k}: {value_text(a)} → {value_text(b)}" for k, (a, b) in s.changed.items()
         )
-        verdict = "-" if s.candidate is None else ("adopted" if s.adopted else "kept incumbent")
+        verdict = "-" if s.candidate is None else ("moved" if s.adopted else "kept incumbent")
+        if s.confirmed:
+            verdict += ", confirmed"
         out.append(
             [
                 s.name,
@@ -279,7 +281,6 @@ def stage_rows(best: BestResult) -> list[list[str]]:
                 _num(s.best_value),
                 _num(s.candidate.mean if s.candidate else None),
                 _num(s.incumbent.mean if s.incumbent else None),
-                _num(s.bar, 2),
                 verdict,
                 changed or "-",
             ]
@@ -295,9 +296,8 @@ STAGE_HEAD = [
     "stage",
     "trials",
     "best value",
-    "candidate",
-    "incumbent",
-    "needed gain",
+    "pick (model)",
+    "incumbent (model)",
     "verdict",
     "changed",
 ]

@@ -4,9 +4,14 @@ Each parameter is searched through one or more *coordinates*, named Optuna param
 distribution suited to Adam: lr and eps log-uniform; beta1 and beta2 as ``1 - beta`` on a log
 scale (0.9, 0.99 and 0.999 are equally far apart, as they are in effective averaging horizon);
 weight decay as "off, or log-uniform"; amsgrad and decoupled decay as choices. The schedule is
-a choice of kind, its end fraction (log-uniform) and a warmup length; in a staged search its
-stage also re-tunes lr within 3x of the incumbent's (``lr_factor``), since decay moves the best
-peak rate.
+a choice of kind, its end fraction (log-uniform) and a warmup length.
+
+In a staged search every stage after ``lr`` also re-tunes lr within 3x of the incumbent's,
+through the coordinate ``lr_factor`` (the pseudo-parameter ``LR_FACTOR`` in a stage's
+parameters; the schedule stage adds it itself): lr interacts with every other parameter (a
+higher weight decay or a lower beta1 wants another lr), so each comparison is made at the best
+lr near the incumbent's, not at the incumbent's own (Google's Deep Learning Tuning Playbook:
+lr is the nuisance parameter of nearly every comparison).
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from adamtune.config import PARAMS, SEARCHABLE, SpaceConfig
 from adamtune.schedules import DECAYING, END_RANGE, NO_SCHEDULE, TYPICAL_END, WARMUPS, Schedule
 
-LR_RETUNE = 3.0  # the schedule stage re-tunes lr within this factor of the incumbent's
+LR_RETUNE = 3.0  # stages after lr re-tune it within this factor of the incumbent's
+LR_FACTOR = "lr_factor"  # the pseudo-parameter of a stage that re-tunes lr around the incumbent's
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,8 @@ def coordinates(
     ``with_zero`` adds the on/off switch of weight decay; a staged search leaves it out because
     the incumbent entering the weight-decay stage already has decay off.
     """
+    if param == LR_FACTOR:
+        return {LR_FACTOR: _lr_factor()}
     value = getattr(space, param)
     if param == "schedule":
         return _schedule_coordinates(space, retune=_retunes(space, beside, with_zero))
@@ -121,14 +129,24 @@ def _schedule_coordinates(space: SpaceConfig, *, retune: bool) -> dict[str, Base
         dists["schedule_end"] = FloatDistribution(*END_RANGE, log=True)
     dists["warmup"] = CategoricalDistribution(WARMUPS)
     if retune:
-        dists["lr_factor"] = FloatDistribution(1 / LR_RETUNE, LR_RETUNE, log=True)
+        dists[LR_FACTOR] = _lr_factor()
     return dists
+
+
+def _lr_factor() -> FloatDistribution:
+    return FloatDistribution(1 / LR_RETUNE, LR_RETUNE, log=True)
+
+
+def retuned_lr(base: AdamParams, factor: float, space: SpaceConfig) -> float:
+    """The incumbent's lr times ``factor``, never outside the user's lr range (nor, with
+    ``lr: auto``, above the largest stable lr)."""
+    return min(max(base.lr * factor, space.lr.low or 0.0), space.lr.high or math.inf)
 
 
 def _retunes(space: SpaceConfig, params: Sequence[str], joint: bool) -> bool:
     """Whether drawing a schedule re-tunes lr around the incumbent's: in a staged search,
     unless lr is drawn beside it or pinned by the user."""
-    return not joint and "lr" not in params and space.is_searched("lr")
+    return not joint and "lr" not in params and LR_FACTOR not in params and space.is_searched("lr")
 
 
 def _suggest_schedule(
@@ -141,9 +159,8 @@ def _suggest_schedule(
     warmup = float(trial.suggest_categorical("warmup", list(WARMUPS)))
     out: dict[str, Any] = {"schedule": Schedule(kind, end, warmup)}
     if retune:
-        factor = trial.suggest_float("lr_factor", 1 / LR_RETUNE, LR_RETUNE, log=True)
-        # Never outside the user's lr range (nor, with lr: auto, above the largest stable lr).
-        out["lr"] = min(max(base.lr * factor, space.lr.low or 0.0), space.lr.high or math.inf)
+        factor = trial.suggest_float(LR_FACTOR, 1 / LR_RETUNE, LR_RETUNE, log=True)
+        out["lr"] = retuned_lr(base, factor, space)
     return out
 
 
@@ -159,6 +176,10 @@ def suggest(
     ``base`` is the incumbent a staged schedule stage re-tunes lr around."""
     out: dict[str, Any] = {}
     for param in params:
+        if param == LR_FACTOR:
+            factor = trial.suggest_float(LR_FACTOR, 1 / LR_RETUNE, LR_RETUNE, log=True)
+            out["lr"] = retuned_lr(base or ADAM_DEFAULTS, factor, space)
+            continue
         if param == "schedule":
             retune = _retunes(space, params, with_zero)
             out.update(_suggest_schedule(trial, space, base or ADAM_DEFAULTS, retune=retune))
@@ -191,6 +212,9 @@ def encode(
     """
     out: dict[str, tuple[Any, BaseDistribution]] = {}
     for param in names:
+        if param == LR_FACTOR:  # an incumbent is at its own lr
+            out[LR_FACTOR] = (1.0, _lr_factor())
+            continue
         if param == "schedule":
             retune = _retunes(space, names, with_zero)
             out.update(_encode_schedule(params.schedule, space, retune))
@@ -215,7 +239,7 @@ def _encode_schedule(
 ) -> dict[str, tuple[Any, BaseDistribution]]:
     """A schedule's coordinates; an incumbent's lr is its own (``lr_factor`` 1)."""
     out: dict[str, tuple[Any, BaseDistribution]] = {}
-    coords = {"schedule": schedule.kind, "warmup": schedule.warmup, "lr_factor": 1.0}
+    coords = {"schedule": schedule.kind, "warmup": schedule.warmup, LR_FACTOR: 1.0}
     if schedule.decays:
         coords["schedule_end"] = schedule.end
     for name, dist in _schedule_coordinates(space, retune=retune).items():

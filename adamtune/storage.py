@@ -362,7 +362,7 @@ def _write_rdb(
     attr_model, value_model = models.TrialUserAttributeModel, models.TrialIntermediateValueModel
     with _create_scoped_session(backend.scoped_session) as session:
         trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-        backend.check_trial_is_updatable(trial_id, trial.state)  # type: ignore[arg-type]
+        backend.check_trial_is_updatable(trial_id, trial.state)
         keys = {k for (k,) in session.query(attr_model.key).filter(attr_model.trial_id == trial_id)}
         steps = {
             s for (s,) in session.query(value_model.step).filter(value_model.trial_id == trial_id)

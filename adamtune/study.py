@@ -145,8 +145,15 @@ def refuse_if_busy(study: optuna.Study, elsewhere: int = 0) -> None:
         )
 
 
+# How the staged search plans and selects, stored beside the config: a study run by another
+# method is not resumed by this one (2: lr re-tuned in every stage, wide rounds, one final
+# confirmation).
+METHOD_KEY, SEARCH_METHOD = "search_method", 2
+
+
 def relevant_config(config: Config) -> dict[str, Any]:
     data = config.model_dump(mode="json")
+    data[METHOD_KEY] = SEARCH_METHOD
     for path in _NOT_RELEVANT:
         node = data
         for key in path[:-1]:
@@ -172,6 +179,7 @@ _ADDED = {
     "search.confirm.confidence": 0.8,
     "data.folds": None,
     "search.space.lr.auto": False,
+    METHOD_KEY: 1,
 }
 
 

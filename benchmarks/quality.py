@@ -1,140 +1,106 @@
-"""Search quality: do adamtune's winners train better than Adam's defaults and a random search?
+"""Search quality: adamtune's winners against plain Optuna loops and Adam's defaults.
 
 A search's own best value is measured on the split, initial weights and batch order it searched
 with, so it flatters the winner (the search picked the luckiest draw). Here every winner is
 trained again by a plain torch loop written independently of adamtune (it never imports it):
-a fresh train/val split (``random_state`` 10_000 + s, which adamtune never uses), fresh initial
+a fresh train/val split (``random_state`` 10_000 + s, which no search uses), fresh initial
 weights and batch orders (seeds 20_000 + r, r < ``--rescore-seeds``), the same architecture,
-epochs, batch size and loss, and ``torch.optim.Adam`` with the winner's keyword arguments (and
-its lr schedule, built from the torch scheduler classes ``best --format json`` names). A
-winner's score is the mean over those seeds of the lowest validation loss over epochs
-(adamtune's default objective); a non-finite loss scores +inf.
+epochs, batch size, loss and scaling, and ``torch.optim.Adam`` with the winner's keyword
+arguments (and its lr schedule, if adamtune chose one). A winner's score is the mean over those
+seeds of the lowest validation loss over epochs (adamtune's default objective); a non-finite
+loss scores +inf. Every method's winner of search seed s is re-scored on the same splits and
+seeds.
 
-Tasks (scikit-learn's bundled data, nothing downloaded; ``train.device: cpu``):
+Tasks (all offline: scikit-learn's bundled data or data generated with a fixed seed; CPU;
+``quality_tasks.py``). The last four are ones adamtune's defaults were not tuned on:
 
   digits         MLP 64-128-128-10, batch 64, 20 epochs, cross-entropy
   breast_cancer  linear (logistic regression), batch 32, 30 epochs, weight decay up to 1.0
   diabetes       MLP 10-64-1 with dropout 0.1, MSE on the standardised target, val 25%,
                  batch 32, 40 epochs
   wine           MLP 13-64-3, batch 16, 40 epochs
+  digits_cnn     adamtune's ``arch: cnn`` on digits as (1, 8, 8) images: conv 8 and 16
+                 (3x3, ReLU, 2x2 max-pool each), then 64-32-10; batch 128, 12 epochs
+  moons          make_moons(1000, noise=0.25, random_state=0) as an .npz, MLP 2-32-32-2,
+                 batch 64, 30 epochs
+  iris           MLP 4-32-3, val 30%, batch 16, 40 epochs
+  friedman       make_friedman1(1000, 10 features, noise 1, random_state=0), target 20y + 2
+                 (mean ~290, std ~100) as an .npz with ``standardize: false`` (nor are the
+                 [0, 1) features scaled): MLP 10-64-1, MSE in the target's units, batch 32,
+                 25 epochs
 
-Methods, each searched with config ``seed: s`` for s < ``--seeds`` (the seed also picks
-adamtune's own split) and the same ``--trials`` budget:
+Methods, each searching with seed s for s < ``--seeds`` at each budget of ``--trials`` (trial
+0, Adam's defaults, included; ``peers.py`` for the loops):
 
-  adamtune   adamtune's default search (``strategy: staged``), through the Python API
-  joint      the same with ``strategy: joint`` (all parameters at once, TPE)
-  random     ``strategy: joint``, ``sampler: random``, ``pruner: none``: a random search
+  adamtune   adamtune's default search (config ``seed: s``) through its Python API
+  random     a plain Optuna loop, RandomSampler(seed=s)                 ) MedianPruner, trial 0
+  tpe        a plain Optuna loop, TPESampler(seed=s, multivariate=True) ) enqueued as the
+  gp         a plain Optuna loop, GPSampler(seed=s)                     ) defaults, same space
   defaults   Adam's defaults (lr 1e-3, betas (0.9, 0.999), eps 1e-8, no decay), no search
 
-It prints, per task and method, the median over search seeds of the re-scored loss and of
-the search's own best value, and per task whether adamtune beats the defaults and matches or
-beats random search (medians of re-scored losses; lower is better).
+Searches run one after another in this process, at the same torch thread count (``--threads``,
+else torch's default), so their wall times (``perf_counter`` around the whole search, imports
+excluded) compare. Per task and budget it prints each method's median (over search seeds)
+re-scored loss and median search seconds, the winner (lowest median), and two checks:
+(a) adamtune's median <= the best peer's median (no tolerance; the ratio is printed);
+(b) where some peer's median is more than 2% below the defaults', adamtune's is at least 1%
+below the defaults' (a task where no peer gets there passes as "vacuous").
 
-    python benchmarks/quality.py                                  # everything, ~15 min on 2 cores
-    python benchmarks/quality.py --tasks wine breast_cancer --seeds 1 --trials 12 --rescore-seeds 2
-    python benchmarks/quality.py --methods adamtune defaults --json quality.json
+    python benchmarks/quality.py                # 8 tasks, seeds 0-4, --trials 30 64: ~50 min
+    python benchmarks/quality.py --quick        # all tasks, 1 seed, 12 trials, 2 rescores: 2.5 min
+    OMP_NUM_THREADS=1 python benchmarks/quality.py --tasks wine moons --seeds 1 --trials 12 \\
+        --rescore-seeds 2
+    python benchmarks/quality.py --methods random tpe gp defaults --json q.json --plot q.png
 
-``--json PATH`` writes every raw number (per task, method and seed: the winner, the search's
-best and default values, each re-scoring seed's loss, times); a loss of +inf is written as null.
+``--json PATH`` writes every raw number (per task, budget, method and seed: the winner, the
+search's best and default values, each re-scoring seed's loss, times; +inf as null);
+``--plot PATH`` a PNG of median re-scored loss relative to the defaults' against median
+search seconds, one panel per budget. (~10 min per search seed at ``--trials 30 64`` on one
+core, 29% of it digits_cnn.)
+
+Reading the peers: TPE and GP draw their start-up trials with ``RandomSampler(seed=s)``, so the
+three peers share their first ~10 trials, and GPSampler models COMPLETE trials only: with
+``MedianPruner`` pruning 70-90% of 64 trials, it often stays in its random start-up for the
+whole budget, and its winner is then the random peer's. That is what these plain loops do.
+
+Files: ``quality_tasks.py`` (tasks, data, models), ``peers.py`` (the Optuna loops),
+``quality_report.py`` (tables, checks, plot), this file (adamtune, re-scoring, running).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
-import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from peers import ADAM_DEFAULTS, PEERS, Winner, search_with_peer
+from peers import warm_up as warm_up_samplers
+from quality_report import Cell, check_lines, plot, table_lines, tally
+from quality_tasks import TASKS, Task, adam_kwargs, build_model, loss_fn, split, write_npz
 
-SPLIT_SEED = 10_000  # + search seed: a split adamtune never makes (it splits with seed s)
+SPLIT_SEED = 10_000  # + search seed: a split no search makes (each splits with seed s)
 INIT_SEED = 20_000  # + re-scoring seed r: initial weights, batch order, dropout masks
+METHODS = ["adamtune", *PEERS, "defaults"]
 
 
-@dataclass(frozen=True)
-class Task:
-    name: str
-    source: str  # a scikit-learn bundled dataset: load_<source>
-    arch: str  # linear | mlp
-    batch_size: int
-    epochs: int
-    hidden: tuple[int, ...] = ()
-    dropout: float = 0.0
-    loss: str = "cross_entropy"  # cross_entropy | mse
-    val_fraction: float = 0.2
-    space: dict[str, Any] = field(default_factory=dict)  # search.space overrides
-
-    @property
-    def classification(self) -> bool:
-        return self.loss == "cross_entropy"
+# --- adamtune, through its library entry points ---------------------------------------------
 
 
-TASKS = {
-    t.name: t
-    for t in (
-        Task("digits", "digits", "mlp", batch_size=64, epochs=20, hidden=(128, 128)),
-        Task(
-            "breast_cancer", "breast_cancer", "linear", batch_size=32, epochs=30,
-            space={"weight_decay": {"low": 1.0e-5, "high": 1.0, "zero": True}},
-        ),
-        Task(
-            "diabetes", "diabetes", "mlp", batch_size=32, epochs=40, hidden=(64,), dropout=0.1,
-            loss="mse", val_fraction=0.25,
-        ),
-        Task("wine", "wine", "mlp", batch_size=16, epochs=40, hidden=(64,)),
-    )
-}
-
-# Extra keys merged into each searching method's ``search:`` mapping.
-EXTRA: dict[str, dict[str, Any]] = {
-    "adamtune": {},
-    "joint": {"strategy": "joint"},
-    "random": {
-        "strategy": "joint", "sampler": "random", "pruner": "none", "confirm": {"seeds": 1},
-    },
-}
-DEFAULTS = {
-    "lr": 1e-3,
-    "betas": [0.9, 0.999],
-    "eps": 1e-8,
-    "weight_decay": 0.0,
-    "amsgrad": False,
-    "decoupled_weight_decay": False,
-}
-METHODS = [*EXTRA, "defaults"]
-
-
-@dataclass
-class Winner:
-    """What a method chose: ``params`` are ``torch.optim.Adam`` keyword arguments."""
-
-    params: dict[str, Any]
-    # The winner's lr schedule as ``best --format json`` gives it (torch scheduler classes
-    # and their kwargs, stepped per epoch), or None for a constant rate.
-    schedule: dict[str, Any] | None = None
-    search_value: float | None = None  # the search's best val loss, on its own split
-    search_default_value: float | None = None  # Adam's defaults in the same study
-    search_seconds: float = 0.0
-    trials: int = 0
-
-
-Method = Callable[[Task, int], Winner]
-
-
-def config_text(task: Task, seed: int, trials: int, extra: dict[str, Any]) -> str:
+def config_text(task: Task, seed: int, trials: int, source: str, extra: dict[str, Any]) -> str:
     """The adamtune config of ``task`` searched with ``seed``, as YAML."""
     model: dict[str, Any] = {"arch": task.arch}
-    if task.arch == "mlp":
+    if task.arch in ("mlp", "cnn"):
         model.update(hidden=list(task.hidden), dropout=task.dropout)
+    if task.arch == "cnn":
+        model["channels"] = list(task.channels)
     search: dict[str, Any] = {"trials": trials, **extra}
     if task.space:  # the task's own ranges, on top of any --set space keys
         search["space"] = {**search.get("space", {}), **task.space}
@@ -142,8 +108,9 @@ def config_text(task: Task, seed: int, trials: int, extra: dict[str, Any]) -> st
         "name": f"quality-{task.name}-s{seed}",
         "seed": seed,
         "data": {
-            "source": task.source,
+            "source": source,
             "val_fraction": task.val_fraction,
+            "standardize": task.standardize,
             "batch_size": task.batch_size,
         },
         "model": model,
@@ -155,23 +122,28 @@ def config_text(task: Task, seed: int, trials: int, extra: dict[str, Any]) -> st
 
 
 def search_with_adamtune(task: Task, seed: int, trials: int, extra: dict[str, Any]) -> Winner:
-    """One study in a fresh directory, through adamtune's library entry points."""
+    """One study in a fresh directory; only ``run_search`` is timed."""
     import optuna
+    import torch
 
     from adamtune.config import load_config
     from adamtune.results import best_result
     from adamtune.search import SearchOptions, run_search
 
     with tempfile.TemporaryDirectory(prefix="adamtune-quality-") as tmp:
+        source = str(write_npz(task, Path(tmp))) if task.generated else task.source
         path = Path(tmp) / f"quality-{task.name}-s{seed}.yaml"
-        path.write_text(config_text(task, seed, trials, extra))
+        path.write_text(config_text(task, seed, trials, source, extra))
         url = f"sqlite:///{tmp}/q.db"
         settings = load_config(path)
+        threads = torch.get_num_threads()
         began = time.perf_counter()
-        run = run_search(settings, SearchOptions(storage=url))
+        run_search(settings, SearchOptions(storage=url))
         seconds = time.perf_counter() - began
         storage = optuna.storages.RDBStorage(url)
-        best = best_result(optuna.load_study(study_name=run.study, storage=storage))
+        study = optuna.load_study(study_name=settings.study_name, storage=storage)
+        best = best_result(study)
+        pruned = sum(t.state.name == "PRUNED" for t in study.trials)
         storage.engine.dispose()  # close the file before its directory goes
     return Winner(
         params=best.params.torch_kwargs(),
@@ -180,57 +152,12 @@ def search_with_adamtune(task: Task, seed: int, trials: int, extra: dict[str, An
         search_default_value=best.default_value,
         search_seconds=seconds,
         trials=best.n_trials,
+        pruned=pruned,
+        threads=threads,
     )
-
-
-def make_methods(trials: int) -> dict[str, Method]:
-    methods: dict[str, Method] = {
-        name: functools.partial(search_with_adamtune, trials=trials, extra=extra)
-        for name, extra in EXTRA.items()
-    }
-    methods["defaults"] = lambda task, seed: Winner(params=dict(DEFAULTS))
-    return methods
 
 
 # --- re-scoring: a plain torch loop, independent of adamtune --------------------------------
-
-
-@functools.lru_cache(maxsize=8)
-def fresh_split(name: str, split_seed: int) -> tuple[Any, Any, Any, Any, int]:
-    """Train/val tensors of task ``name`` split with ``split_seed``, standardised on train,
-    and the number of outputs."""
-    import numpy as np
-    import torch
-    from sklearn import datasets
-    from sklearn.model_selection import train_test_split
-
-    task = TASKS[name]
-    x, y = getattr(datasets, f"load_{task.source}")(return_X_y=True)
-    x = np.asarray(x, dtype=np.float64)
-    x_tr, x_va, y_tr, y_va = train_test_split(
-        x, y, test_size=task.val_fraction, random_state=split_seed,
-        stratify=y if task.classification else None,
-    )
-
-    def standardise(train: Any, val: Any) -> tuple[Any, Any]:
-        mean, std = train.mean(axis=0), train.std(axis=0)
-        std[std == 0] = 1.0  # digits' blank border pixels
-        return (train - mean) / std, (val - mean) / std
-
-    x_tr, x_va = standardise(x_tr, x_va)
-    if task.classification:
-        classes = np.unique(y)
-        t_tr = torch.as_tensor(np.searchsorted(classes, y_tr), dtype=torch.long)
-        t_va = torch.as_tensor(np.searchsorted(classes, y_va), dtype=torch.long)
-    else:
-        y_tr, y_va = standardise(
-            np.asarray(y_tr, dtype=np.float64)[:, None], np.asarray(y_va, dtype=np.float64)[:, None]
-        )
-        t_tr = torch.as_tensor(y_tr, dtype=torch.float32)
-        t_va = torch.as_tensor(y_va, dtype=torch.float32)
-    out = len(np.unique(y)) if task.classification else 1
-    as_x = functools.partial(torch.as_tensor, dtype=torch.float32)
-    return as_x(x_tr), t_tr, as_x(x_va), t_va, out
 
 
 def make_scheduler(optimizer: Any, schedule: dict[str, Any] | None) -> Any:
@@ -257,24 +184,12 @@ def train_once(
     """Lowest val loss over ``task.epochs`` of Adam with ``params`` (and ``schedule``, stepped
     after each epoch); +inf if a loss is not finite."""
     import torch
-    from torch import nn
 
-    x_tr, y_tr, x_va, y_va, out = fresh_split(task.name, split_seed)
+    x_tr, y_tr, x_va, y_va, out = split(task.name, split_seed)
     torch.manual_seed(init_seed)  # initial weights and dropout masks
-    layers: list[nn.Module] = []
-    width = x_tr.shape[1]
-    if task.arch == "mlp":
-        for h in task.hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            if task.dropout > 0:
-                layers.append(nn.Dropout(task.dropout))
-            width = h
-    model = nn.Sequential(*layers, nn.Linear(width, out))
-    loss_fn: Callable[..., torch.Tensor] = (
-        nn.functional.cross_entropy if task.classification else nn.functional.mse_loss
-    )
-    kwargs = {**params, "betas": tuple(params["betas"])}
-    optimizer = torch.optim.Adam(model.parameters(), **kwargs)
+    model = build_model(task, x_tr.shape[1], out)
+    loss_of = loss_fn(task)
+    optimizer = torch.optim.Adam(model.parameters(), **adam_kwargs(params))
     scheduler = make_scheduler(optimizer, schedule)
     order = torch.Generator().manual_seed(init_seed)
     best = math.inf
@@ -283,7 +198,7 @@ def train_once(
         perm = torch.randperm(len(x_tr), generator=order)
         for start in range(0, len(x_tr), task.batch_size):
             idx = perm[start : start + task.batch_size]
-            loss = loss_fn(model(x_tr[idx]), y_tr[idx])
+            loss = loss_of(model(x_tr[idx]), y_tr[idx])
             if not torch.isfinite(loss):
                 return math.inf
             optimizer.zero_grad(set_to_none=True)
@@ -293,14 +208,14 @@ def train_once(
             scheduler.step()
         model.eval()
         with torch.no_grad():
-            val = float(loss_fn(model(x_va), y_va))
+            val = float(loss_of(model(x_va), y_va))
         if not math.isfinite(val):
             return math.inf
         best = min(best, val)
     return best
 
 
-# --- running and reporting ------------------------------------------------------------------
+# --- running --------------------------------------------------------------------------------
 
 
 @dataclass
@@ -315,128 +230,194 @@ class Result:
         return statistics.fmean(self.rescored)
 
 
-def _median(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
+def rescore(task: Task, seed: int, winner: Winner, seeds: int) -> Result:
+    start = time.perf_counter()
+    rescored = [
+        train_once(task, winner.params, SPLIT_SEED + seed, INIT_SEED + r, winner.schedule)
+        for r in range(seeds)
+    ]
+    return Result(seed, winner, rescored, time.perf_counter() - start)
 
 
-def _fmt(value: float | None, width: int = 10) -> str:
-    return f"{'-' if value is None else f'{value:.5g}':>{width}}"
+def _brief(params: dict[str, Any]) -> str:
+    b1, b2 = params["betas"]
+    text = f"lr {params['lr']:.3g} b1 {b1:.3g} b2 {b2:.5g} eps {params['eps']:.2g}"
+    if params["weight_decay"]:
+        text += f" wd {params['weight_decay']:.2g}"
+    return text + (" amsgrad" if params["amsgrad"] else "")
 
 
 def _json_number(value: Any) -> Any:
-    return value if not isinstance(value, float) or math.isfinite(value) else None
+    """JSON has no infinity: a non-finite float becomes null, in containers too."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_number(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_number(v) for v in value]
+    return value
 
 
-def summary(task: str, scores: dict[str, float | None]) -> str:
-    ours = scores.get("adamtune")
-    parts = []
-    for other, test in (("defaults", "beats"), ("random", "<=")):
-        theirs = scores.get(other)
-        if ours is None or theirs is None:
-            continue
-        yes = ours < theirs if test == "beats" else ours <= theirs
-        gain = f", {(ours - theirs) / theirs:+.1%}" if theirs and math.isfinite(theirs) else ""
-        parts.append(
-            f"adamtune {test} {other}: {'yes' if yes else 'NO'} ({ours:.5g} vs {theirs:.5g}{gain})"
-        )
-    return f"{task}: " + ("; ".join(parts) if parts else "no adamtune/defaults/random to compare")
-
-
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
-    parser.add_argument("--trials", type=int, default=60, help="budget of every search")
-    parser.add_argument("--seeds", type=int, default=3, help="search seeds 0..N-1")
+    parser.add_argument("--trials", type=int, nargs="+", default=[30, 64],
+                        help="budgets: every search runs once per budget (trial 0 included)")
+    parser.add_argument("--seeds", type=int, default=5, help="search seeds 0..N-1")
     parser.add_argument("--rescore-seeds", type=int, default=5,
                         help="fresh init/shuffle seeds each winner is re-trained with")
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
-                        help="torch threads (small models gain nothing from more)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads for every method (default: torch's own)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: --seeds 1 --trials 12 --rescore-seeds 2")
     parser.add_argument("--json", type=Path, help="write every raw number here")
+    parser.add_argument("--plot", type=Path, help="write a PNG: loss vs defaults against time")
     parser.add_argument("--set", metavar="JSON", type=json.loads, default={},
-                        help="extra search keys for the adamtune and joint methods, e.g. "
-                             "'{\"confirm\": {\"seeds\": 4}}'")
+                        help="extra search keys for the adamtune method, e.g. "
+                             "'{\"confirm\": {\"seeds\": 3}}'")
     args = parser.parse_args()
-    for name in ("adamtune", "joint"):
-        EXTRA[name] = {**EXTRA[name], **args.set}
+    if args.quick:
+        args.seeds, args.trials, args.rescore_seeds = 1, [12], 2
+    return args
 
+
+def warm_up(methods: list[str]) -> None:
+    """Imports and one-time set-up, out of every timed search: torch's first optimizer imports
+    torch._dynamo (~0.8 s), the first split scikit-learn, GPSampler its GP modules, adamtune
+    whatever it loads on first use. A broken adamtune fails here, not after an hour of peers.
+    """
+    import dataclasses
+
+    tiny = dataclasses.replace(TASKS["iris"], epochs=2)
+    if any(m in PEERS for m in methods):
+        warm_up_samplers()
+        search_with_peer("random", tiny, 0, 4)
+    if "adamtune" in methods:
+        search_with_adamtune(tiny, 0, 6, {})
+    train_once(tiny, ADAM_DEFAULTS, 0, 0)
+
+
+def main() -> None:
+    args = parse_args()
     import optuna
     import torch
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    torch.set_num_threads(args.threads)
-    methods = make_methods(args.trials)
-    results: dict[str, dict[str, list[Result]]] = {}
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    warm_up(args.methods)
+    searched = [m for m in args.methods if m != "defaults"]
+    # results[task][budget][method]: one Result per search seed
+    results: dict[str, dict[int, dict[str, list[Result]]]] = {}
     began = time.perf_counter()
     for name in args.tasks:
         task = TASKS[name]
+        per_budget = results.setdefault(name, {b: {} for b in args.trials})
         for seed in range(args.seeds):
-            for method in args.methods:
-                winner = methods[method](task, seed)
-                start = time.perf_counter()
-                rescored = [
-                    train_once(
-                        task, winner.params, SPLIT_SEED + seed, INIT_SEED + r, winner.schedule
-                    )
-                    for r in range(args.rescore_seeds)
-                ]
-                result = Result(seed, winner, rescored, time.perf_counter() - start)
-                results.setdefault(name, {}).setdefault(method, []).append(result)
-                print(f"{name} seed {seed} {method}: search {_fmt(winner.search_value, 0)} "
-                      f"({winner.search_seconds:.1f} s), rescored {result.score:.5g} "
-                      f"({result.rescore_seconds:.1f} s)", file=sys.stderr, flush=True)
+            if "defaults" in args.methods:  # the same for every budget: re-scored once
+                plain = rescore(task, seed, Winner(params=dict(ADAM_DEFAULTS)), args.rescore_seeds)
+                for per_method in per_budget.values():
+                    per_method.setdefault("defaults", []).append(plain)
+            for budget in args.trials:
+                for method in searched:
+                    torch.set_num_threads(threads)  # whatever a search before did to it
+                    if method == "adamtune":
+                        winner = search_with_adamtune(task, seed, budget, args.set)
+                    else:
+                        winner = search_with_peer(method, task, seed, budget)
+                    result = rescore(task, seed, winner, args.rescore_seeds)
+                    per_budget[budget].setdefault(method, []).append(result)
+                    print(f"{name} s{seed} {budget} {method}: {winner.search_seconds:.1f} s, "
+                          f"{winner.pruned} pruned, rescored {result.score:.5g}; "
+                          f"{_brief(winner.params)}", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - began
 
-    import adamtune
-
-    print(f"quality: {args.trials} trials per search, search seeds {args.seeds}, "
-          f"rescore seeds {args.rescore_seeds}, torch {torch.__version__} threads "
-          f"{args.threads}, {elapsed:.0f} s; adamtune from {Path(adamtune.__file__).parent}")
-    print(f"{'task':<14} {'method':<9} {'rescored':>10} {'search':>10} {'defaults@s':>10} "
-          f"{'search s':>9}  rescored per seed")
-    scores: dict[str, dict[str, float | None]] = {}
-    for name, per_method in results.items():
-        for method, rs in per_method.items():
-            score = _median([r.score for r in rs])
-            scores.setdefault(name, {})[method] = score
-            per_seed = " ".join(f"{r.score:.4g}" for r in rs)
-            print(f"{name:<14} {method:<9} {_fmt(score)} "
-                  f"{_fmt(_median([r.winner.search_value for r in rs]))} "
-                  f"{_fmt(_median([r.winner.search_default_value for r in rs]))} "
-                  f"{sum(r.winner.search_seconds for r in rs):>9.1f}  {per_seed}")
-    print("(medians over search seeds; rescored: mean val loss of the winner retrained on a "
-          "fresh split and seeds; search: its best on its own split; defaults@s: Adam's "
-          "defaults in that study)")
-    for name in results:
-        print(summary(name, scores[name]))
-
+    print(f"quality: budgets {args.trials}, search seeds {args.seeds}, rescore seeds "
+          f"{args.rescore_seeds}, torch {torch.__version__} threads {threads}, optuna "
+          f"{optuna.__version__}, {elapsed:.0f} s")
+    cells: dict[str, dict[int, dict[str, Cell]]] = {
+        name: {
+            budget: {
+                method: Cell(
+                    [r.score for r in rs],
+                    [r.winner.search_seconds for r in rs],
+                )
+                for method, rs in per_method.items()
+            }
+            for budget, per_method in per_budget.items()
+        }
+        for name, per_budget in results.items()
+    }
+    checks: dict[str, dict[int, dict[str, Any]]] = {}
+    for name, row in cells.items():
+        for budget, row_cells in row.items():
+            print()
+            for line in table_lines(name, budget, row_cells):
+                print(line)
+            lines, verdict = check_lines(row_cells)
+            checks.setdefault(name, {})[budget] = verdict
+            for line in lines:
+                print(line)
+    print()
+    for line in tally(checks):
+        print(line)
+    if args.plot:
+        plot(cells, args.plot)
     if args.json:
-        raw = {
-            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "seconds": elapsed,
-            "tasks": {name: asdict(TASKS[name]) for name in results},
-            "results": {
-                name: {
+        write_json(args, elapsed, results, cells, checks)
+
+
+def write_json(
+    args: argparse.Namespace,
+    elapsed: float,
+    results: dict[str, dict[int, dict[str, list[Result]]]],
+    cells: dict[str, dict[int, dict[str, Cell]]],
+    checks: dict[str, dict[int, dict[str, Any]]],
+) -> None:
+    raw = {
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "seconds": elapsed,
+        "tasks": {name: asdict(TASKS[name]) for name in results},
+        "results": {
+            name: {
+                str(budget): {
                     method: [
                         {
                             "seed": r.seed,
                             **asdict(r.winner),
-                            "rescored": [_json_number(v) for v in r.rescored],
-                            "rescored_mean": _json_number(r.score),
+                            "rescored": r.rescored,
+                            "rescored_mean": r.score,
                             "rescore_seconds": r.rescore_seconds,
                         }
                         for r in rs
                     ]
                     for method, rs in per_method.items()
                 }
-                for name, per_method in results.items()
-            },
-            "median_rescored": {
-                name: {m: _json_number(v) for m, v in s.items()} for name, s in scores.items()
-            },
-        }
-        args.json.write_text(json.dumps(raw, indent=2) + "\n")
+                for budget, per_method in per_budget.items()
+            }
+            for name, per_budget in results.items()
+        },
+        "medians": {
+            name: {
+                str(budget): {
+                    method: {
+                        "rescored": cell.loss,
+                        "search_seconds": cell.seconds,
+                    }
+                    for method, cell in per_method.items()
+                }
+                for budget, per_method in per_budget.items()
+            }
+            for name, per_budget in cells.items()
+        },
+        "checks": {
+            name: {str(budget): verdict for budget, verdict in per_budget.items()}
+            for name, per_budget in checks.items()
+        },
+    }
+    args.json.write_text(json.dumps(_json_number(raw), indent=2) + "\n")
 
 
 if __name__ == "__main__":

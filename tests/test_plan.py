@@ -22,23 +22,26 @@ def budgets(plan: list[Stage]) -> dict[str, int]:
 
 def test_default_staged_plan_for_60_trials() -> None:
     plan = make_plan(search(), 60)
-    assert budgets(plan) == {"lr": 23, "betas": 17, "eps": 6, "weight_decay": 12, "amsgrad": 1}
+    assert budgets(plan) == {"lr": 19, "betas": 15, "eps": 5, "weight_decay": 15, "amsgrad": 5}
     assert sum(s.trials for s in plan) == 59  # trial 0 is the baseline
+    # Every stage after lr re-tunes lr around the incumbent's
     assert [s.params for s in plan] == [
-        ("lr",), ("beta1", "beta2"), ("eps",), ("weight_decay",), ("amsgrad",)]
+        ("lr",), ("beta1", "beta2", "lr_factor"), ("eps", "lr_factor"),
+        ("weight_decay", "lr_factor"), ("amsgrad", "lr_factor")]
 
 
 def test_a_listed_schedule_stage_comes_last_with_weight_2() -> None:
     kinds = ["none", "exponential", "cosine", "step"]
     plan = make_plan(search(space={"schedule": kinds}), 60)
     assert budgets(plan) == {
-        "lr": 19, "betas": 14, "eps": 5, "weight_decay": 10, "amsgrad": 1, "schedule": 10}
+        "lr": 17, "betas": 13, "eps": 4, "weight_decay": 13, "amsgrad": 4, "schedule": 8}
     assert plan[-1].params == ("schedule",) and sum(s.trials for s in plan) == 59
 
 
 def test_decoupled_decay_joins_the_weight_decay_stage() -> None:
     plan = make_plan(search(space={"decoupled_weight_decay": [False, True]}), 60)
-    assert plan[3] == Stage("weight_decay", ("weight_decay", "decoupled_weight_decay"), 12)
+    assert plan[3] == Stage(
+        "weight_decay", ("weight_decay", "decoupled_weight_decay", "lr_factor"), 15)
 
 
 @pytest.mark.parametrize("trials", [2, 5, 9])
@@ -72,7 +75,7 @@ def test_fixed_betas_drop_their_stage() -> None:
 
 def test_one_fixed_beta_leaves_the_other_in_the_betas_stage() -> None:
     plan = make_plan(search(space={"beta2": 0.999}), 60)
-    assert plan[1].name == "betas" and plan[1].params == ("beta1",)
+    assert plan[1].name == "betas" and plan[1].params == ("beta1", "lr_factor")
 
 
 def test_small_study_with_fixed_lr_tunes_the_first_live_stage() -> None:
@@ -88,7 +91,18 @@ def test_explicit_stages_with_trials_leftover_goes_to_the_last() -> None:
     cfg = search(stages=[{"params": ["lr"], "trials": 20},
                          {"params": ["beta1", "beta2"], "trials": 20}])
     assert make_plan(cfg, 60) == [Stage("lr", ("lr",), 20),
-                                  Stage("beta1+beta2", ("beta1", "beta2"), 39)]
+                                  Stage("beta1+beta2", ("beta1", "beta2", "lr_factor"), 39)]
+
+
+def test_explicit_stages_before_lr_do_not_re_tune_it() -> None:
+    cfg = search(stages=[{"params": ["beta1"]}, {"params": ["lr"]}, {"params": ["eps"]}])
+    assert [s.params for s in make_plan(cfg, 30)] == [
+        ("beta1",), ("lr",), ("eps", "lr_factor")]
+
+
+def test_a_pinned_lr_is_re_tuned_nowhere() -> None:
+    plan = make_plan(search(space={"lr": 3e-3}), 60)
+    assert all("lr_factor" not in s.params for s in plan)
 
 
 def test_explicit_stages_without_trials_share_equally() -> None:
@@ -116,8 +130,8 @@ def test_explicit_stages_apply_to_small_studies_too() -> None:
 
 @pytest.mark.parametrize(
     "done",
-    [{}, {"defaults": 1}, {"defaults": 1, "lr": 7}, {"defaults": 1, "lr": 23, "betas": 5},
-     {"defaults": 1, "lr": 23, "betas": 17, "eps": 6, "weight_decay": 12, "amsgrad": 1}],
+    [{}, {"defaults": 1}, {"defaults": 1, "lr": 7}, {"defaults": 1, "lr": 19, "betas": 5},
+     {"defaults": 1, "lr": 19, "betas": 15, "eps": 5, "weight_decay": 15, "amsgrad": 5}],
 )
 def test_replan_with_an_unchanged_total_is_make_plan(done: dict[str, int]) -> None:
     assert replan(search(), 60, done) == make_plan(search(), 60)
@@ -156,9 +170,9 @@ def test_replan_with_a_smaller_total_stays_within_it() -> None:
 def test_current_stage() -> None:
     plan = make_plan(search(), 60)
     assert current_stage(plan, {}) == plan[0]
-    assert current_stage(plan, {"defaults": 1, "lr": 22}) == plan[0]
-    assert current_stage(plan, {"defaults": 1, "lr": 23}) == plan[1]
-    assert current_stage(plan, {"lr": 23, "betas": 17, "eps": 6}) == plan[3]
+    assert current_stage(plan, {"defaults": 1, "lr": 18}) == plan[0]
+    assert current_stage(plan, {"defaults": 1, "lr": 19}) == plan[1]
+    assert current_stage(plan, {"lr": 19, "betas": 15, "eps": 5}) == plan[3]
     assert current_stage(plan, budgets(plan)) is None
     assert current_stage([], {}) is None
 
@@ -180,30 +194,32 @@ def test_lowering_the_total_never_reopens_a_stage_that_was_left() -> None:
     assert stage is not None and stage.name != "lr"
 
 
-def test_confirmation_reserves_noise_runs_and_each_stages_reruns() -> None:
-    plan = make_plan(search(confirm={"seeds": 3, "top": 2}), 60)
-    # 60 = baseline + 2 noise runs + the stages, whose budgets include their re-runs
-    assert sum(s.trials for s in plan) == 57
-    assert {s.name: (s.search, s.confirm, s.extra) for s in plan} == {
-        "lr": (18, 2, 2), "betas": (12, 2, 2), "eps": (3, 1, 2), "weight_decay": (7, 2, 2),
-        "amsgrad": (1, 1, 2)}
-    for s in plan:  # every confirmed candidate stands on at least two searched trials
-        assert s.search >= 2 * s.confirm or s.name == "amsgrad"
+def test_the_confirmation_takes_at_most_a_fifth_of_the_budget() -> None:
+    from adamtune.search.plan import Confirmation, confirmation
+
+    cfg = search(confirm={"seeds": 4, "top": 3})
+    # the defaults and up to 3 candidates, each on 3 extra slots
+    assert confirmation(cfg, 60) == Confirmation(3, 3) and confirmation(cfg, 60).trials == 12
+    assert confirmation(cfg, 30) == Confirmation(1, 3)  # 6 runs: one candidate and the defaults
+    assert confirmation(cfg, 100) == Confirmation(3, 3)  # top is the most it confirms
+    assert sum(s.trials for s in make_plan(cfg, 60)) == 60 - 1 - 12
+    assert confirmation(search(confirm={"seeds": 3, "top": 5}), 100) == Confirmation(5, 2)
 
 
 def test_small_studies_confirm_nothing() -> None:
-    plan = make_plan(search(confirm={"seeds": 3}), 19)
-    assert sum(s.trials for s in plan) == 18
-    assert all(s.confirm == 0 and s.search == s.trials for s in plan)
+    from adamtune.search.plan import confirmation
+
+    cfg = search(confirm={"seeds": 3})
+    assert confirmation(cfg, 29).trials == 0
+    assert sum(s.trials for s in make_plan(cfg, 29)) == 28
 
 
 def test_a_stage_finished_under_budget_leaves_the_rest_to_the_next() -> None:
-    cfg = search(confirm={"seeds": 3, "top": 2})
-    fresh = make_plan(cfg, 60)
-    # lr searched its 18 trials but could confirm only one candidate (2 runs, not 4)
-    done = {"defaults": 1, "noise": 2, "lr": 20}
-    plan = replan(cfg, 60, done, frozenset({"lr"}))
-    assert plan[0] == Stage("lr", ("lr",), 20)
-    assert sum(s.trials for s in plan) == 57
-    assert plan[1].trials >= fresh[1].trials
-    assert current_stage(plan, done, frozenset({"lr"})) == plan[1]
+    cfg = search(space={"lr": 1e-3, "amsgrad": [False, True]},
+                 stages=[{"params": ["amsgrad"], "trials": 5}, {"params": ["eps"]}])
+    fresh = make_plan(cfg, 20)
+    assert fresh[0] == Stage("amsgrad", ("amsgrad",), 1)  # one untried choice
+    # a stage marked finished under its budget (every choice tried) closes at what it ran
+    plan = replan(cfg, 20, {"defaults": 1, "amsgrad": 1}, frozenset({"amsgrad"}))
+    assert plan[0] == Stage("amsgrad", ("amsgrad",), 1) and plan[1].trials == 18
+    assert current_stage(plan, {"amsgrad": 1}, frozenset({"amsgrad"})) == plan[1]

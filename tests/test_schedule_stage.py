@@ -16,6 +16,7 @@ from adamtune.config import load_config
 from adamtune.rows import trial_rows
 from adamtune.schedules import NO_SCHEDULE
 from adamtune.search import SearchOptions, run_search
+from adamtune.search.selection import incumbent_row
 from adamtune.space import LR_RETUNE
 
 STUDY = """\
@@ -56,11 +57,12 @@ def test_the_stage_records_each_candidate_with_lr_retuned_within_3x(
     study = _run(path, storage_url)
     rows = trial_rows(study)
     before = [r for r in rows if r.stage in ("defaults", "lr") and r.value is not None]
-    incumbent = min(before, key=lambda r: (r.value, r.number)).params
+    base = incumbent_row(rows, ["lr"])  # the lr stage's pick, by its model
+    incumbent = base.params if base is not None else None
     mine = [r for r in rows if r.stage == "schedule"]
     assert len(mine) == 9 and incumbent is not None
     kinds = {r.params.schedule.kind for r in mine if r.params}
-    assert kinds == {"none", "exponential", "cosine", "step"}
+    assert kinds >= {"exponential", "cosine", "step"}
     # each decaying kind is measured first at a typical end, at the incumbent's own lr
     firsts = [r.params for r in mine[:3] if r.params]
     assert [p.schedule.kind for p in firsts] == ["exponential", "cosine", "step"]
@@ -85,7 +87,7 @@ def test_the_stage_records_each_candidate_with_lr_retuned_within_3x(
     best = json.loads(CliRunner().invoke(
         app, ["best", str(path), "--storage", storage_url, "--format", "json"]).stdout)
     decay = best["decay"]
-    assert set(decay["per_schedule"]) == kinds
+    assert set(decay["per_schedule"]) == kinds | {"none"}  # the incumbent's constant rate too
     assert all(v is not None for v in decay["per_schedule"].values())
     values = [r.value for r in mine + before if r.value is not None]
     assert min(v for v in decay["per_schedule"].values() if v is not None) == min(values)
@@ -112,7 +114,8 @@ def test_decay_that_helps_is_adopted_and_printed_as_torch_code(
     assert schedule["kind"] == decay["schedule"]["kind"] != "none"
     assert schedule["epochs"] == 10 and schedule["step"] == "epoch"
     # compared with the best constant rate, a warmup-then-constant included
-    assert decay["constant"] == decay["per_schedule"]["none"]  # one seed slot: slot 0's best
+    # the model's value of the best constant rate, near the best raw one on slot 0
+    assert decay["constant"] == pytest.approx(decay["per_schedule"]["none"], rel=0.1)
     assert f"LR decay: {schedule['kind']} lowered val loss" in searched.stdout
     code = runner.invoke(app, ["best", str(path), "--storage", storage_url, "--format", "torch"])
     assert "torch.optim.lr_scheduler." in code.stdout and "scheduler.step()" in code.stdout

@@ -383,6 +383,11 @@ def _main(
 
 
 def main() -> None:
+    # torch's OpenMP threads spin while they wait for each other by default; beside one busy
+    # process on 2 cores, spinning threads took turns with it and a 10 s search took 97 s.
+    # Passive waiting costs nothing alone (benchmarks/bench_neighbour.py). Read once, when
+    # torch loads: here, before any command imports it. A value the user set is kept.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         sys.exit(app())
     finally:

@@ -19,12 +19,12 @@ class PlainProgress(SearchObserver):
         self.waited: str | None = None  # what this worker waits for, said once
 
     def search_started(self, start: SearchStart) -> None:
-        plan = ", ".join(
-            f"{s.name} {s.trials}" + (f" ({s.confirm * s.extra} to confirm)" if s.confirm else "")
-            for s in start.plan
-        )
-        if start.seeds > 1:
-            plan = f"noise {start.seeds - 1}, {plan}"
+        plan = ", ".join(f"{s.name} {s.trials}" for s in start.plan)
+        if start.confirm.trials:
+            plan += (
+                f", confirm {start.confirm.trials} ({start.confirm.candidates} best and the "
+                f"defaults on {start.confirm.slots} more seeds)"
+            )
         where = f"study {start.study} in {start.storage}"
         if start.done >= start.total:
             say(

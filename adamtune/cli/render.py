@@ -48,7 +48,7 @@ def gain_line(best: BestResult) -> str:
         return (
             f"Adam's defaults are within noise of the best found: keep them, or confirm it "
             f"with more seeds (search.confirm.seeds). Best found: {found} {defaults}{change}; "
-            f"counting every stage's chance, an established gain needs "
+            f"counting every candidate's chance, an established gain needs "
             f"{_num(best.overall_bar, 2)}"
         )
     return f"best {found} {defaults}{change}"
@@ -58,8 +58,8 @@ def noise_line(best: BestResult) -> str | None:
     if best.noise is None:
         return None
     return (
-        f"noise: ±{best.noise:.2g} across {best.noise_seeds} seeds (Adam's defaults); a stage "
-        f"moves a parameter only for a gain beyond the noise of its comparison"
+        f"noise: ±{best.noise:.2g} across {best.noise_seeds} seeds (Adam's defaults); the best "
+        f"candidates were confirmed against the defaults on {best.noise_seeds - 1} fresh seeds"
     )
 
 
@@ -97,10 +97,10 @@ def best_table(best: BestResult) -> Table:
 
 
 def stages_table(stages: list[StageSummary]) -> Table:
-    """Per stage: its best trial, then how its best candidate fared against the incumbent on
-    the seeds that judged it, the gain it needed, and what it changed."""
+    """Per stage: its best trial, the model's value for its pick and for the incumbent it
+    started from (the search's seed and split), whether it moved, and what it changed."""
     table = Table(title="per stage", title_justify="left")
-    right = ("trials", "best value", "candidate", "incumbent", "needed gain")
+    right = ("trials", "best value", "pick (model)", "incumbent (model)")
     for col in ("stage", *right, "verdict", "winner changed"):
         table.add_column(col, justify="right" if col in right else "left")
     for s in stages:
@@ -108,14 +108,13 @@ def stages_table(stages: list[StageSummary]) -> Table:
             f"{k} {_param_text(k, a)} -> {_param_text(k, b)}" for k, (a, b) in s.changed.items()
         )
         if s.candidate is None or s.incumbent is None:
-            judged = ["-", "-", "-", "nothing to judge"]
+            judged = ["-", "-", "nothing to judge"]
         else:
-            verdict = "adopted" if s.adopted else "kept incumbent"
+            verdict = "moved" if s.adopted else "kept incumbent"
             judged = [
-                _mean_std(s.candidate.mean, s.candidate.std, s.candidate.seeds),
-                _mean_std(s.incumbent.mean, s.incumbent.std, s.incumbent.seeds),
-                _num(s.bar, 2),
-                verdict + ("" if s.confirmed else " (unconfirmed)"),
+                _num(s.candidate.mean),
+                _num(s.incumbent.mean),
+                verdict + (", confirmed" if s.confirmed else ""),
             ]
         table.add_row(escape(s.name), str(s.trials), _num(s.best_value), *judged, changed or "-")
     return table

@@ -10,6 +10,8 @@ uninterrupted one would, and any sampler (TPE, GP, CMA-ES, QMC, random) sees a f
 from __future__ import annotations
 
 import itertools
+import json
+import zlib
 from typing import Any
 
 import optuna
@@ -20,7 +22,7 @@ from adamtune.config import Config
 from adamtune.schedules import DECAYING, TYPICAL_END
 from adamtune.search.plan import REFINE, Stage
 from adamtune.search.samplers import in_memory_study, make_sampler
-from adamtune.space import AdamParams, coordinates, encode, suggest
+from adamtune.space import LR_FACTOR, AdamParams, coordinates, encode, suggest
 from adamtune.study import counts_toward_budget, stage_of
 
 _REDRAWS = 5
@@ -43,6 +45,13 @@ class StageSampler:
         self.config = config
         self.space = config.search.space
         self.batched = batched
+        # The task's data and model move the seed of every stage's sampler: one fixed
+        # quasi-random sequence for every task would pick the same lrs everywhere.
+        task = json.dumps(
+            [config.data.model_dump(mode="json"), config.model.model_dump(mode="json")],
+            sort_keys=True,
+        )
+        self.seed = (config.seed * 1_000_003 + zlib.crc32(task.encode())) % 2**30
 
     def draw(
         self,
@@ -64,35 +73,85 @@ class StageSampler:
             untried = self._untried_schedule(names, history + pending, joint)
         if untried is not None:
             return untried
-        startup = max(2, min(10, stage.search // 3))
+        # A stage of choices that also re-tunes lr (amsgrad) draws each untried choice in
+        # turn, and only the lr from the sampler: a draw at the incumbent's choice would only
+        # re-tune lr, which the stage is not for.
+        fixed = self._untried_with_lr(names, history + pending, incumbent, joint)
+        drawn = [LR_FACTOR] if fixed else names
+        startup = max(2, min(10, stage.trials // 3))
         name = self.config.search.sampler
         if self.batched and name != "random" and len(history) < startup:
             name = "qmc"
         sampler = make_sampler(
             name,
-            seed=self.config.seed * 1_000_003 + stage_index * 10_007,
+            seed=self.seed + stage_index * 10_007,
             position=len(history) + len(pending),
             startup=startup,
             joint=joint,
         )
         shadow = in_memory_study(sampler=sampler)
         anchors = [incumbent_trial] if incumbent_trial is not None else []
+        dists = self._distributions(names, joint)
         for t in anchors + history:
             copy = self._shadow_trial(t, names, incumbent if t in anchors else None, joint)
-            if copy is not None:
+            # An incumbent outside some coordinate (no weight decay, in the weight decay
+            # stage) would shrink the samplers' joint space to the coordinates it has: the
+            # others would then be drawn independently, QMC's alike in every draw.
+            if copy is not None and (t not in anchors or set(copy.params) == set(dists)):
                 shadow.add_trial(copy)
         for coords in pending:
             shadow.add_trial(self._pending_trial(coords, names, joint))
-        # Trials are deterministic (common random numbers), so a repeated point teaches
-        # nothing: ask again (the unanswered ask stays running, steering constant-liar TPE).
-        seen = [t.params for t in shadow.get_trials(deepcopy=False)]
+        # Trials are deterministic (common random numbers), so a point already measured (or
+        # one that lands on it once lr is clipped to its range) teaches nothing: ask again
+        # (the unanswered ask stays running, steering constant-liar TPE).
+        seen = [self._params(dict(t.params), names, incumbent, joint) for t in history]
+        seen += [self._params(c, names, incumbent, joint) for c in pending] + [incumbent]
         for _ in range(_REDRAWS):
             trial = shadow.ask()
-            suggest(trial, names, self.space, with_zero=joint)
-            if trial.params not in seen:
+            suggest(trial, drawn, self.space, with_zero=joint)
+            coords = {**(fixed or {}), **trial.params}
+            if self._params(coords, names, incumbent, joint) not in seen:
                 break
-            seen.append(trial.params)
-        return dict(trial.params)
+        return coords
+
+    def _params(
+        self, coords: dict[str, Any], names: list[str], base: AdamParams, joint: bool
+    ) -> AdamParams:
+        """The parameter set a draw's coordinates make on top of ``base``."""
+        drawn = suggest(
+            optuna.trial.FixedTrial(coords), names, self.space, with_zero=joint, base=base
+        )
+        return base.with_values(drawn)
+
+    def _other_choices(
+        self, names: list[str], incumbent: AdamParams, joint: bool
+    ) -> list[dict[str, Any]] | None:
+        """Every combination of ``names`` other than the incumbent's, when all of them are
+        choices; None when one is continuous."""
+        dists = self._distributions(names, joint)
+        if not names or not all(isinstance(d, CategoricalDistribution) for d in dists.values()):
+            return None
+        own = {k: v for k, (v, _) in encode(incumbent, names, self.space).items()}
+        combos = itertools.product(*(d.choices for d in dists.values()))  # type: ignore[attr-defined]
+        return [c for c in (dict(zip(dists, combo, strict=True)) for combo in combos) if c != own]
+
+    def _untried_with_lr(
+        self,
+        names: list[str],
+        history: list[FrozenTrial | dict[str, Any]],
+        incumbent: AdamParams,
+        joint: bool,
+    ) -> dict[str, Any] | None:
+        """For a stage of choices that also re-tunes lr, the combination whose turn it is (the
+        one tried least so far, the first of those); None for other stages."""
+        if LR_FACTOR not in names:
+            return None
+        untried = self._other_choices([n for n in names if n != LR_FACTOR], incumbent, joint)
+        if not untried:
+            return None
+        seen = [dict(t if isinstance(t, dict) else t.params) for t in history]
+        tries = [sum(all(s.get(k) == v for k, v in c.items()) for s in seen) for c in untried]
+        return untried[tries.index(min(tries))]
 
     def _untried_choices(
         self,
@@ -103,16 +162,9 @@ class StageSampler:
     ) -> dict[str, Any] | None:
         """For a stage of choices only (amsgrad), the first combination neither the incumbent
         nor an earlier trial of the stage has tried: sampling could repeat one, wasting a trial."""
-        dists = self._distributions(names, joint)
-        if not all(isinstance(d, CategoricalDistribution) for d in dists.values()):
-            return None
         seen = [dict(t if isinstance(t, dict) else t.params) for t in history]
-        seen.append({k: v for k, (v, _) in encode(incumbent, names, self.space).items()})
-        for combo in itertools.product(*(d.choices for d in dists.values())):  # type: ignore[attr-defined]
-            candidate = dict(zip(dists, combo, strict=True))
-            if candidate not in seen:
-                return candidate
-        return None
+        untried = self._other_choices(names, incumbent, joint) or []
+        return next((c for c in untried if c not in seen), None)
 
     def _untried_schedule(
         self, names: list[str], history: list[FrozenTrial | dict[str, Any]], joint: bool

@@ -1,16 +1,21 @@
-"""The stage plan: which parameters each stage searches, and how many trials it gets.
+"""The stage plan: which parameters each stage searches, how many trials it gets, and how
+many trials the final confirmation re-runs.
 
 Default order (staged): lr -> betas (beta1 + beta2) -> eps -> weight_decay (with decoupled
-decay) -> amsgrad -> schedule (with lr re-tuned within 3x). A stage whose parameters are all
-fixed in the space is left out (``schedule: [none]`` drops the schedule stage).
+decay) -> amsgrad -> schedule. Every stage after the one that searches lr re-tunes lr within
+3x of the incumbent's (``space.LR_FACTOR``: the schedule stage does so itself). A stage whose
+parameters are all fixed in the space is left out (``schedule: [none]`` drops the schedule
+stage).
 
-Budget rule. The study's ``trials`` include the baseline (trial 0, Adam's defaults); the other
-R = trials - 1 are split as follows:
+Budget rule. The study's ``trials`` include the baseline (trial 0, Adam's defaults) and the
+confirmation; the rest is split as follows:
+- the final confirmation (``confirmation``) re-runs the best few candidates and the defaults
+  on ``confirm.seeds - 1`` extra seed slots: at most a fifth of the budget;
 - with fewer than 10 trials in all, only the first stage (normally lr) is tuned;
-- a stage of choices only (amsgrad) gets one trial per combination the incumbent does not
-  already use (normally 1): trials are deterministic, so a repeat would teach nothing;
-- the rest is shared by weight: lr 4, betas 3, weight_decay 2, schedule 2, eps 1, rounded by largest
-  remainder, ties to the earlier stage.
+- a stage of choices only (amsgrad with lr pinned) gets one trial per combination the
+  incumbent does not already use: trials are deterministic, so a repeat would teach nothing;
+- the rest is shared by weight: lr 4, betas 3, weight_decay 3, schedule 2, eps 1, amsgrad 1,
+  rounded by largest remainder, ties to the earlier stage.
 Explicit ``search.stages`` take their ``trials`` in order (cut off where the budget ends, and
 never more than a stage of choices can try); stages without ``trials`` share what is left
 equally; leftover budget goes to the last stage that searches a continuous parameter.
@@ -18,15 +23,6 @@ When a study is resumed with a different total, stages already left behind keep 
 had, the stages still to come share the new remainder in the fresh plan's proportions, and
 budget that no remaining stage can use goes to a final ``refine`` stage that searches every
 parameter jointly.
-
-Confirmation (``search.confirm``, see ``noise``). In a study of at least 30 trials with
-``confirm.seeds`` = S > 1, S - 1 trials after the baseline re-run Adam's defaults on fresh
-seeds (stage ``noise``), and each stage's budget includes the re-runs of its best k
-candidates on the S - 1 extra seeds (stage ``confirm``): k = min(top, n // (S + 1)) for a
-stage of n trials, so that it searches at least 2k trials, and at most its untried choices
-for a stage of choices. A stage whose trials were mostly pruned searches on, one trial at a
-time, out of the confirmation budget it cannot use; a stage of choices that has tried them all
-leaves the rest of its budget to the stages after it.
 """
 
 from __future__ import annotations
@@ -35,17 +31,20 @@ import math
 from dataclasses import dataclass
 
 from adamtune.config import SearchConfig, SpaceConfig
-from adamtune.space import searched
+from adamtune.space import LR_FACTOR, searched
 
 BASELINE = "defaults"
 REFINE = "refine"
+NOISE = "noise"  # Adam's defaults re-run on an extra seed slot
+CONFIRM = "confirm"  # a candidate re-run on an extra seed slot
 SMALL_STUDY = 10
 CONFIRM_MIN = 30  # smaller studies measure no noise: the re-runs would take their budget
+_CONFIRM_SHARE = 0.2  # of the budget, at most, for the final confirmation
 _DEFAULT_STAGES: list[tuple[str, list[str], int]] = [
     ("lr", ["lr"], 4),
     ("betas", ["beta1", "beta2"], 3),
     ("eps", ["eps"], 1),
-    ("weight_decay", ["weight_decay", "decoupled_weight_decay"], 2),
+    ("weight_decay", ["weight_decay", "decoupled_weight_decay"], 3),
     ("amsgrad", ["amsgrad"], 1),
     ("schedule", ["schedule"], 2),
 ]
@@ -55,14 +54,20 @@ _DEFAULT_STAGES: list[tuple[str, list[str], int]] = [
 class Stage:
     name: str
     params: tuple[str, ...]
-    trials: int  # its search trials and, after them, its confirmation runs
-    confirm: int = 0  # candidates re-run on each extra seed slot
-    extra: int = 0  # extra seed slots (confirm.seeds - 1); 0 when nothing is confirmed
+    trials: int  # its draws
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The final confirmation: ``candidates`` parameter sets and Adam's defaults, each re-run
+    on ``slots`` extra seed slots (one batch per slot)."""
+
+    candidates: int = 0
+    slots: int = 0
 
     @property
-    def search(self) -> int:
-        """How many trials the stage draws before confirming."""
-        return self.trials - self.confirm * self.extra
+    def trials(self) -> int:
+        return self.slots * (self.candidates + 1) if self.candidates else 0
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ def capacity(params: tuple[str, ...] | list[str], space: SpaceConfig) -> int | N
     already measured); None when the stage searches a continuous parameter."""
     sizes = []
     for param in params:
+        if param == LR_FACTOR:
+            return None
         value = getattr(space, param)
         if not isinstance(value, list) or param == "schedule":  # a schedule's end is continuous
             return None
@@ -104,21 +111,18 @@ def confirm_seeds(search: SearchConfig, total: int) -> int:
     return search.confirm.seeds if total >= CONFIRM_MIN else 1
 
 
-def _confirmed(n: int, cap: int | None, seeds: int, top: int) -> int:
-    """Candidates a stage of ``n`` trials confirms."""
-    if seeds <= 1:
-        return 0
-    if cap is not None:
-        return min(top, cap, n // seeds)
-    return min(top, n // (seeds + 1))
+def confirmation(search: SearchConfig, total: int) -> Confirmation:
+    """The final confirmation of a study of ``total`` trials: ``confirm.top`` candidates at
+    most, as many as a fifth of the budget re-runs on every extra slot beside the defaults
+    (at least one)."""
+    slots = confirm_seeds(search, total) - 1
+    if slots <= 0 or not _specs(search):
+        return Confirmation()
+    fits = int(_CONFIRM_SHARE * total) // slots - 1
+    return Confirmation(max(1, min(search.confirm.top, fits)), slots)
 
 
-def _stage(spec: _Spec, n: int, search: SearchConfig, seeds: int) -> Stage:
-    k = _confirmed(n, capacity(spec.params, search.space), seeds, search.confirm.top)
-    return Stage(spec.name, spec.params, n, k, seeds - 1 if k else 0)
-
-
-def _allot(specs: list[_Spec], rest: int, search: SearchConfig, seeds: int) -> list[int]:
+def _allot(specs: list[_Spec], rest: int, search: SearchConfig) -> list[int]:
     """Budgets for ``specs``: explicit and choice-only stages first (in order, capped), then
     the remainder by weight among the other continuous stages."""
     space = search.space
@@ -128,8 +132,6 @@ def _allot(specs: list[_Spec], rest: int, search: SearchConfig, seeds: int) -> l
     for i, (spec, cap) in enumerate(zip(specs, caps, strict=True)):
         if spec.trials is not None or cap is not None:
             want = spec.trials if spec.trials is not None else left
-            if cap is not None:  # every untried choice, and the re-runs of its candidates
-                cap += (seeds - 1) * min(search.confirm.top, cap)
             budgets[i] = min(want, cap if cap is not None else want, left)
             left -= budgets[i]
     weighted = [
@@ -146,17 +148,33 @@ def _allot(specs: list[_Spec], rest: int, search: SearchConfig, seeds: int) -> l
     return budgets
 
 
+def _with_lr_factor(specs: list[_Spec], space: SpaceConfig) -> list[_Spec]:
+    """Every stage after the first that searches lr re-tunes lr around the incumbent's (the
+    schedule stage does so by itself)."""
+    if not space.is_searched("lr"):
+        return specs
+    out, seen_lr = [], False
+    for spec in specs:
+        if seen_lr and "lr" not in spec.params and "schedule" not in spec.params:
+            spec = _Spec(spec.name, (*spec.params, LR_FACTOR), spec.weight, spec.trials)
+        seen_lr = seen_lr or "lr" in spec.params
+        out.append(spec)
+    return out
+
+
 def _specs(search: SearchConfig) -> list[_Spec]:
     live = searched(search.space)
     if search.strategy == "joint":
         return [_Spec("joint", tuple(live), 1.0)]
     if search.stages is not None:
-        return [
+        specs = [
             _Spec(s.name or "+".join(s.params), tuple(s.params), 1.0, s.trials)
             for s in search.stages
         ]
-    specs = [_Spec(n, tuple(p for p in ps if p in live), w) for n, ps, w in _DEFAULT_STAGES]
-    return [s for s in specs if s.params]
+    else:
+        specs = [_Spec(n, tuple(p for p in ps if p in live), w) for n, ps, w in _DEFAULT_STAGES]
+        specs = [s for s in specs if s.params]
+    return _with_lr_factor(specs, search.space)
 
 
 def schedule_stage(search: SearchConfig) -> str | None:
@@ -166,71 +184,74 @@ def schedule_stage(search: SearchConfig) -> str | None:
     return next((s.name for s in _specs(search) if "schedule" in s.params), None)
 
 
-def _rest(total: int, seeds: int) -> int:
-    """The budget of the stages: the total less the baseline and the noise runs."""
-    return max(total - 1 - (seeds - 1), 0)
+def _rest(search: SearchConfig, total: int) -> int:
+    """The budget of the stages: the total less the baseline and the confirmation."""
+    return max(total - 1 - confirmation(search, total).trials, 0)
 
 
 def make_plan(search: SearchConfig, total: int) -> list[Stage]:
-    """The stages of a study of ``total`` trials (baseline included), before any has run."""
+    """The stages of a study of ``total`` trials (baseline and confirmation included), before
+    any has run."""
     specs = _specs(search)
-    seeds = confirm_seeds(search, total)
-    rest = _rest(total, seeds)
+    rest = _rest(search, total)
     if rest == 0 or not specs:
         return []
     if search.strategy == "staged" and search.stages is None and total < SMALL_STUDY:
         first = specs[0]
         cap = capacity(first.params, search.space)
-        return [_stage(first, min(rest, cap if cap is not None else rest), search, seeds)]
-    budgets = _allot(specs, rest, search, seeds)
-    return [_stage(s, b, search, seeds) for s, b in zip(specs, budgets, strict=True) if b > 0]
+        return [Stage(first.name, first.params, min(rest, cap if cap is not None else rest))]
+    budgets = _allot(specs, rest, search)
+    return [Stage(s.name, s.params, b) for s, b in zip(specs, budgets, strict=True) if b > 0]
 
 
 def replan(
     search: SearchConfig, total: int, done: dict[str, int], finished: frozenset[str] = frozenset()
 ) -> list[Stage]:
-    """The plan for a study that already ran ``done[stage]`` trials per stage (confirmation
-    runs counted with the stage they confirm); ``finished`` names stages that searched and
-    confirmed all they could, even under their budget.
+    """The plan for a study that already ran ``done[stage]`` trials per stage; ``finished``
+    names stages that searched all they could, even under their budget.
 
     With an unchanged total this is ``make_plan``. Stages before the latest one that has run
     (and that one, once finished) are closed at what they ran; the others share the rest in
     the fresh plan's proportions; what none of them can use goes to a final ``refine`` stage.
     """
     fresh = make_plan(search, total)
-    seeds = confirm_seeds(search, total)
     # Stage order comes from the full structure: a small plan (under 10 trials) lists only
     # lr, yet a stage that already ran must stay closed when the total is lowered.
     specs = _specs(search)
     started = [i for i, s in enumerate(specs) if done.get(s.name, 0) > 0]
     if not started:
         return fresh
-    current = started[-1] + (specs[started[-1]].name in finished)
-    closed = [Stage(s.name, s.params, done[s.name]) for s in specs[:current] if done.get(s.name)]
-    rest = max(_rest(total, seeds) - sum(s.trials for s in closed), 0)
-    open_ = specs[current:]
     planned = {s.name: s.trials for s in fresh}
+    current = started[-1] + (specs[started[-1]].name in finished)
+    last = len(specs) - 1
+    before = sum(done.get(s.name, 0) for s in specs[:last])
+    if current == last and before + planned.get(specs[last].name, 0) != _rest(search, total):
+        # The last stage has run and the total changed since: it closes at what it ran, and
+        # the difference goes to a refine stage.
+        current += 1
+    closed = [Stage(s.name, s.params, done[s.name]) for s in specs[:current] if done.get(s.name)]
+    rest = max(_rest(search, total) - sum(s.trials for s in closed), 0)
+    open_ = specs[current:]
     if sum(planned.get(s.name, 0) for s in open_) == rest:
         shares = [planned.get(s.name, 0) for s in open_]  # an unchanged plan stays as it was
     else:
-        shares = _allot(open_, rest, search, seeds)
+        shares = _allot(open_, rest, search)
     ran = done.get(open_[0].name, 0) if open_ else 0
     if open_ and shares[0] < ran:  # the current stage keeps what it ran; later ones share
-        shares = [ran, *_allot(open_[1:], max(rest - ran, 0), search, seeds)]
-    plan = closed + [_stage(s, n, search, seeds) for s, n in zip(open_, shares, strict=True)]
+        shares = [ran, *_allot(open_[1:], max(rest - ran, 0), search)]
+    plan = closed + [Stage(s.name, s.params, n) for s, n in zip(open_, shares, strict=True)]
     leftover = max(rest - sum(shares), 0)
     live = searched(search.space)
     if (leftover or done.get(REFINE, 0)) and capacity(live, search.space) is None:
-        refine = _Spec(REFINE, tuple(live), 1.0)
-        plan.append(_stage(refine, max(leftover, done.get(REFINE, 0)), search, seeds))
+        plan.append(Stage(REFINE, tuple(live), max(leftover, done.get(REFINE, 0))))
     return plan
 
 
 def current_stage(
     plan: list[Stage], done: dict[str, int], finished: frozenset[str] = frozenset()
 ) -> Stage | None:
-    """The first stage that has not used its budget nor finished, or None when the plan is
-    complete."""
+    """The first stage that has not used its budget nor finished, or None when the plan's
+    stages are complete (the confirmation comes next)."""
     for stage in plan:
         if done.get(stage.name, 0) < stage.trials and stage.name not in finished:
             return stage

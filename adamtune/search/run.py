@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import optuna
@@ -28,9 +28,10 @@ from adamtune.engine import warm_up
 from adamtune.errors import SearchFailedError
 from adamtune.lr_range import ATTR, SEEDS, AutoRange, resolve_lr
 from adamtune.rows import TrialRow
-from adamtune.search.plan import BASELINE, Stage, confirm_seeds, replan
+from adamtune.search.drawing import StageSampler
+from adamtune.search.plan import BASELINE, Confirmation, Stage, confirmation, replan
 from adamtune.search.samplers import make_pruner
-from adamtune.search.steps import Run, Steps, Stop, Wait
+from adamtune.search.steps import Context, Run, Stop, Wait, done_per_stage, next_step
 from adamtune.search.trial_runs import TrialRunner
 from adamtune.search.workers import (
     HEARTBEAT,
@@ -87,8 +88,13 @@ class SearchStart:
     done: int  # trials already in the study that count toward its budget
     batch: int = 1  # trials trained together
     batch_note: str | None = None  # why a batch was asked for and not used
-    seeds: int = 1  # seed slots behind a confirmed value (1: no confirmation)
+    confirm: Confirmation = field(default_factory=Confirmation)  # the final re-runs
     lr_range: AutoRange | None = None  # the range ``lr: auto`` searches
+
+    @property
+    def seeds(self) -> int:
+        """Seed slots behind a confirmed value (1: no confirmation)."""
+        return self.confirm.slots + 1
 
 
 class SearchObserver:
@@ -221,9 +227,8 @@ def _run(
     timeout = options.timeout if options.timeout is not None else config.search.timeout
     batch, batch_note = batch_size(task, options.batch or config.search.batch)
     runner = TrialRunner(config, task, study, observer, batch)
-    steps = Steps(settings, runner, batch, confirm_seeds(config.search, total))
     trials = study.get_trials(deepcopy=False)
-    done = steps.done_per_stage(trials)
+    done = done_per_stage(trials)
     start = SearchStart(
         study.study_name,
         redact(options.storage),
@@ -233,7 +238,7 @@ def _run(
         sum(done.values()),
         batch,
         batch_note,
-        steps.seeds,
+        confirmation(config.search, total),
         lr_range,
     )
     observer.search_started(start)
@@ -241,7 +246,8 @@ def _run(
     roll = Roll(study)
     runner.alive = roll.sign  # a worker training a long trial stays on the roll
     try:
-        return _loop(run, steps, runner, study, options, observer, clock, timeout, total, roll)
+        ctx = Context(config, total, batch)
+        return _loop(run, ctx, runner, study, options, observer, clock, timeout, roll)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM to --jobs: wherever it landed
         runner.interrupt_pending()
         raise
@@ -264,19 +270,19 @@ def _failing(states: list[str], task: Task, batch: int, error: str | None) -> st
 
 def _loop(
     run: SearchRun,
-    steps: Steps,
+    ctx: Context,
     runner: TrialRunner,
     study: optuna.Study,
     options: SearchOptions,
     observer: SearchObserver,
     clock: Callable[[], float],
     timeout: float | None,
-    total: int,
     roll: Roll,
 ) -> SearchRun:
     began, waits = clock(), 0
     failing: list[str] = []  # how the trials (or batches) failed, while they fail in a row
     cores = CoreShare() if options.threads is None else None
+    sampling = StageSampler(ctx.config, batched=ctx.batch > 1)
     # Stages that searched and confirmed all they could, under budget: the rest of their
     # budget goes to the stages after them.
     complete: set[str] = set()
@@ -292,8 +298,13 @@ def _loop(
             workers, here = roll.present()
             if cores is not None:
                 cores.share(here)
-            step = steps.next(trials, total, complete, workers)
-            asked = runner.ask(step.stage, step.members) if isinstance(step, Run) else None
+            ctx = replace(ctx, workers=workers)
+            step = next_step(trials, ctx, sampling, complete)
+            asked = None
+            if isinstance(step, Run):
+                incumbent = next((t for t in trials if t.number == step.incumbent), None)
+                runner.mirror(step.stage, trials, incumbent)  # the stage's pruner, up to date
+                asked = runner.ask(step.stage, step.members)
         if isinstance(step, Stop):
             run.stopped_by = step.reason
             break
@@ -307,9 +318,10 @@ def _loop(
         waits = 0
         assert isinstance(step, Run) and asked is not None
         rows = runner.train(asked, step.prunable, step.slot)
-        if step.stage == BASELINE and rows[0].state == "failed":
+        base = next((r for r in rows if r.stage == BASELINE), None)
+        if base is not None and base.state == "failed":
             raise SearchFailedError(
-                f"trial {rows[0].number} (Adam's defaults) failed: {rows[0].error}; fix the "
+                f"trial {base.number} (Adam's defaults) failed: {base.error}; fix the "
                 f"model or data, then rerun (--debug shows the traceback)"
             )
         run.ran.extend(rows)
@@ -325,18 +337,18 @@ def _loop(
         # Out of memory once may be another process's doing (that trial is drawn again);
         # again and again, it is the trials' size.
         failing = failing + [rows[-1].state] if rows[-1].state in ("failed", "oom") else []
-        if rows[-1].state == "oom" and steps.batch > 1:
+        if rows[-1].state == "oom" and ctx.batch > 1:
             # K stacked trials hold K times one trial's memory: fewer together first.
-            steps.batch = max(1, min(steps.batch, len(rows)) // 2)
-            runner.batched = steps.batch > 1
+            ctx = replace(ctx, batch=max(1, min(ctx.batch, len(rows)) // 2))
+            runner.batched = ctx.batch > 1
             failing = []
             log.warning(
                 "%d trials together ran out of memory; training %d together from now on",
                 len(rows),
-                steps.batch,
+                ctx.batch,
             )
         if len(failing) >= _MAX_ERRORS_IN_A_ROW:
-            raise SearchFailedError(_failing(failing, runner.task, steps.batch, rows[-1].error))
+            raise SearchFailedError(_failing(failing, runner.task, ctx.batch, rows[-1].error))
     trials = study.get_trials(deepcopy=False)
     if _best(trials) is None and not any(t.state == TrialState.RUNNING for t in trials):
         # (With trials still running elsewhere, this worker only waited for them: --timeout

@@ -1,22 +1,27 @@
-"""Noise-aware selection: which trial's parameters a stage may fix, judged beyond seed noise.
+"""Selection under noise: which parameters each stage moves, and the confirmed winner.
 
 One trial's validation loss moves with the seed (initial weights, batch order, dropout) and
 with the rows that land in the validation split, so the best of dozens of trials is partly the
 luckiest (the winner's curse). Runs are grouped in seed slots: slot 0 is the search's own seed
-and split, slot j > 0 a fresh seed and a fresh train/val split (``Task.runs``). A study
+and split, slot j > 0 a fresh seed and a fresh train/val split (``Task.runs``).
 
-- measures the noise: Adam's defaults are trained on ``confirm.seeds`` seed slots in all (the
-  baseline trial, then trials of stage ``noise``), and the spread of their values is the noise;
-- confirms before fixing: when a stage's search ends, its ``top`` best distinct candidates are
-  re-trained on the same extra seed slots (trials of stage ``confirm``), and
-- moves a parameter only for a real gain: on the extra seeds (not the one that chose the
-  candidates), the candidate with the lowest mean replaces the incumbent (the defaults, or an
-  earlier stage's winner, run on the same seeds) only when its mean is lower by more than the
-  noise of that difference (``bar``), at 80% confidence by default (``search.confirm``).
+- Each stage moves on the model, not on one value: its trials and the incumbent it started
+  from (all on slot 0, with the same initial weights and batches) are ranked by a smooth model
+  of the stage's values (``ranking``); the stage's best point by the model becomes the next
+  incumbent when the model puts it below the incumbent. No stage costs a round of re-runs.
+- Confirmed once, at the end: the ``confirm.top`` best candidates (the last incumbent first,
+  then each stage's best point by the model) and Adam's defaults are re-trained on the extra
+  seed slots (``noise`` runs for the defaults, ``confirm`` runs for the candidates). The
+  winner is the candidate with the lowest mean on those fresh slots (slot 0 chose them, so it
+  is left out); it replaces the defaults only when that mean is lower than theirs.
+- The verdict is honest: ``improved`` when the winner's gain clears the noise of the
+  difference (``bar``) at ``confirm.confidence``, with every confirmed candidate's chance
+  counted (Bonferroni); ``within_noise`` when it is lower but not by that much;
+  ``kept_defaults`` when nothing beat the defaults.
 
-A stage whose candidates were not confirmed (a budget too small to confirm, or a study
-stopped mid-stage) is judged on the search's seeds, against the defaults' spread.
-Everything here reads plain rows (``results.TrialRow``), so ``search`` and ``best`` agree.
+A study without confirmation (under 30 trials, or ``confirm.seeds: 1``) keeps the stages'
+last incumbent. Everything here reads plain rows (``rows.TrialRow``), so ``search`` and
+``best`` agree.
 """
 
 from __future__ import annotations
@@ -27,12 +32,13 @@ from dataclasses import dataclass, field
 
 from adamtune import student_t
 from adamtune.rows import TrialRow
-from adamtune.search.plan import BASELINE, Stage
+from adamtune.search.plan import BASELINE, CONFIRM, NOISE, Confirmation
+from adamtune.search.ranking import smoothed, unit_points
 from adamtune.space import AdamParams
 
-_MIN_GAIN = 0.1  # of the noise: the smallest gain worth moving a parameter for
-NOISE = "noise"
-CONFIRM = "confirm"
+__all__ = ["CONFIRM", "NOISE"]
+
+_MIN_GAIN = 0.1  # of the noise: the smallest gain worth calling an improvement
 # States of a finished run; killed and interrupted ones are run again, so they do not count.
 _DONE = ("complete", "pruned", "diverged", "failed")
 
@@ -75,14 +81,16 @@ def _std(values: tuple[float, ...]) -> float:
 
 @dataclass
 class Decision:
-    """What one stage did to the incumbent."""
+    """What one stage did to the incumbent (``before`` and ``best`` hold the model's values on
+    slot 0, ``bar`` is 0: a stage moves on any gain the model sees), or, as ``overall``, how
+    the confirmed winner compared with the defaults on the extra slots."""
 
     stage: str
     before: Measured
-    best: Measured  # the stage's best candidate, on the slots compared
+    best: Measured  # the stage's best candidate
     bar: float  # the gain it needed
     adopted: bool
-    confirmed: bool  # judged on re-runs, not on the search's own slot alone
+    confirmed: bool  # a stage's pick: re-run by the final confirmation
 
 
 @dataclass
@@ -116,20 +124,6 @@ def measured(rows: list[TrialRow], row: TrialRow) -> Measured:
 
 def _value(row: TrialRow) -> float:
     return row.value if row.value is not None else math.inf
-
-
-def candidates(rows: list[TrialRow], stage: str, incumbent: AdamParams, top: int) -> list[TrialRow]:
-    """A stage's ``top`` best completed trials with distinct parameters other than the
-    incumbent's: the ones worth confirming."""
-    done = sorted(
-        (r for r in rows if r.stage == stage and r.value is not None and r.params is not None),
-        key=lambda r: (r.value, r.number),
-    )
-    picked: list[TrialRow] = []
-    for row in done:
-        if row.params != incumbent and all(row.params != p.params for p in picked):
-            picked.append(row)
-    return picked[:top]
 
 
 def bar(noise: float | None, compared: list[Measured], confidence: float = 0.8) -> float:
@@ -178,75 +172,159 @@ def baseline_row(rows: list[TrialRow]) -> TrialRow | None:
     return done[0] if done else None
 
 
+@dataclass(frozen=True)
+class Pick:
+    """A stage's best point by the model, and the incumbent it started from, with the model's
+    values for both (on slot 0)."""
+
+    stage: str
+    best: TrialRow
+    incumbent: TrialRow
+    best_fit: float
+    incumbent_fit: float
+    ranked: list[tuple[float, TrialRow]]  # the stage's trials by fitted value, best first
+
+    @property
+    def moves(self) -> bool:
+        return self.best_fit < self.incumbent_fit
+
+
+def stage_pick(rows: list[TrialRow], stage: str, incumbent: TrialRow) -> Pick | None:
+    """The best of ``stage``'s completed search trials by the model fitted to them and to
+    ``incumbent`` (slot 0: every point shares the seed and split), or None before any
+    completed."""
+    mine = [
+        r
+        for r in rows
+        if r.stage == stage and r.confirms is None and r.value is not None and r.params
+    ]
+    if not mine or incumbent.params is None:
+        return None
+    points = [incumbent, *mine]
+    values = [_value(r) for r in points]
+    finite = [i for i, v in enumerate(values) if math.isfinite(v)]
+    fits = [math.inf] * len(points)
+    fitted = smoothed(
+        unit_points([points[i].params for i in finite]),  # type: ignore[misc]
+        [values[i] for i in finite],
+    )
+    for i, f in zip(finite, fitted, strict=True):
+        fits[i] = f
+    order = sorted(range(1, len(points)), key=lambda i: (fits[i], values[i], points[i].number))
+    ranked = [(fits[i], points[i]) for i in order if math.isfinite(fits[i])]
+    best = order[0]
+    return Pick(stage, points[best], incumbent, fits[best], fits[0], ranked)
+
+
+def _chain(rows: list[TrialRow], stages: list[str], base: TrialRow) -> list[Pick]:
+    """Each stage's pick, from the defaults on: a stage starts from the last pick that moved."""
+    picks, incumbent = [], base
+    for stage in stages:
+        pick = stage_pick(rows, stage, incumbent)
+        if pick is None:
+            continue
+        picks.append(pick)
+        if pick.moves:
+            incumbent = pick.best
+    return picks
+
+
+def incumbent_row(rows: list[TrialRow], stages: list[str]) -> TrialRow | None:
+    """The trial whose parameters a stage after ``stages`` starts from: the last pick that
+    moved, else Adam's defaults."""
+    base = baseline_row(rows)
+    if base is None:
+        return None
+    moved = [p.best for p in _chain(rows, stages, base) if p.moves]
+    return moved[-1] if moved else base
+
+
+def final_candidates(rows: list[TrialRow], stages: list[str], top: int) -> list[TrialRow]:
+    """The parameter sets the final confirmation re-runs, ``top`` at most, distinct and other
+    than the defaults: the stages' last incumbent first, then each stage's best point by the
+    model (lowest fitted value first), then each stage's second best, and so on."""
+    base = baseline_row(rows)
+    if base is None:
+        return []
+    picks = _chain(rows, stages, base)
+    moved = [p.best for p in picks if p.moves]
+    ranks = [p.ranked for p in picks]
+    ordered = [
+        r
+        for depth in range(max(map(len, ranks), default=0))
+        for r in sorted((rk[depth] for rk in ranks if depth < len(rk)), key=lambda x: x[0])
+    ]
+    out: list[TrialRow] = []
+    for row in [*moved[-1:], *(r for _, r in ordered)]:
+        if row.params != base.params and all(row.params != o.params for o in out):
+            out.append(row)
+    return out[:top]
+
+
 def select(
     rows: list[TrialRow], stages: list[str], confidence: float = 0.8, final: bool = True
 ) -> Selection:
-    """Walk ``stages`` in order from Adam's defaults, adopting each stage's best candidate
-    only when it beats the incumbent by more than the noise of their difference.
-
-    A stage's candidates are those that were re-run on extra seeds; when none was (a stage
-    too small to confirm, or not confirmed yet), its best trial, on the search's seed. Once
-    the noise is measured, only a confirmed candidate, finite on every seed, may move a
-    parameter. Last (``final``), the winner is compared with the defaults on the same extra
-    seeds at a confidence that accounts for the number of stages that had their chance
-    (Bonferroni; ``Selection.overall``): small chance moves, stage after stage, must not add up
-    to a claimed improvement. The winner stays the stages' choice either way (each of its
-    moves passed its own test; in benchmarks/quality.py reverting them lost real gains), but
-    ``verdict`` says whether the improvement is established.
-    """
+    """Walk ``stages`` in order from Adam's defaults (each stage's pick by the model), then,
+    ``final``, judge the confirmed candidates against the defaults on the extra seed slots."""
     base = baseline_row(rows)
     if base is None:
         return Selection(None, None, None)
     defaults = measured(rows, base)
     finite = tuple(v for v in defaults.values if math.isfinite(v))
     noise = _std(finite) if len(finite) >= 2 else None
-    incumbent = defaults
     selection = Selection(defaults, defaults, noise)
+    incumbent = defaults
     rerun = {r.confirms for r in rows if r.confirms is not None}
-    for stage in stages:
-        ranked = candidates(rows, stage, incumbent.params, len(rows))
-        picked = [measured(rows, r) for r in ranked if r.number in rerun] or [
-            measured(rows, r) for r in ranked[:1]
-        ]
-        if not picked:
-            continue
-        slots = min(len(incumbent.values), *(len(m.values) for m in picked))
-        # A candidate that diverged on any seed is never adopted, whatever the compared slots.
-        eligible = [m for m in picked if math.isfinite(m.mean)] or picked
-        chosen = min(eligible, key=lambda m: (m.on(slots).mean, m.trial))
-        before, best = incumbent.on(slots), chosen.on(slots)
-        needed = bar(noise, [before, *(m.on(slots) for m in picked)], confidence)
-        confirmed = slots > 1
-        adopted = (
-            (confirmed or noise is None)  # measured noise: only confirmed candidates move
-            and math.isfinite(chosen.mean)
-            and beats(before, best, needed)
-        )
-        selection.decisions.append(Decision(stage, before, best, needed, adopted, confirmed))
-        if adopted:
-            incumbent = chosen
+    for pick in _chain(rows, stages, base):
+        # A stage is judged by the model: its values for the pick and the incumbent (slot 0)
+        before = Measured(pick.incumbent.number, pick.incumbent.params, (pick.incumbent_fit,))  # type: ignore[arg-type]
+        best = Measured(pick.best.number, pick.best.params, (pick.best_fit,))  # type: ignore[arg-type]
+        rerun_pick = pick.best.number in rerun
+        selection.decisions.append(Decision(pick.stage, before, best, 0.0, pick.moves, rerun_pick))
+        if pick.moves:
+            incumbent = measured(rows, pick.best)
     selection.winner = incumbent
-    if final:
-        selection.overall = _overall(selection, incumbent, defaults, noise, confidence)
+    confirmed = [
+        measured(rows, r)
+        for r in rows
+        if r.stage not in (BASELINE, NOISE, CONFIRM)
+        and r.confirms is None
+        and r.params is not None
+        and any(o.confirms == r.number for o in rows)
+    ]
+    confirmed = [m for m in confirmed if len(m.values) > 1]
+    if final and confirmed and len(defaults.values) > 1:
+        _judge(selection, defaults, confirmed, noise, confidence)
     return selection
 
 
-def _overall(
+def _judge(
     selection: Selection,
-    winner: Measured,
     defaults: Measured,
+    confirmed: list[Measured],
     noise: float | None,
     confidence: float,
-) -> Decision | None:
-    """The winner against the defaults, across all the stages' chances (None when no stage
-    moved, or when nothing was confirmed)."""
-    judged = sum(1 for d in selection.decisions if d.confirmed)
-    if winner is defaults or noise is None or not judged:
-        return None
-    slots = min(len(winner.values), len(defaults.values))
-    a, b = defaults.on(slots), winner.on(slots)
-    needed = bar(noise, [a, b], 1 - (1 - confidence) / judged)
-    return Decision("overall", a, b, needed, beats(a, b, needed), slots > 1)
+) -> None:
+    """The winner of the confirmation: the confirmed candidate with the lowest mean on the
+    extra slots, if it is lower than the defaults' there; ``overall`` says by how much it had
+    to be lower to count as an established gain."""
+    slots = min(len(defaults.values), *(len(m.values) for m in confirmed))
+    # A candidate that diverged on any seed is never the winner.
+    eligible = [m for m in confirmed if math.isfinite(m.on(slots).mean)]
+    a = defaults.on(slots)
+    if not eligible:
+        selection.winner = defaults
+        return
+    best = min(eligible, key=lambda m: (m.on(slots).mean, m.trial))
+    b = best.on(slots)
+    each = 1 - (1 - confidence) / len(confirmed)  # every candidate had its chance
+    needed = bar(noise, [a, *(m.on(slots) for m in confirmed)], each)
+    if math.isfinite(a.mean) and b.mean >= a.mean:
+        selection.winner = defaults
+        selection.overall = None
+        return
+    selection.winner = best
+    selection.overall = Decision("overall", a, b, needed, beats(a, b, needed), slots > 1)
 
 
 def verdict(selection: Selection) -> str:
@@ -264,45 +342,20 @@ def _ran(rows: list[TrialRow], row: TrialRow, slot: int) -> bool:
     return any(r.confirms == row.number and r.slot == slot and finished(r) for r in rows)
 
 
-def noise_due(rows: list[TrialRow], seeds: int) -> list[tuple[TrialRow, int]]:
-    """The baseline's re-runs on extra seed slots still to run, as (baseline, slot)."""
-    base = baseline_row(rows)
-    if base is None:
-        return []
-    return [(base, slot) for slot in range(1, seeds) if not _ran(rows, base, slot)]
-
-
-def confirmable(rows: list[TrialRow], base: AdamParams, stage: Stage, ran: int) -> list[TrialRow]:
-    """The candidates ``stage`` confirms once it has searched ``ran`` trials: its best, as
-    many as planned, found (completed, distinct) and still paid for by its budget."""
-    if not stage.extra:
-        return []
-    fits = max(stage.trials - ran, 0) // stage.extra
-    return candidates(rows, stage.name, base, min(stage.confirm, fits))
-
-
-def search_due(
-    rows: list[TrialRow], base: AdamParams, stage: Stage, ran: int, choices: int | None
-) -> int:
-    """How many more trials ``stage`` draws before it confirms: the rest of its search budget,
-    or, when too few of its trials completed to confirm as planned (pruned, diverged), one more
-    at a time out of the confirmation budget they leave unused (``choices``: how many a stage
-    of choices can try at all)."""
-    if ran < stage.search:
-        return stage.search - ran
-    target = stage.trials - len(confirmable(rows, base, stage, ran)) * stage.extra
-    return 1 if ran < target and (choices is None or ran < choices) else 0
-
-
 def confirm_due(
-    rows: list[TrialRow], base: AdamParams, stage: Stage, ran: int
+    rows: list[TrialRow], stages: list[str], confirmation: Confirmation
 ) -> list[tuple[TrialRow, int]]:
-    """The re-runs of ``stage``'s candidates still to run, as (candidate, slot), slot by slot
-    (a slot's runs share seeds and split, so they can train as one batch)."""
-    picked = confirmable(rows, base, stage, ran)
+    """The final confirmation's runs still to run, as (row, slot), slot by slot (a slot's runs
+    share seeds and split, so they train as one batch): the defaults, then the candidates."""
+    base = baseline_row(rows)
+    if base is None or not confirmation.candidates:
+        return []
+    picked = final_candidates(rows, stages, confirmation.candidates)
+    if not picked:
+        return []
     return [
         (row, slot)
-        for slot in range(1, stage.extra + 1)
-        for row in picked
+        for slot in range(1, confirmation.slots + 1)
+        for row in [base, *picked]
         if not _ran(rows, row, slot)
     ]

@@ -240,7 +240,7 @@ class TrialRunner:
             if len(members) > 1:
                 attrs["batch"] = len(members)
             write_trial(self.study, trial._trial_id, attrs)
-            self.observer.trial_started(trial.number, stage_name, member)
+            self.observer.trial_started(trial.number, attrs["stage"], member)
             trials.append(trial)
             params.append(member)
         return Asked(stage_name, members, trials, params)
