@@ -37,6 +37,9 @@ from adamtune.task import Task
 
 # Called after each epoch with (member index, epoch index, value so far); True stops it.
 MemberCallback = Callable[[int, int, float], bool]
+# Called once after each epoch with (epoch index, {member index: value so far}) for the members
+# still training; returns the members to stop (successive halving inside the batch).
+RungCallback = Callable[[int, dict[int, float]], set[int]]
 
 
 class _Stack:
@@ -179,12 +182,13 @@ def train_batch(
     params: Sequence[AdamParams],
     on_epoch: MemberCallback | None = None,
     slot: int = 0,
+    on_rung: RungCallback | None = None,
 ) -> list[TrialOutcome]:
     """Train every parameter set in ``params`` on every run of the task's seed slot ``slot``
     (``Task.runs``), together.
 
     Returns one outcome per parameter set, in the order given; ``on_epoch`` is called with the
-    member's index in ``params``.
+    member's index in ``params``, ``on_rung`` once per epoch with every live member's value.
     """
     started = time.perf_counter()
     # amsgrad rows first: StackedAdam keeps their running maximum over a slice.
@@ -221,6 +225,16 @@ def train_batch(
             if outcome.status != "complete":
                 stopped.add(i)
                 outcome.seconds = time.perf_counter() - started
+        if on_rung is not None:
+            values = {
+                i: _mean_objective(stacks, row, last)
+                for row, i in enumerate(live)
+                if i not in stopped
+            }
+            for i in on_rung(epoch, values) & set(values):
+                outcomes[i].status = "pruned"
+                outcomes[i].seconds = time.perf_counter() - started
+                stopped.add(i)
         if stopped:
             rows = [row for row, i in enumerate(live) if i not in stopped]
             live = [live[row] for row in rows]
@@ -289,6 +303,18 @@ def auto_batch(task: Task) -> int:
     if free is not None:
         k = min(k, int(0.25 * free) // per_row)
     return k if k >= _AUTO_MIN else 1
+
+
+# Below this many parameters a CPU trial is per-op overhead, not arithmetic: one thread trains
+# it as fast as two (within 10% on the quickstart), and, unlike two, it keeps that speed beside
+# another busy process (benchmarks/bench_neighbour.py).
+_ONE_THREAD_PARAMS = 1_000_000
+
+
+def cpu_threads(task: Task) -> int | None:
+    """torch's CPU threads for a search of ``task`` when the user chose none: one for a small
+    model on the CPU, else None (torch's default, shared out among local workers)."""
+    return 1 if task.device.type == "cpu" and task.n_params < _ONE_THREAD_PARAMS else None
 
 
 def _free_bytes(device: torch.device) -> int | None:

@@ -4,18 +4,19 @@ torch's CPU threads are OpenMP threads; by default they spin while they wait for
 and beside another busy process on 2 cores a spinning thread takes turns with it: a search
 that takes 10 s alone took 97 s (shared/PERF-NOTES.md). This times the whole command
 ``adamtune search configs/digits-mlp.yaml --trials T --fresh`` (a fresh study in a temporary
-folder), from outside, for each environment variant, alone and then beside
+folder), from outside, for each variant, alone and then beside
 ``python -c "while True: pass"`` (started just before, killed just after), back to back:
 
-  default    the environment as it is (adamtune sets OMP_WAIT_POLICY=PASSIVE itself unless it
-             is set)
-  active     OMP_WAIT_POLICY=ACTIVE: OpenMP's threads spin, as torch's did before
-  one-thread --threads 1
+  default       as adamtune runs it: one torch thread for a model this small
+  two-spinning  --threads 2 with OpenMP's default waiting (OMP_WAIT_POLICY empty: its threads
+                spin for a while before they sleep), as every search ran before
+  two-passive   --threads 2 with OMP_WAIT_POLICY=PASSIVE (what adamtune sets unless the user
+                set it): waiting threads sleep at once
 
 It prints seconds and the ratio neighbour / alone per variant (the issue's bar: 1.5x).
 
-    python benchmarks/bench_neighbour.py                       # 30 trials, every variant
-    python benchmarks/bench_neighbour.py --trials 60 --variants default active
+    python benchmarks/bench_neighbour.py                       # 60 trials, every variant
+    python benchmarks/bench_neighbour.py --trials 60 --variants default two-spinning
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {
     "default": ({}, []),
-    "active": ({"OMP_WAIT_POLICY": "ACTIVE"}, []),
-    "one-thread": ({}, ["--threads", "1"]),
+    "two-spinning": ({"OMP_WAIT_POLICY": ""}, ["--threads", "2"]),
+    "two-passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, ["--threads", "2"]),
 }
 
 
@@ -46,14 +47,27 @@ def timed(trials: int, env: dict[str, str], args: list[str], busy: bool) -> floa
     try:
         with tempfile.TemporaryDirectory(prefix="adamtune-neighbour-") as tmp:
             command = [
-                sys.executable, "-m", "adamtune", "search",
+                sys.executable,
+                "-m",
+                "adamtune",
+                "search",
                 str(ROOT / "configs" / "digits-mlp.yaml"),
-                "--trials", str(trials), "--fresh", "--quiet", *args,
+                "--trials",
+                str(trials),
+                "--fresh",
+                "--quiet",
+                *args,
             ]
             clean = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
             began = time.perf_counter()
-            subprocess.run(command, cwd=tmp, env={**clean, **env}, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                command,
+                cwd=tmp,
+                env={**clean, **env},
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             return time.perf_counter() - began
     finally:
         if hog is not None:
@@ -63,12 +77,14 @@ def timed(trials: int, env: dict[str, str], args: list[str], busy: bool) -> floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     opts = parser.parse_args()
-    print(f"quickstart search, {opts.trials} trials, {os.cpu_count()} cores; "
-          f"median of {opts.repeats} runs each")
+    print(
+        f"quickstart search, {opts.trials} trials, {os.cpu_count()} cores; "
+        f"median of {opts.repeats} runs each"
+    )
     print(f"{'variant':<12} {'alone s':>8} {'neighbour s':>12} {'ratio':>6}")
     for name in opts.variants:
         env, args = VARIANTS[name]

@@ -77,7 +77,11 @@ def search(
     ] = 1,
     threads: Annotated[
         int | None,
-        typer.Option(min=1, help="torch CPU threads per worker (default: torch's; cores / jobs)."),
+        typer.Option(
+            min=1,
+            help="torch CPU threads per worker (default: 1 for a small model on CPU, else "
+            "torch's; cores / jobs).",
+        ),
     ] = None,
     heartbeat: Annotated[
         int,

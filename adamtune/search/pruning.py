@@ -1,4 +1,4 @@
-"""Pruning decisions made in memory.
+"""Pruning decisions made in memory, and successive halving inside a batch.
 
 Optuna's pruners read every finished trial of the study on each ``should_prune`` call. On an
 SQLite or PostgreSQL storage that is a full read of the trials table per epoch, which cost
@@ -12,6 +12,9 @@ would not reproduce on resume.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -54,3 +57,34 @@ class PruneMirror:
             self.study.tell(twin, value)
         else:
             self.study.tell(twin, state=state)
+
+
+# Successive halving inside a batch: every member trains to a rung, the best go on. At a
+# quarter of the epochs the worst third of the members that may stop stop, at half the
+# epochs the worst half of those left: a batch then costs about half its epochs' worth of
+# trials. Early losses of good and bad learning rates cross over, so no rung comes sooner.
+_RUNGS = ((4, 2 / 3), (2, 1 / 2))  # (epochs divided by, fraction kept)
+_MIN_MEMBERS = 4  # fewer members than this at a rung: all go on
+
+
+def rungs(epochs: int) -> dict[int, float]:
+    """The epoch index after which each rung judges, and the fraction of members it keeps."""
+    return {epochs // d - 1: keep for d, keep in _RUNGS if epochs // d >= 2}
+
+
+def halving(
+    epochs: int, may_stop: Callable[[int], bool]
+) -> Callable[[int, dict[int, float]], set[int]]:
+    """A rung callback for ``batched.train_batch``: which members stop after an epoch, ranked
+    by their value so far among the members that may stop (the baseline, re-runs and trials on
+    another schedule than their incumbent's never do)."""
+    plan = rungs(epochs)
+
+    def on_rung(epoch: int, values: dict[int, float]) -> set[int]:
+        keep = plan.get(epoch)
+        ranked = sorted((v, i) for i, v in values.items() if may_stop(i))
+        if keep is None or len(ranked) < _MIN_MEMBERS:
+            return set()
+        return {i for _, i in ranked[math.ceil(len(ranked) * keep) :]}
+
+    return on_rung

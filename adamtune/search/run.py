@@ -22,7 +22,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from adamtune import interrupts
-from adamtune.batched import batch_size
+from adamtune.batched import batch_size, cpu_threads
 from adamtune.config import Settings
 from adamtune.engine import warm_up
 from adamtune.errors import SearchFailedError
@@ -75,7 +75,8 @@ class SearchOptions:
     take_over: bool = False  # fail the running trials of other workers (known to be gone)
     heartbeat: int = HEARTBEAT  # seconds; a trial silent for three is taken for dead
     poll: float = 0.05  # seconds between looks while waiting for other workers' trials
-    threads: int | None = None  # torch CPU threads (None: torch's default)
+    threads: int | None = None  # torch CPU threads (None: 1 for a small model on CPU, else
+    # torch's default shared out among this host's workers)
 
 
 @dataclass
@@ -184,11 +185,13 @@ def run_search(
 ) -> SearchRun:
     """Run (or resume) the study that ``settings`` describe, up to its total budget, beside any
     other workers searching it."""
-    if options.threads:
+    task = build_task(settings, options.device)  # data and model are checked before storage
+    threads = options.threads or cpu_threads(task)
+    if threads:
         import torch
 
-        torch.set_num_threads(options.threads)
-    task = build_task(settings, options.device)  # data and model are checked before storage
+        torch.set_num_threads(threads)
+        options = replace(options, threads=threads)
     warm_up()
     storage = open_storage(options.storage, **storage_options(options.heartbeat))
     observer = observer or SearchObserver()

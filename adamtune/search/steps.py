@@ -171,7 +171,7 @@ def _first_round(
         return Run(BASELINE, [baseline], prunable=False)
     room = min(_share(ctx, stage.trials + 1) - 1, stage.trials)
     draws = _draws(trials, ctx, sampling, plan, stage, params, None, room)
-    return Run(stage.name, [baseline, *draws.members], prunable=False)
+    return Run(stage.name, [baseline, *draws.members], prunable=True)  # the baseline never is
 
 
 def _coords(config: Config, params: AdamParams) -> dict[str, tuple[Any, BaseDistribution]]:

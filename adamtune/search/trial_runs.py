@@ -26,7 +26,7 @@ from adamtune.engine import TrialOutcome, out_of_memory, release_memory, train_t
 from adamtune.errors import first_line
 from adamtune.rows import TrialRow, finite_or_none, row_of
 from adamtune.search.drawing import is_joint
-from adamtune.search.pruning import PruneMirror
+from adamtune.search.pruning import PruneMirror, halving
 from adamtune.search.samplers import PresetSampler
 from adamtune.search.workers import Heartbeat
 from adamtune.space import AdamParams, record, suggest
@@ -146,6 +146,16 @@ class TrialRunner:
         # commit instead of one per epoch), except for Hyperband, which reads them live.
         reported: list[dict[int, float]] = [{} for _ in trials]
 
+        def may_stop(i: int) -> bool:
+            # A trial on another schedule than its stage's incumbent (decay or warmup) is
+            # meant to look worse early and better late: exactly what early pruning
+            # misjudges, so it always runs to the end; so do the baseline and re-runs.
+            return (
+                prunable
+                and members[i].names is not None
+                and params[i].schedule == members[i].base.schedule
+            )
+
         def on_epoch(i: int, epoch: int, value: float) -> bool:
             interrupts.check()
             trial, twin = trials[i], twins[i]
@@ -155,10 +165,7 @@ class TrialRunner:
                 trial.report(value, epoch)
             twin.report(value, epoch)
             self.observer.epoch_finished(trial.number, epoch, epochs, value)
-            # A trial on another schedule than its stage's incumbent (decay or warmup) is
-            # meant to look worse early and better late: exactly what early pruning
-            # misjudges, so it always runs to the end.
-            if not prunable or params[i].schedule != members[i].base.schedule:
+            if not may_stop(i):
                 return False
             # Hyperband keeps rung bookkeeping in the study and brackets by trial number, so
             # it is asked on the study itself; the median pruner is asked on the mirror.
@@ -167,7 +174,8 @@ class TrialRunner:
         oom = None
         try:
             if self.batched:  # even a batch of one: a lone trial costs the same either way
-                outcomes = train_batch(self.task, params, on_epoch, slot)
+                rung = halving(epochs, may_stop) if prunable and len(params) > 1 else None
+                outcomes = train_batch(self.task, params, on_epoch, slot, rung)
             else:
                 outcomes = [train_trial(self.task, params[0], lambda e, v: on_epoch(0, e, v), slot)]
         except KeyboardInterrupt:
