@@ -236,3 +236,11 @@ def test_dataset_backed_data_batches_through_a_dataloader(
     for a, b in zip([train_trial(task, p) for p in MIXED[:3]], train_batch(task, MIXED[:3]),
                     strict=True):
         assert_same(a, b)
+
+
+def test_a_small_model_on_cpu_trains_with_one_thread(make_task: MakeTask) -> None:
+    from adamtune.batched import cpu_threads
+
+    assert cpu_threads(make_task()) == 1  # per-op overhead, not arithmetic: one is as fast
+    big = make_task(model="  arch: mlp\n  hidden: [1024, 1024]\n")
+    assert big.n_params > 1_000_000 and cpu_threads(big) is None  # torch's own choice

@@ -1,6 +1,10 @@
-"""Pruning decided on the in-memory mirror equals pruning decided on the real study."""
+"""Pruning decided on the in-memory mirror equals pruning decided on the real study; successive
+halving inside a batch."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import optuna
 import pytest
@@ -8,6 +12,9 @@ from optuna.trial import TrialState
 
 from adamtune.search.pruning import PruneMirror
 from adamtune.storage import open_storage
+
+if TYPE_CHECKING:
+    from adamtune.task import Task
 
 
 @pytest.mark.parametrize("pruner", [optuna.pruners.MedianPruner(n_startup_trials=2),
@@ -40,3 +47,36 @@ def test_sqlite_storage_writes_ahead(storage_url: str) -> None:
     with storage.engine.connect() as connection:
         mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
     assert mode == "wal"
+
+
+def test_halving_stops_the_worst_third_then_the_worst_half_of_what_may_stop() -> None:
+    from adamtune.search.pruning import halving, rungs
+
+    assert rungs(20) == {4: 2 / 3, 9: 1 / 2}  # after epochs 5 and 10 of 20
+    assert rungs(3) == {}  # too short to judge early
+    on_rung = halving(20, may_stop=lambda i: i != 0)  # member 0 (the baseline) never stops
+    values = {i: float(i) for i in range(10)}  # member i's value so far: lower is better
+    assert on_rung(3, values) == set()  # not a rung
+    # 9 may stop: the best ceil(9 * 2/3) = 6 go on, the worst 3 stop; the baseline stays
+    assert on_rung(4, values) == {7, 8, 9}
+    left = {i: float(i) for i in range(7)}
+    assert on_rung(9, left) == {4, 5, 6}  # 6 may stop: the best 3 go on
+    assert on_rung(9, {0: 5.0, 1: 1.0, 2: 2.0, 3: 3.0}) == set()  # too few to halve
+
+
+def test_a_batch_halves_its_members_and_the_survivors_train_to_the_end(
+    make_task: Callable[..., Task],
+) -> None:
+    from adamtune.batched import train_batch
+    from adamtune.search.pruning import halving
+    from adamtune.space import AdamParams
+
+    task = make_task(epochs=8)
+    params = [AdamParams(lr=lr) for lr in (1e-3, 3e-3, 1e-2, 1e-5, 2e-5, 3e-5, 5e-3, 2e-3)]
+    out = train_batch(task, params, None, 0, halving(8, may_stop=lambda i: i != 0))
+    stopped = [i for i, o in enumerate(out) if o.status == "pruned"]
+    assert out[0].status == "complete" and len(out[0].val_curve) == 8
+    assert len(stopped) == 2 + 2  # 7 may stop: 2 after epoch 2, then 2 of the 5 after epoch 4
+    assert {3, 4, 5} & set(stopped)  # the slowest lrs are among them
+    assert all(len(out[i].val_curve) in (2, 4) for i in stopped)
+    assert all(len(o.val_curve) == 8 for i, o in enumerate(out) if i not in stopped)
