@@ -284,16 +284,12 @@ def select(
         if pick.moves:
             incumbent = measured(rows, pick.best)
     selection.winner = incumbent
-    confirmed = [
-        measured(rows, r)
-        for r in rows
-        if r.stage not in (BASELINE, NOISE, CONFIRM)
-        and r.confirms is None
-        and r.params is not None
-        and any(o.confirms == r.number for o in rows)
-    ]
-    confirmed = [m for m in confirmed if len(m.values) > 1]
-    if final and confirmed and len(defaults.values) > 1:
+    if not final or len(defaults.values) < 2:
+        return selection
+    searched = [r for r in rows if r.stage not in (BASELINE, NOISE, CONFIRM) and r.params]
+    confirmed = [measured(rows, r) for r in searched if r.number in rerun]
+    confirmed = [m for m in confirmed if len(m.values) > 1]  # re-runs that finished
+    if confirmed:
         _judge(selection, defaults, confirmed, noise, confidence)
     return selection
 
@@ -321,7 +317,6 @@ def _judge(
     needed = bar(noise, [a, *(m.on(slots) for m in confirmed)], each)
     if math.isfinite(a.mean) and b.mean >= a.mean:
         selection.winner = defaults
-        selection.overall = None
         return
     selection.winner = best
     selection.overall = Decision("overall", a, b, needed, beats(a, b, needed), slots > 1)

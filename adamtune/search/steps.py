@@ -165,8 +165,9 @@ def _first_round(
     space = ctx.config.search.space
     params = ADAM_DEFAULTS.with_values(fixed_values(space))
     baseline = Member.fixed(params, _coords(ctx.config, params), {"stage": BASELINE})
-    plan = replan(ctx.config.search, ctx.total, _claimed(trials), frozenset(complete))
-    stage = current_stage(plan, _claimed(trials), frozenset(complete))
+    claimed = _claimed(trials)
+    plan = replan(ctx.config.search, ctx.total, claimed, frozenset(complete))
+    stage = current_stage(plan, claimed, frozenset(complete))
     if stage is None or ctx.batch <= 1:
         return Run(BASELINE, [baseline], prunable=False)
     room = min(_share(ctx, stage.trials + 1) - 1, stage.trials)
@@ -259,8 +260,8 @@ def _confirmation(
     due = [(r, s) for r, s in confirm_due(rows, stages, plan) if (r.number, s) not in pending]
     if due:
         return _reruns(ctx, due, rows)
-    if any(budget_key(t) == CONFIRM for t in _running(trials)):
-        confirming = [t for t in _running(trials) if budget_key(t) == CONFIRM]
+    confirming = [t for t in _running(trials) if budget_key(t) == CONFIRM]
+    if confirming:
         return Wait(f"waiting for the confirmation: {_elsewhere(len(confirming))}")
     return Stop("exhausted")
 
