@@ -11,6 +11,12 @@ Each trial's numbers are those it gets trained alone (``engine.train_trial``) up
 rounding of batched matrix multiplies: the rows never mix (the summed loss keeps their
 gradients apart), a diverged or pruned trial is dropped from the stack at the end of its
 epoch and the survivors are re-packed, so a dead row neither poisons nor slows the others.
+
+Re-runs on several seed slots (the final confirmation) train in one stack too: the rows fall
+in groups, one per slot, each with its slot's initial weights, batch order and split, and
+each step feeds every row its own group's batch. That needs splits of one size in memory and
+a model that draws no random numbers while training (no dropout); otherwise the slots train
+one after another.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from adamtune.data import TaskData
+from adamtune.config import is_import_path
+from adamtune.data import TaskData, TensorSplit
 from adamtune.engine import TrialOutcome, autocast, batches, objective, out_of_memory, val_chunks
 from adamtune.errors import first_line
 from adamtune.schedules import lr_sequence
@@ -43,35 +50,48 @@ RungCallback = Callable[[int, dict[int, float]], set[int]]
 
 
 class _Stack:
-    """One seed's K copies of the model on one train/val split: weights in the rows of
-    ``flat``, Adam over them."""
+    """K copies of the model in the rows of ``flat``, Adam over them, trained in groups: each
+    group is one (seed, train/val split) run with its own initial weights and batch order;
+    ``groups[row]`` names a row's. One group is the common case (a round on one seed slot)."""
 
     def __init__(
-        self, task: Task, seed: int, params: Sequence[AdamParams], data: TaskData | None = None
+        self,
+        task: Task,
+        runs: Sequence[tuple[int, TaskData]],
+        params: Sequence[AdamParams],
+        groups: Sequence[int] | None = None,
     ) -> None:
-        self.task, self.data = task, data or task.data
-        model = task.new_model(seed)
+        self.task, self.runs = task, list(runs)
+        self.group = torch.tensor(list(groups) if groups is not None else [0] * len(params))
+        models = [task.new_model(seed) for seed, _ in self.runs]
+        model = models[0]
         # The module only describes the computation; weights are passed to functional_call.
         self.template = copy.deepcopy(model).to("meta")
         self.layers = plan_of(model)  # the built-in MLPs skip vmap's per-op cost
-        trained = [(n, p.detach()) for n, p in model.named_parameters() if p.requires_grad]
-        if self.layers is not None:
-            trained = [(n, stored(self.layers, n, p)) for n, p in trained]
-        self.layout = [(n, p.shape, p.numel()) for n, p in trained]
+        self.layout = [(n, p.shape, p.numel()) for n, p in self._trained(model)]
         # Frozen parameters and buffers are the same for every member: shared, not stacked.
         self.shared: dict[str, torch.Tensor] = {
             n: p.detach() for n, p in model.named_parameters() if not p.requires_grad
         }
         self.shared.update(dict(model.named_buffers()))
-        row = torch.cat([p.reshape(-1) for _, p in trained])
-        self.flat = row.repeat(len(params), 1)
+        starts = [torch.cat([p.reshape(-1) for _, p in self._trained(m)]) for m in models]
+        if len(starts) == 1:
+            self.flat = starts[0].repeat(len(params), 1)
+        else:
+            self.flat = torch.stack(starts)[self.group.to(starts[0].device)]
         self.grad = torch.zeros_like(self.flat)
         self._bind()
         self.optimizer = StackedAdam(self.flat, self.grad, params)
-        self.generator = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)  # dropout masks: the same draws as a trial trained alone
+        self.generators = [torch.Generator().manual_seed(seed) for seed, _ in self.runs]
+        torch.manual_seed(self.runs[0][0])  # dropout masks: the draws of a trial trained alone
         self.rng_state = torch.get_rng_state()
         self.val_losses: list[list[float]] = [[] for _ in params]
+
+    def _trained(self, model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+        trained = [(n, p.detach()) for n, p in model.named_parameters() if p.requires_grad]
+        if self.layers is not None:
+            trained = [(n, stored(self.layers, n, p)) for n, p in trained]
+        return trained
 
     def _bind(self) -> None:
         """Per-parameter leaves that share storage with ``flat``: an update of ``flat`` is an
@@ -94,25 +114,41 @@ class _Stack:
         """Drop every row not in ``rows`` (sorted): the trials that stopped."""
         index = torch.tensor(rows, device=self.flat.device)
         self.flat = self.flat[index]
+        self.group = self.group[torch.tensor(rows)]
         self.grad = torch.zeros_like(self.flat)
         self._bind()
         self.optimizer.keep(index, self.flat, self.grad)
         self.val_losses = [self.val_losses[r] for r in rows]
 
-    def _outputs(self, x: torch.Tensor) -> torch.Tensor:
+    def _outputs(self, x: torch.Tensor, per_row: bool = False) -> torch.Tensor:
+        """The members' outputs for ``x``: one batch all see, or ([K, B, ...], ``per_row``)
+        each row's own."""
         if self.layers is not None:
-            return stacked_forward(self.layers, self.leaves, x, self.template.training)
+            return stacked_forward(self.layers, self.leaves, x, self.template.training, per_row)
 
         def member(weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
             return functional_call(self.template, {**weights, **self.shared}, (x,))
 
         # "same": one dropout mask for all members, drawn as a lone trial would draw it.
-        out: torch.Tensor = vmap(member, in_dims=(0, None), randomness="same")(self.leaves, x)
+        dims = (0, 0 if per_row else None)
+        out: torch.Tensor = vmap(member, in_dims=dims, randomness="same")(self.leaves, x)
         return out
 
-    def _losses(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _losses(self, out: torch.Tensor, y: torch.Tensor, per_row: bool = False) -> torch.Tensor:
         """Each member's mean loss over the batch, [K]."""
-        return stacked_loss(self.task.loss_name, out.float(), y)
+        return stacked_loss(self.task.loss_name, out.float(), y, per_row)
+
+    def _feed(
+        self, parts: Sequence[tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """One step's input from each group's batch: the batch itself for one group, else
+        every row's own group's, [K, B, ...]."""
+        if len(parts) == 1:
+            return parts[0][0], parts[0][1], False
+        index = self.group.to(parts[0][0].device)
+        x = torch.stack([x for x, _ in parts])[index]
+        y = torch.stack([y for _, y in parts])[index]
+        return x, y, True
 
     def train_epoch(self) -> list[float]:
         """Each row's mean training loss; NaN for a row whose loss stopped being finite."""
@@ -124,14 +160,19 @@ class _Stack:
         bad = torch.zeros(k, dtype=torch.bool, device=task.device)
         seen = 0
         batch_size = task.settings.config.data.batch_size
-        for x, y in batches(self.data.train, batch_size, self.generator, task.device):
+        feeds = [
+            batches(data.train, batch_size, generator, task.device)
+            for (_, data), generator in zip(self.runs, self.generators, strict=True)
+        ]
+        for parts in zip(*feeds, strict=True):
+            x, y, per_row = self._feed(parts)
             with autocast(task):
-                losses = self._losses(self._outputs(x), y)
+                losses = self._losses(self._outputs(x, per_row), y, per_row)
             bad |= ~torch.isfinite(losses.detach())
             self._backward(losses)
             self.optimizer.step()
-            total += losses.detach() * len(x)
-            seen += len(x)
+            total += losses.detach() * len(parts[0][0])
+            seen += len(parts[0][0])
         self.rng_state = torch.get_rng_state()
         return [
             math.nan if b else t / seen for t, b in zip(total.tolist(), bad.tolist(), strict=True)
@@ -142,30 +183,37 @@ class _Stack:
         self.template.eval()
         k = self.flat.shape[0]
         totals, seen = [0.0] * k, 0
-        for x, y in val_chunks(self.task, self.data):
+        chunks = [val_chunks(self.task, data) for _, data in self.runs]
+        for parts in zip(*chunks, strict=True):
+            x, y, per_row = self._feed(parts)
             with autocast(self.task):
-                losses = self._losses(self._outputs(x), y).tolist()
-            totals = [t + loss * len(x) for t, loss in zip(totals, losses, strict=True)]
-            seen += len(x)
+                losses = self._losses(self._outputs(x, per_row), y, per_row).tolist()
+            totals = [t + loss * len(parts[0][0]) for t, loss in zip(totals, losses, strict=True)]
+            seen += len(parts[0][0])
         values = [t / seen for t in totals]
         for history, value in zip(self.val_losses, values, strict=True):
             history.append(value)
         return values
 
 
-def stacked_loss(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The task's loss for each member of ``out`` [K, B, ...] against the shared targets ``y``,
-    written for the stack: the same losses under vmap cost about a quarter of a step."""
+def stacked_loss(
+    name: str, out: torch.Tensor, y: torch.Tensor, per_row: bool = False
+) -> torch.Tensor:
+    """The task's loss for each member of ``out`` [K, B, ...] against the shared targets ``y``
+    (or, ``per_row``, each row's own [K, B, ...]), written for the stack: the same losses under
+    vmap cost about a quarter of a step."""
     k = out.shape[0]
     if name == "cross_entropy":
         # Rows of [K * B, C], as a lone trial's [B, C]: log-softmax over the last dimension
         # runs the same kernel and rounds the same (over a middle dimension it drifted 1e-4).
         classes = out.shape[-1]
-        per_item = F.cross_entropy(out.reshape(-1, classes), y.repeat(k), reduction="none").view(
-            k, -1
-        )
+        target = y.reshape(-1) if per_row else y.repeat(k)
+        per_item = F.cross_entropy(out.reshape(-1, classes), target, reduction="none").view(k, -1)
     else:  # numeric targets, shaped like one member's output (task._numeric)
-        target = y.reshape(out.shape[1:]).to(out.dtype).expand_as(out)
+        if per_row:
+            target = y.reshape(out.shape).to(out.dtype)
+        else:
+            target = y.reshape(out.shape[1:]).to(out.dtype).expand_as(out)
         per_item = _NUMERIC[name](out, target, reduction="none")
     return per_item.flatten(1).mean(1)
 
@@ -181,19 +229,29 @@ def train_batch(
     task: Task,
     params: Sequence[AdamParams],
     on_epoch: MemberCallback | None = None,
-    slot: int = 0,
+    slot: int | Sequence[int] = 0,
     on_rung: RungCallback | None = None,
 ) -> list[TrialOutcome]:
     """Train every parameter set in ``params`` on every run of the task's seed slot ``slot``
-    (``Task.runs``), together.
+    (``Task.runs``), together; ``slot`` may also give each parameter set its own slot.
 
     Returns one outcome per parameter set, in the order given; ``on_epoch`` is called with the
     member's index in ``params``, ``on_rung`` once per epoch with every live member's value.
     """
+    slots = [slot] * len(params) if isinstance(slot, int) else list(slot)
+    distinct = sorted(set(slots))
+    runs = [task.runs(s) for s in distinct]
+    if len(distinct) > 1 and not _one_stack(task, runs):
+        return _slot_by_slot(task, params, on_epoch, slots, on_rung)
     started = time.perf_counter()
     # amsgrad rows first: StackedAdam keeps their running maximum over a slice.
     live = sorted(range(len(params)), key=lambda i: not params[i].amsgrad)
-    stacks = [_Stack(task, seed, [params[i] for i in live], data) for seed, data in task.runs(slot)]
+    groups = [distinct.index(slots[i]) for i in live]
+    # One stack per run of a slot (its seeds and folds), holding that run of every slot.
+    stacks = [
+        _Stack(task, [r[j] for r in runs], [params[i] for i in live], groups)
+        for j in range(len(runs[0]))
+    ]
     outcomes = [TrialOutcome(status="complete", value=None) for _ in params]
     last = task.settings.config.train.objective == "last"
     epochs = task.settings.config.train.epochs
@@ -248,6 +306,47 @@ def train_batch(
     return outcomes
 
 
+def _one_stack(task: Task, runs: list[list[tuple[int, TaskData]]]) -> bool:
+    """Whether the runs of several slots can train as groups of one stack: splits of one size,
+    in memory, and a built-in model that draws no random numbers while it trains (a group's
+    dropout masks would have to come from its own seed)."""
+    if is_import_path(task.settings.config.model.arch) or task.settings.config.model.dropout > 0:
+        return False
+    sizes = set()
+    for _, data in (pair for run in runs for pair in run):
+        if not (isinstance(data.train, TensorSplit) and isinstance(data.val, TensorSplit)):
+            return False
+        sizes.add((len(data.train), len(data.val)))
+    return len(sizes) == 1
+
+
+def _slot_by_slot(
+    task: Task,
+    params: Sequence[AdamParams],
+    on_epoch: MemberCallback | None,
+    slots: list[int],
+    on_rung: RungCallback | None,
+) -> list[TrialOutcome]:
+    """``train_batch`` of members on several slots, one slot after another."""
+    outcomes: list[TrialOutcome | None] = [None] * len(params)
+    for slot in sorted(set(slots)):
+        index = [i for i, s in enumerate(slots) if s == slot]
+
+        def member_epoch(j: int, epoch: int, value: float, index: list[int] = index) -> bool:
+            return on_epoch is not None and on_epoch(index[j], epoch, value)
+
+        def rung(epoch: int, values: dict[int, float], index: list[int] = index) -> set[int]:
+            assert on_rung is not None
+            stop = on_rung(epoch, {index[j]: v for j, v in values.items()})
+            return {j for j, i in enumerate(index) if i in stop}
+
+        sub = [params[i] for i in index]
+        done = train_batch(task, sub, member_epoch, slot, rung if on_rung else None)
+        for i, outcome in zip(index, done, strict=True):
+            outcomes[i] = outcome
+    return [o for o in outcomes if o is not None]
+
+
 def _mean_objective(stacks: list[_Stack], row: int, last: bool) -> float:
     return sum(objective(stack.val_losses[row], last) for stack in stacks) / len(stacks)
 
@@ -265,7 +364,7 @@ def unbatchable(task: Task) -> str | None:
         if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
             return f"{type(module).__name__} keeps running statistics (vmap cannot batch them)"
     try:
-        stack = _Stack(task, task.seeds[0], [ADAM_DEFAULTS, ADAM_DEFAULTS])
+        stack = _Stack(task, [(task.seeds[0], task.data)], [ADAM_DEFAULTS, ADAM_DEFAULTS])
         x, y = next(
             batches(
                 task.data.train,

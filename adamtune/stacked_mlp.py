@@ -56,11 +56,17 @@ def stored(layers: list[_Layer], name: str, param: torch.Tensor) -> torch.Tensor
 
 
 def stacked_forward(
-    layers: list[_Layer], weights: dict[str, torch.Tensor], x: torch.Tensor, training: bool
+    layers: list[_Layer],
+    weights: dict[str, torch.Tensor],
+    x: torch.Tensor,
+    training: bool,
+    per_row: bool = False,
 ) -> torch.Tensor:
-    """The K members' outputs [K, B, out] for a batch ``x`` [B, ...] they all see."""
+    """The K members' outputs [K, B, out] for a batch ``x`` [B, ...] they all see, or for
+    ``per_row`` inputs [K, B, ...], each member its own."""
     k = next(iter(weights.values())).shape[0]
-    h, shared = x, True  # until the first Linear every member computes the same thing
+    # Until the first Linear every member computes the same thing, unless inputs differ.
+    h, shared = x, not per_row
     for layer in layers:
         if layer.kind == "flatten":
             h = h.flatten(1) if shared else h.flatten(2)

@@ -170,16 +170,20 @@ def verify(
         entries.append(("runner_up", second.number, second.params))
     entries.append(("defaults", selection.defaults.trial, selection.defaults.params))
     slots = list(range(FIRST_SLOT, FIRST_SLOT + seeds))
-    batched = batch_size(task, "auto")[0] > 1
+    params = [p for _, _, p in entries]
+    runs = [(slot, p) for slot in slots for p in params]  # slot by slot
+    k = batch_size(task, "auto")[0]
+    if k > 1:  # as many whole slots per batch as it holds: usually all of them, one round
+        per = max(1, k // len(params)) * len(params)
+        outcomes = []
+        for start in range(0, len(runs), per):
+            chunk = runs[start : start + per]
+            outcomes += train_batch(task, [p for _, p in chunk], slot=[s for s, _ in chunk])
+    else:
+        outcomes = [train_trial(task, p, slot=s) for s, p in runs]
     values: list[list[float | None]] = [[] for _ in entries]
-    for slot in slots:
-        params = [p for _, _, p in entries]
-        if batched:
-            outcomes = train_batch(task, params, slot=slot)
-        else:
-            outcomes = [train_trial(task, p, slot=slot) for p in params]
-        for column, outcome in zip(values, outcomes, strict=True):
-            column.append(outcome.value if outcome.status == "complete" else None)
+    for i, outcome in enumerate(outcomes):
+        values[i % len(params)].append(outcome.value if outcome.status == "complete" else None)
     result = Verification(
         study.study_name,
         slots,

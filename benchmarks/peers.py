@@ -55,6 +55,13 @@ ADAM_DEFAULTS: dict[str, Any] = {
 PEERS = ("random", "tpe", "gp")
 
 
+def span_seconds(trials: list[Any]) -> float:
+    """First trial's start to last trial's end, from an Optuna study's timestamps."""
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
+    return (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
+
+
 @dataclass
 class Winner:
     """What a method chose: ``params`` are ``torch.optim.Adam`` keyword arguments."""
@@ -66,6 +73,7 @@ class Winner:
     search_value: float | None = None  # the search's best val loss, on its own split
     search_default_value: float | None = None  # Adam's defaults in the same search
     search_seconds: float = 0.0
+    span_seconds: float = 0.0  # first trial's start to last trial's end (set-up left out)
     trials: int = 0
     pruned: int | None = None  # trials pruned (diverged included); None: not known
     threads: int | None = None  # torch's CPU threads during the search
@@ -214,6 +222,7 @@ def search_with_peer(method: str, task: Task, seed: int, trials: int) -> Winner:
         search_value=best.value,
         search_default_value=first.value if first.state.name == "COMPLETE" else None,
         search_seconds=seconds,
+        span_seconds=span_seconds(study.trials),
         trials=len(study.trials),
         pruned=sum(t.state.name == "PRUNED" for t in study.trials),
         threads=torch.get_num_threads(),

@@ -81,7 +81,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from peers import ADAM_DEFAULTS, PEERS, Winner, search_with_peer
+from peers import ADAM_DEFAULTS, PEERS, Winner, search_with_peer, span_seconds
 from peers import warm_up as warm_up_samplers
 from quality_report import Cell, check_lines, plot, table_lines, tally
 from quality_tasks import TASKS, Task, adam_kwargs, build_model, loss_fn, split, write_npz
@@ -144,6 +144,7 @@ def search_with_adamtune(task: Task, seed: int, trials: int, extra: dict[str, An
         study = optuna.load_study(study_name=settings.study_name, storage=storage)
         best = best_result(study)
         pruned = sum(t.state.name == "PRUNED" for t in study.trials)
+        span = span_seconds(study.trials)
         storage.engine.dispose()  # close the file before its directory goes
     return Winner(
         params=best.params.torch_kwargs(),
@@ -151,6 +152,7 @@ def search_with_adamtune(task: Task, seed: int, trials: int, extra: dict[str, An
         search_value=best.value,
         search_default_value=best.default_value,
         search_seconds=seconds,
+        span_seconds=span,
         trials=best.n_trials,
         pruned=pruned,
         threads=threads,
@@ -329,7 +331,8 @@ def main() -> None:
                         winner = search_with_peer(method, task, seed, budget)
                     result = rescore(task, seed, winner, args.rescore_seeds)
                     per_budget[budget].setdefault(method, []).append(result)
-                    print(f"{name} s{seed} {budget} {method}: {winner.search_seconds:.1f} s, "
+                    print(f"{name} s{seed} {budget} {method}: {winner.search_seconds:.1f} s "
+                          f"(span {winner.span_seconds:.1f} s), "
                           f"{winner.pruned} pruned, rescored {result.score:.5g}; "
                           f"{_brief(winner.params)}", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - began
@@ -343,6 +346,7 @@ def main() -> None:
                 method: Cell(
                     [r.score for r in rs],
                     [r.winner.search_seconds for r in rs],
+                    [r.winner.span_seconds for r in rs],
                 )
                 for method, rs in per_method.items()
             }
@@ -405,6 +409,7 @@ def write_json(
                     method: {
                         "rescored": cell.loss,
                         "search_seconds": cell.seconds,
+                        "span_seconds": cell.span,
                     }
                     for method, cell in per_method.items()
                 }

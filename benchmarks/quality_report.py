@@ -19,11 +19,12 @@ COLOURS = {"adamtune": "tab:red", "random": "tab:gray", "tpe": "tab:blue", "gp":
 
 @dataclass
 class Cell:
-    """One method on one task at one budget: per search seed, the re-scored loss and the
-    search's wall seconds."""
+    """One method on one task at one budget: per search seed, the re-scored loss, the
+    search's wall seconds and its span (first trial's start to last trial's end)."""
 
     losses: list[float]
     walls: list[float]
+    spans: list[float]
 
     @property
     def loss(self) -> float:
@@ -32,6 +33,10 @@ class Cell:
     @property
     def seconds(self) -> float:
         return statistics.median(self.walls)
+
+    @property
+    def span(self) -> float:
+        return statistics.median(self.spans)
 
 
 def _gain(value: float, base: float) -> float | None:
@@ -50,14 +55,14 @@ def table_lines(task: str, budget: int, cells: dict[str, Cell]) -> list[str]:
     lines = [
         f"{task}, {budget} trials (medians over {len(next(iter(cells.values())).losses)} "
         f"search seeds)",
-        f"  {'method':<9} {'rescored':>10} {'vs defaults':>11} {'search s':>9}  "
+        f"  {'method':<9} {'rescored':>10} {'vs defaults':>11} {'search s':>9} {'span s':>7}  "
         f"rescored per seed",
     ]
     for method, cell in cells.items():
         per_seed = " ".join(f"{v:.4g}" for v in cell.losses)
         lines.append(
             f"  {method:<9} {cell.loss:>10.5g} {_pct(_gain(cell.loss, base)):>11} "
-            f"{cell.seconds:>9.1f}  {per_seed}"
+            f"{cell.seconds:>9.1f} {cell.span:>7.1f}  {per_seed}"
         )
     low = min(cell.loss for cell in cells.values())
     lines.append(f"  lowest median: {' = '.join(m for m, c in cells.items() if c.loss == low)}")

@@ -320,7 +320,7 @@ def _loop(
             continue
         waits = 0
         assert isinstance(step, Run) and asked is not None
-        rows = runner.train(asked, step.prunable, step.slot)
+        rows = runner.train(asked, step.prunable)
         base = next((r for r in rows if r.stage == BASELINE), None)
         if base is not None and base.state == "failed":
             raise SearchFailedError(

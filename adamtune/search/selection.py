@@ -340,8 +340,8 @@ def _ran(rows: list[TrialRow], row: TrialRow, slot: int) -> bool:
 def confirm_due(
     rows: list[TrialRow], stages: list[str], confirmation: Confirmation
 ) -> list[tuple[TrialRow, int]]:
-    """The final confirmation's runs still to run, as (row, slot), slot by slot (a slot's runs
-    share seeds and split, so they train as one batch): the defaults, then the candidates."""
+    """The final confirmation's runs still to run, as (row, slot), slot by slot: the defaults,
+    then the candidates (a batch too small for them all takes whole slots first)."""
     base = baseline_row(rows)
     if base is None or not confirmation.candidates:
         return []

@@ -7,8 +7,8 @@
 2. Each stage, drawn wide: as many of its draws as the batch holds, in one round when the
    engine holds the whole stage. A stage starts once every trial before it has finished
    (every worker then starts from the same incumbent: ``selection.incumbent_row``).
-3. The final confirmation: the best candidates and the defaults on each extra seed slot,
-   one batch per slot (``selection.confirm_due``).
+3. The final confirmation: the best candidates and the defaults on every extra seed slot,
+   in one batch when the engine holds them all (``selection.confirm_due``).
 
 A running trial counts toward the budget and the stage it uses, as if it had finished, so
 workers never overshoot either; its parameters are pending draws that the stage's sampler
@@ -53,7 +53,6 @@ class Run:
     stage: str
     members: list[Member]
     prunable: bool
-    slot: int = 0
     incumbent: int | None = None  # the trial the stage's pruner compares with, beside its own
 
 
@@ -267,12 +266,12 @@ def _confirmation(
 
 
 def _reruns(ctx: Context, due: list[tuple[TrialRow, int]], rows: list[TrialRow]) -> Run:
-    """Train trials again on another seed slot: of one slot, as many together as the batch and
-    this worker's share allow. The defaults' runs are ``noise`` runs, the candidates'
-    ``confirm`` runs; all use the confirmation's budget."""
-    slot = due[0][1]
+    """Train trials again on other seed slots: as many together as the batch and this
+    worker's share allow, every slot in one round (the engine trains each member on its own
+    slot). The defaults' runs are ``noise`` runs, the candidates' ``confirm`` runs; all use
+    the confirmation's budget."""
     members = []
-    for row, _ in [d for d in due if d[1] == slot][: _share(ctx, len(due))]:
+    for row, slot in due[: _share(ctx, len(due))]:
         assert row.params is not None
         stage = NOISE if row.stage == BASELINE else CONFIRM
         attrs: dict[str, Any] = {"stage": stage, "slot": slot, "confirms": row.number}
@@ -285,4 +284,4 @@ def _reruns(ctx: Context, due: list[tuple[TrialRow, int]], rows: list[TrialRow])
         if killed:
             attrs["retry_of"] = killed[0]
         members.append(Member.fixed(row.params, _coords(ctx.config, row.params), attrs))
-    return Run(CONFIRM, members, prunable=False, slot=slot)
+    return Run(CONFIRM, members, prunable=False)

@@ -115,11 +115,12 @@ class TrialRunner:
     def _new_mirror(self) -> PruneMirror:
         return PruneMirror(self.study.study_name, self.study.pruner)
 
-    def train(self, asked: Asked, prunable: bool, slot: int = 0) -> list[TrialRow]:
-        """Train asked trials (alone, or together as one batch) and tell how they ended; their
-        heartbeat shows other workers that they are alive meanwhile."""
+    def train(self, asked: Asked, prunable: bool) -> list[TrialRow]:
+        """Train asked trials (alone, or together as one batch, each on the seed slot its
+        member names) and tell how they ended; their heartbeat shows other workers that they
+        are alive meanwhile."""
         with Heartbeat(self.study._storage, [t._trial_id for t in asked.trials], self.alive):
-            rows = self._train(asked, prunable, slot)
+            rows = self._train(asked, prunable)
         for trial in asked.trials:
             self.pending.pop(trial.number, None)
         return rows
@@ -135,11 +136,12 @@ class TrialRunner:
                 pass  # told already
         self.pending.clear()
 
-    def _train(self, asked: Asked, prunable: bool, slot: int) -> list[TrialRow]:
+    def _train(self, asked: Asked, prunable: bool) -> list[TrialRow]:
         stage_name, members, trials, params = asked.stage, asked.members, asked.trials, asked.params
+        slots = [int(m.attrs.get("slot", 0)) for m in members]
         # Runs on other seeds and splits must not set the bar for the search's own trials
         # (their curves sit elsewhere): they report to a mirror of their own, never consulted.
-        mirror = self.mirror(stage_name) if slot == 0 else self._new_mirror()
+        mirror = self.mirror(stage_name) if not any(slots) else self._new_mirror()
         twins = [mirror.start() for _ in trials]
         epochs = self.config.train.epochs
         # Values per epoch go to the study with the trial's other records when it ends (one
@@ -175,9 +177,10 @@ class TrialRunner:
         try:
             if self.batched:  # even a batch of one: a lone trial costs the same either way
                 rung = halving(epochs, may_stop) if prunable and len(params) > 1 else None
-                outcomes = train_batch(self.task, params, on_epoch, slot, rung)
+                outcomes = train_batch(self.task, params, on_epoch, slots, rung)
             else:
-                outcomes = [train_trial(self.task, params[0], lambda e, v: on_epoch(0, e, v), slot)]
+                alone = train_trial(self.task, params[0], lambda e, v: on_epoch(0, e, v), slots[0])
+                outcomes = [alone]
         except KeyboardInterrupt:
             self._fail(trials, twins, reported, INTERRUPTED, mirror)
             raise
