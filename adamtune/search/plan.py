@@ -60,7 +60,7 @@ class Stage:
 @dataclass(frozen=True)
 class Confirmation:
     """The final confirmation: ``candidates`` parameter sets and Adam's defaults, each re-run
-    on ``slots`` extra seed slots (one batch per slot)."""
+    on ``slots`` extra seed slots (trained together: ``batched.train_batch``)."""
 
     candidates: int = 0
     slots: int = 0
