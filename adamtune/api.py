@@ -18,15 +18,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adamtune.config import Settings, validate_config
+from adamtune.config.schema import Settings, validate_config
+from adamtune.config.yamlfile import YamlDoc, read_yaml
 from adamtune.errors import ConfigError
-from adamtune.yamlfile import YamlDoc, read_yaml
 
 if TYPE_CHECKING:
     import optuna
     import torch
 
-    from adamtune.results import BestResult
+    from adamtune.insight.results import BestResult
     from adamtune.search import SearchObserver, SearchRun
 
 log = logging.getLogger(__name__)
@@ -111,9 +111,10 @@ def tune(
     ``device``, ``fresh`` and ``batch`` (as the CLI's flags), and any config key, dotted in a
     string or with ``__`` (``train__epochs=5``, ``**{"search.space.lr": "auto"}``).
     """
-    from adamtune.results import best_result
+    from adamtune.config.storage_url import resolve_storage
+    from adamtune.insight.results import best_result
     from adamtune.search import SearchOptions, run_search
-    from adamtune.storage import load_study, open_storage, release_storage, resolve_storage
+    from adamtune.search.storage import load_study, open_storage, release_storage
 
     options = {k: overrides.pop(k) for k in _OPTION_NAMES if k in overrides}
     _check_options(options)
@@ -169,7 +170,8 @@ def find_study(
 ) -> tuple[optuna.Study, str]:
     """The study a reader means: by config, by name, or the most recently updated one in the
     storage; and the storage URL with any password hidden."""
-    from adamtune.storage import latest_study, load_study, open_storage, redact, resolve_storage
+    from adamtune.config.storage_url import redact, resolve_storage
+    from adamtune.search.storage import latest_study, load_study, open_storage
 
     settings = settings_from(config) if config is not None else None
     url = resolve_storage(storage, settings.config.search.storage if settings else None)
@@ -182,7 +184,7 @@ def study_settings(study: optuna.Study, config: str | Path | None = None) -> Set
     """The settings a study ran with, from the config it stored (so that a config edited
     since cannot change what is measured); relative paths from ``config``'s folder."""
     from adamtune.errors import StudyNotFoundError
-    from adamtune.study import CONFIG_ATTR, METHOD_KEY
+    from adamtune.search.study import CONFIG_ATTR, METHOD_KEY
 
     stored = study.user_attrs.get(CONFIG_ATTR)
     if not isinstance(stored, dict):
@@ -197,7 +199,7 @@ def load_best(
     config: str | Path | None = None, *, study: str | None = None, storage: str | None = None
 ) -> BestResult:
     """The winner of a study, as ``adamtune best`` reports it."""
-    from adamtune.results import best_result
+    from adamtune.insight.results import best_result
 
     found, url = find_study(config, storage, study)
     return best_result(found, url)
@@ -216,7 +218,7 @@ def best_optimizer(
     (step it once per epoch)."""
     import torch
 
-    from adamtune.schedules import NO_SCHEDULE, make_scheduler
+    from adamtune.train.schedules import NO_SCHEDULE, make_scheduler
 
     best = load_best(config, study=study, storage=storage)
     kwargs = best.params.torch_kwargs()

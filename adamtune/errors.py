@@ -10,7 +10,7 @@ def first_line(exc: BaseException) -> str:
 
 
 class AdamtuneError(Exception):
-    """Base of every error adamtune raises on purpose. ``exit_code`` follows SPEC."""
+    """Base of every error adamtune raises on purpose. ``exit_code``: the command's."""
 
     exit_code = 1
 

@@ -24,12 +24,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from adamtune.batched import train_batch
-from adamtune.config import load_config
-from adamtune.data import TensorSplit
-from adamtune.engine import train_trial
-from adamtune.space import AdamParams
-from adamtune.task import Task, build_task
+from adamtune.config.schema import load_config
+from adamtune.task.build import Task, build_task
+from adamtune.task.data import TensorSplit
+from adamtune.train.batched import train_batch
+from adamtune.train.engine import train_trial
+from adamtune.train.params import AdamParams
 
 
 def param_sets(n: int) -> list[AdamParams]:

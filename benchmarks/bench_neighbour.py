@@ -2,7 +2,7 @@
 
 torch's CPU threads are OpenMP threads; by default they spin while they wait for each other,
 and beside another busy process on 2 cores a spinning thread takes turns with it: a search
-that takes 10 s alone took 97 s (shared/PERF-NOTES.md). This times the whole command
+that takes 10 s alone took 97 s. This times the whole command
 ``adamtune search configs/digits-mlp.yaml --trials T --fresh`` (a fresh study in a temporary
 folder), from outside, for each variant, alone and then beside
 ``python -c "while True: pass"`` (started just before, killed just after), back to back:

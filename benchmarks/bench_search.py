@@ -129,7 +129,7 @@ def run_adamtune(
     """``adamtune search`` through its library entry point, in a fresh directory."""
     from sklearn.datasets import load_digits
 
-    from adamtune.config import load_config
+    from adamtune.config.schema import load_config
     from adamtune.search import SearchOptions, run_search
 
     # The hand loop imports scikit-learn and loads its data before its clock starts: so here.

@@ -21,7 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 import adamtune.search.trial_runs as search_module
-from adamtune.config import load_config
+from adamtune.config.schema import load_config
 from adamtune.search import SearchOptions, run_search
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "digits-mlp.yaml"

@@ -3,7 +3,7 @@
 Each peer is ``optuna.create_study`` in memory with one sampler (``RandomSampler(seed=s)``,
 ``TPESampler(seed=s, multivariate=True)`` or ``GPSampler(seed=s)``) and ``MedianPruner()``,
 ``study.optimize`` for the budget, and ``study.best_trial`` as its winner. Trial 0 is enqueued
-as Adam's defaults, as adamtune's trial 0 is. The space is adamtune's default one (SPEC.md)
+as Adam's defaults, as adamtune's trial 0 is. The space is adamtune's default one (README)
 with the task's own overrides:
 
     lr            1e-5..1e-1, log
@@ -35,7 +35,7 @@ from typing import Any
 
 from quality_tasks import Task, adam_kwargs, build_model, loss_fn, split
 
-# adamtune's default search.space (SPEC.md); a task's ``space`` overrides key by key.
+# adamtune's default search.space (README); a task's ``space`` overrides key by key.
 DEFAULT_SPACE: dict[str, Any] = {
     "lr": {"low": 1.0e-5, "high": 1.0e-1},
     "beta1": {"low": 0.5, "high": 0.999},

@@ -126,8 +126,8 @@ def search_with_adamtune(task: Task, seed: int, trials: int, extra: dict[str, An
     import optuna
     import torch
 
-    from adamtune.config import load_config
-    from adamtune.results import best_result
+    from adamtune.config.schema import load_config
+    from adamtune.insight.results import best_result
     from adamtune.search import SearchOptions, run_search
 
     with tempfile.TemporaryDirectory(prefix="adamtune-quality-") as tmp:

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 if TYPE_CHECKING:
-    from adamtune.task import Task
+    from adamtune.task.build import Task
 
 MakeTask = Callable[..., "Task"]
 
@@ -96,8 +96,8 @@ def config_text(*, seed: int = 0, source: str = "iris", epochs: int = 3, batch: 
 @pytest.fixture
 def make_task(write_config: Callable[..., Path]) -> MakeTask:
     def make(**kwargs: Any) -> Task:
-        from adamtune.config import load_config
-        from adamtune.task import build_task
+        from adamtune.config.schema import load_config
+        from adamtune.task.build import build_task
 
         path = write_config(config_text(**kwargs), file=f"task{uuid.uuid4().hex[:6]}.yaml")
         return build_task(load_config(path))

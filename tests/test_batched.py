@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from adamtune.batched import auto_batch, batch_size, train_batch, unbatchable
-from adamtune.engine import TrialOutcome, train_trial
-from adamtune.space import ADAM_DEFAULTS, AdamParams
+from adamtune.train.batched import train_batch, unbatchable
+from adamtune.train.engine import TrialOutcome, train_trial
+from adamtune.train.params import ADAM_DEFAULTS, AdamParams
+from adamtune.train.sizing import auto_batch, batch_size
 
 if TYPE_CHECKING:
     from conftest import MakeTask, WriteModule
@@ -192,7 +193,7 @@ def test_the_small_cnn_batches_through_vmap(make_task: MakeTask) -> None:
 def test_stacked_losses_are_the_task_loss_per_member(make_task: MakeTask, loss: str) -> None:
     import torch
 
-    from adamtune.batched import stacked_loss
+    from adamtune.train.batched import stacked_loss
 
     source = "breast_cancer" if loss == "bce" else "diabetes"
     task = make_task(source=source, train=f"  loss: {loss}\n")
@@ -239,7 +240,7 @@ def test_dataset_backed_data_batches_through_a_dataloader(
 
 
 def test_a_small_model_on_cpu_trains_with_one_thread(make_task: MakeTask) -> None:
-    from adamtune.batched import cpu_threads
+    from adamtune.train.sizing import cpu_threads
 
     assert cpu_threads(make_task()) == 1  # per-op overhead, not arithmetic: one is as fast
     big = make_task(model="  arch: mlp\n  hidden: [1024, 1024]\n")
@@ -256,7 +257,7 @@ def test_members_on_several_seed_slots_train_in_one_stack_as_they_would_alone(
 ) -> None:
     # The final confirmation's re-runs: each slot brings its own split, initial weights and
     # batch order; trained as groups of one stack, each member ends where it would alone.
-    from adamtune import batched
+    from adamtune.train import batched
 
     task = make_task(source=source, epochs=3, model=model, train="  repeats: 2\n")
     # (MIXED[3] on the CNN drifts 2e-5 from a lone trial in any batch: left out, as above.)
@@ -272,7 +273,7 @@ def test_members_on_several_seed_slots_train_in_one_stack_as_they_would_alone(
 def test_slots_with_dropout_train_one_after_another_with_the_same_results(
     make_task: MakeTask,
 ) -> None:
-    from adamtune import batched
+    from adamtune.train import batched
 
     task = make_task(epochs=2, model="  arch: mlp\n  hidden: [16]\n  dropout: 0.3\n")
     params, slots = MIXED[:3], [2, 1, 2]

@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from adamtune.config import load_config
+from adamtune.config.schema import load_config
 from adamtune.search import SearchOptions, run_search
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from adamtune.ci import SCHEMA
 from adamtune.cli import app
+from adamtune.insight.ci import SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,7 +128,7 @@ def test_the_github_actions_example_uses_commands_that_exist() -> None:
 
 
 def test_the_gate_reads_a_negative_baseline_the_right_way() -> None:
-    from adamtune.ci import check
+    from adamtune.insight.ci import check
 
     worse, better = check(-0.5, -1.0, 0.1), check(-1.05, -1.0, 0.1)
     assert not worse.passed and "(+50.00%)" in worse.message()

@@ -283,8 +283,8 @@ def test_best_says_plainly_when_the_defaults_are_within_noise(
 )
 def test_the_answer_line_of_each_verdict(verdict: str, stage: str, says: str) -> None:
     from adamtune.cli.render import gain_line
-    from adamtune.results import BestResult
-    from adamtune.space import AdamParams
+    from adamtune.insight.results import BestResult
+    from adamtune.train.params import AdamParams
 
     best = BestResult(
         study="s", value=0.0764 if stage != "defaults" else 0.0808, trial=32, stage=stage,

@@ -1,4 +1,4 @@
-"""Config validation: SPEC's defaults, the starter config, and one clear line per problem."""
+"""Config validation: the defaults, the starter config, and one clear line per problem."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adamtune.config import Config, load_config
+from adamtune.config.schema import Config, load_config
 from adamtune.errors import ConfigError
 
 HEAD = "data:\n  source: iris\n"  # lines 1-2 of most configs below

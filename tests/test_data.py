@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from adamtune.config import load_config
-from adamtune.data import TaskData, TensorSplit, load_data
+from adamtune.config.schema import load_config
 from adamtune.errors import ConfigError
+from adamtune.task.data import TaskData, TensorSplit, load_data
 
 if TYPE_CHECKING:
     from conftest import WriteModule
@@ -452,7 +452,7 @@ def test_csv_with_an_empty_target_cell_names_the_row(tmp_path: Path,
 
 
 def test_folds_partition_the_rows_into_k_val_splits(write_config: Callable[..., Path]) -> None:
-    from adamtune.data import load_splits
+    from adamtune.task.data import load_splits
 
     splits = load_splits(load_config(write_config(
         "data: {source: iris, folds: 5, standardize: false}\n", file="folds.yaml")))
@@ -465,7 +465,7 @@ def test_folds_partition_the_rows_into_k_val_splits(write_config: Callable[..., 
 
 
 def test_another_split_seed_draws_another_split(write_config: Callable[..., Path]) -> None:
-    from adamtune.data import load_splits
+    from adamtune.task.data import load_splits
 
     settings = load_config(write_config("data: {source: wine}\n", file="seeded.yaml"))
     a, b = load_splits(settings)[0], load_splits(settings, split_seed=1000)[0]

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 import pytest
 import torch
 
-from adamtune.data import TensorSplit
-from adamtune.engine import make_optimizer, train_trial
-from adamtune.models import build_model
-from adamtune.space import ADAM_DEFAULTS, AdamParams
-from adamtune.task import Task
+from adamtune.task.build import Task
+from adamtune.task.data import TensorSplit
+from adamtune.task.models import build_model
+from adamtune.train.engine import make_optimizer, train_trial
+from adamtune.train.params import ADAM_DEFAULTS, AdamParams
 
 if TYPE_CHECKING:
     from conftest import MakeTask, WriteModule
@@ -309,8 +309,8 @@ def test_dataset_backed_regression_matches_target_shape(
 
 
 def test_with_folds_a_trial_is_the_mean_over_folds(make_task: MakeTask) -> None:
-    from adamtune.batched import train_batch
-    from adamtune.data import TaskData
+    from adamtune.task.data import TaskData
+    from adamtune.train.batched import train_batch
 
     task = make_task(data="  folds: 3\n")
     assert len(task.folds) == 3 and len(task.runs()) == 3

@@ -34,7 +34,7 @@ from typer.testing import CliRunner
 
 from adamtune.cli import app
 from adamtune.search import trial_runs
-from adamtune.study import counts_toward_budget, status_of
+from adamtune.search.study import counts_toward_budget, status_of
 
 runner = CliRunner()
 
@@ -246,12 +246,12 @@ def test_a_batch_that_runs_out_of_memory_is_halved_and_the_search_finishes(
 def test_out_of_memory_outside_a_trial_is_one_line_with_the_hint(
     write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from adamtune import range_test
+    from adamtune.train import lr_find
 
     def range_test_oom(*args: Any, **kwargs: Any) -> Any:
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
 
-    monkeypatch.setattr(range_test, "run_range_test", range_test_oom)
+    monkeypatch.setattr(lr_find, "run_range_test", range_test_oom)
     result = invoke("lr-find", str(write_config()))
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
@@ -262,12 +262,12 @@ def test_out_of_memory_outside_a_trial_is_one_line_with_the_hint(
 def test_ctrl_c_outside_a_search_says_interrupted_without_a_resume_promise(
     write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from adamtune import range_test
+    from adamtune.train import lr_find
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(range_test, "run_range_test", interrupted)
+    monkeypatch.setattr(lr_find, "run_range_test", interrupted)
     result = invoke("lr-find", str(write_config()))
     assert result.exit_code == 130 and result.stderr.strip() == "interrupted"
 

@@ -10,12 +10,11 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from adamtune import lr_range
 from adamtune.cli import app
-from adamtune.config import load_config
-from adamtune.lr_range import ATTR, range_from
-from adamtune.rows import trial_rows
-from adamtune.search import SearchObserver, SearchOptions, run_search
+from adamtune.config.schema import load_config
+from adamtune.search import SearchObserver, SearchOptions, lr_auto, run_search
+from adamtune.search.lr_auto import ATTR, range_from
+from adamtune.search.rows import trial_rows
 
 
 def auto_config(write_config: Callable[..., Path], trials: int, lr: str = "auto") -> Path:
@@ -56,7 +55,7 @@ def test_an_auto_study_runs_the_range_test_once_stores_it_and_searches_inside_it
     study = optuna.load_study(study_name=run.study, storage=storage_url)
     stored = study.user_attrs[ATTR]
     assert seen.tests == 1 and run.started.lr_range is not None
-    assert stored["low"] == run.started.lr_range.low and stored["seeds"] == lr_range.SEEDS
+    assert stored["low"] == run.started.lr_range.low and stored["seeds"] == lr_auto.SEEDS
     assert stored["high"] / stored["low"] >= 10
     assert stored["low"] == pytest.approx(
         min(stored["suggestions"]["valley"] / 10, stored["high"] / 10)
@@ -69,7 +68,7 @@ def test_an_auto_study_runs_the_range_test_once_stores_it_and_searches_inside_it
     def no_second_test(*args: object) -> None:
         raise AssertionError("the range test ran again on resume")
 
-    monkeypatch.setattr(lr_range, "measure_range", no_second_test)
+    monkeypatch.setattr(lr_auto, "measure_range", no_second_test)
     again = _Counting()
     run2 = run_search(load_config(path), SearchOptions(storage=storage_url, trials=9), again)
     assert again.tests == 0 and run2.started.lr_range == run.started.lr_range
@@ -86,7 +85,7 @@ def test_best_and_trials_show_the_range(
     assert "lr: auto: the LR range test (3 seeds" in searched.output
     best = runner.invoke(app, ["best", str(path), "--storage", storage_url, "--format", "json"])
     data = json.loads(best.stdout)
-    assert data["lr_range"]["rule"] == lr_range.RULE and data["lr_range"]["low"] > 0
+    assert data["lr_range"]["rule"] == lr_auto.RULE and data["lr_range"]["low"] > 0
     table = runner.invoke(app, ["trials", str(path), "--storage", storage_url])
     assert f"set the lr range to {data['lr_range']['low']:.2g}" in table.stdout
 

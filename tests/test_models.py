@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from adamtune.config import Settings, load_config
-from adamtune.data import TensorSplit, load_data
+from adamtune.config.schema import Settings, load_config
 from adamtune.errors import ConfigError
-from adamtune.models import build_model, count_parameters
-from adamtune.task import build_task, resolve_device
+from adamtune.task.build import build_task, resolve_device
+from adamtune.task.data import TensorSplit, load_data
+from adamtune.task.models import build_model, count_parameters
 
 if TYPE_CHECKING:
     from conftest import WriteModule

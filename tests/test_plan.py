@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from adamtune.config import SearchConfig
+from adamtune.config.schema import SearchConfig
 from adamtune.search.plan import Stage, current_stage, make_plan, replan
 
 
@@ -184,7 +184,7 @@ def test_current_stage_skips_stages_without_budget() -> None:
 
 
 def test_lowering_the_total_never_reopens_a_stage_that_was_left() -> None:
-    from adamtune.config import SearchConfig
+    from adamtune.config.schema import SearchConfig
     from adamtune.search.plan import current_stage, replan
 
     done = {"defaults": 1, "lr": 4, "betas": 1}

@@ -11,10 +11,10 @@ import pytest
 from optuna.trial import TrialState
 
 from adamtune.search.pruning import PruneMirror
-from adamtune.storage import open_storage
+from adamtune.search.storage import open_storage
 
 if TYPE_CHECKING:
-    from adamtune.task import Task
+    from adamtune.task.build import Task
 
 
 @pytest.mark.parametrize("pruner", [optuna.pruners.MedianPruner(n_startup_trials=2),
@@ -67,9 +67,9 @@ def test_halving_stops_the_worst_third_then_the_worst_half_of_what_may_stop() ->
 def test_a_batch_halves_its_members_and_the_survivors_train_to_the_end(
     make_task: Callable[..., Task],
 ) -> None:
-    from adamtune.batched import train_batch
     from adamtune.search.pruning import halving
-    from adamtune.space import AdamParams
+    from adamtune.train.batched import train_batch
+    from adamtune.train.params import AdamParams
 
     task = make_task(epochs=8)
     params = [AdamParams(lr=lr) for lr in (1e-3, 3e-3, 1e-2, 1e-5, 2e-5, 3e-5, 5e-3, 2e-3)]

@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from adamtune.engine import train_trial
-from adamtune.range_test import ladder, range_test_model, run_range_test, suggest
-from adamtune.space import ADAM_DEFAULTS
+from adamtune.train.engine import train_trial
+from adamtune.train.lr_find import ladder, range_test_model, run_range_test, suggest
+from adamtune.train.params import ADAM_DEFAULTS
 
 if TYPE_CHECKING:
     from conftest import MakeTask

@@ -7,7 +7,7 @@ import random
 import statistics
 
 from adamtune.search.ranking import smoothed, unit_points
-from adamtune.space import AdamParams
+from adamtune.train.params import AdamParams
 
 
 def _true(lr: float) -> float:

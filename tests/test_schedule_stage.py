@@ -12,12 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from adamtune.cli import app
-from adamtune.config import load_config
-from adamtune.rows import trial_rows
-from adamtune.schedules import NO_SCHEDULE
+from adamtune.config.schema import load_config
 from adamtune.search import SearchOptions, run_search
+from adamtune.search.rows import trial_rows
 from adamtune.search.selection import incumbent_row
-from adamtune.space import LR_RETUNE
+from adamtune.search.space import LR_RETUNE
+from adamtune.train.schedules import NO_SCHEDULE
 
 STUDY = """\
 name: {name}

@@ -8,10 +8,16 @@ from typing import TYPE_CHECKING
 import pytest
 import torch
 
-from adamtune.batched import train_batch
-from adamtune.engine import train_trial
-from adamtune.schedules import NO_SCHEDULE, Schedule, lr_sequence, make_scheduler, scheduler_code
-from adamtune.space import AdamParams
+from adamtune.train.batched import train_batch
+from adamtune.train.engine import train_trial
+from adamtune.train.params import AdamParams
+from adamtune.train.schedules import (
+    NO_SCHEDULE,
+    Schedule,
+    lr_sequence,
+    make_scheduler,
+    scheduler_code,
+)
 
 if TYPE_CHECKING:
     from conftest import MakeTask

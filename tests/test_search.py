@@ -11,13 +11,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from adamtune.config import load_config
+from adamtune.config.schema import load_config
 from adamtune.errors import ConfigError, SearchFailedError
-from adamtune.results import best_result
-from adamtune.rows import trial_rows
+from adamtune.insight.results import best_result
 from adamtune.search import SearchOptions, run_search
 from adamtune.search.plan import BASELINE, make_plan
-from adamtune.space import ADAM_DEFAULTS, AdamParams
+from adamtune.search.rows import trial_rows
+from adamtune.train.params import ADAM_DEFAULTS, AdamParams
 
 STAGE_ORDER = [BASELINE, "lr", "betas", "eps", "weight_decay", "amsgrad"]
 STAGE_PARAMS = {
@@ -55,7 +55,7 @@ def test_each_stage_fixes_other_params_at_the_incumbent_and_re_tunes_lr_near_it(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
     from adamtune.search.selection import incumbent_row
-    from adamtune.space import LR_RETUNE
+    from adamtune.search.space import LR_RETUNE
 
     _, study = _search(write_config(trials=16), storage_url)
     rows = trial_rows(study)
@@ -268,7 +268,7 @@ def test_trials_of_a_killed_process_are_failed_on_resume(
     import socket
 
     from adamtune.search import open_study
-    from adamtune.study import fail_orphans
+    from adamtune.search.study import fail_orphans
 
     settings = load_config(write_config(trials=3))
     study = open_study(settings, SearchOptions(storage=storage_url))

@@ -11,12 +11,12 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from adamtune.cli import app
-from adamtune.config import load_config
-from adamtune.engine import train_trial
+from adamtune.config.schema import load_config
 from adamtune.search import SearchObserver, SearchOptions, SearchStart, run_search
 from adamtune.search.plan import BASELINE
-from adamtune.space import AdamParams
-from adamtune.task import build_task
+from adamtune.task.build import build_task
+from adamtune.train.engine import train_trial
+from adamtune.train.params import AdamParams
 
 STAGES = [BASELINE, "lr", "betas", "eps", "weight_decay", "amsgrad"]
 

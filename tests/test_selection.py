@@ -11,11 +11,11 @@ from pathlib import Path
 import optuna
 import pytest
 
-from adamtune.config import load_config
-from adamtune.results import best_result
-from adamtune.rows import TrialRow, trial_rows
+from adamtune.config.schema import load_config
+from adamtune.insight.results import best_result
 from adamtune.search import SearchOptions, run_search
 from adamtune.search.plan import BASELINE
+from adamtune.search.rows import TrialRow, trial_rows
 from adamtune.search.selection import (
     CONFIRM,
     NOISE,
@@ -25,7 +25,7 @@ from adamtune.search.selection import (
     stage_pick,
     verdict,
 )
-from adamtune.space import ADAM_DEFAULTS, AdamParams
+from adamtune.train.params import ADAM_DEFAULTS, AdamParams
 
 SEEDS = 4  # the default confirm.seeds
 SIGMA = 0.01  # the spread a parameter set's value has around its true level, per seed
@@ -313,8 +313,8 @@ def test_chance_picks_across_five_stages_do_not_add_up_to_a_claimed_gain() -> No
 
 
 def test_a_study_from_before_confirmation_compares_as_run_without_it() -> None:
-    from adamtune.config import Config
-    from adamtune.study import config_changes, relevant_config
+    from adamtune.config.schema import Config
+    from adamtune.search.study import config_changes, relevant_config
 
     def current(**search: object) -> dict[str, object]:
         return relevant_config(Config.model_validate({"data": {"source": "iris"},
@@ -329,8 +329,8 @@ def test_a_study_from_before_confirmation_compares_as_run_without_it() -> None:
 
 
 def test_a_study_of_the_earlier_search_method_is_not_resumed_by_this_one() -> None:
-    from adamtune.config import Config
-    from adamtune.study import config_changes, relevant_config
+    from adamtune.config.schema import Config
+    from adamtune.search.study import config_changes, relevant_config
 
     current = relevant_config(Config.model_validate({"data": {"source": "iris"}}))
     stored = json.loads(json.dumps(current))

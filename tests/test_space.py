@@ -11,17 +11,10 @@ import pytest
 import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from adamtune.config import PARAMS, SpaceConfig
-from adamtune.schedules import Schedule
-from adamtune.space import (
-    ADAM_DEFAULTS,
-    AdamParams,
-    coordinates,
-    encode,
-    fixed_values,
-    searched,
-    suggest,
-)
+from adamtune.config.schema import PARAMS, SpaceConfig
+from adamtune.search.space import coordinates, encode, searched, suggest
+from adamtune.train.params import ADAM_DEFAULTS, AdamParams, fixed_values
+from adamtune.train.schedules import Schedule
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -11,7 +11,7 @@ import pytest
 from sklearn import datasets
 from sklearn.model_selection import train_test_split
 
-from adamtune.splits import bundled, split_indices
+from adamtune.task.splits import bundled, split_indices
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,8 +76,8 @@ def test_sizes_scikit_learn_refuses_are_left_to_it() -> None:
 def test_a_digits_search_never_imports_scikit_learn() -> None:
     probe = (
         "import sys\n"
-        "from adamtune.config import load_config\n"
-        "from adamtune.task import build_task\n"
+        "from adamtune.config.schema import load_config\n"
+        "from adamtune.task.build import build_task\n"
         f"build_task(load_config({str(ROOT / 'configs' / 'digits-mlp.yaml')!r}), 'cpu')\n"
         "assert 'sklearn' not in sys.modules, 'sklearn imported'\n"
     )

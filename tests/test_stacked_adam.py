@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adamtune.space import ADAM_DEFAULTS, AdamParams
-from adamtune.stacked_adam import StackedAdam
+from adamtune.train.params import ADAM_DEFAULTS, AdamParams
+from adamtune.train.stacked_adam import StackedAdam
 
 # amsgrad rows first, as the engine orders them.
 ROWS = [

@@ -11,16 +11,16 @@ from pathlib import Path
 import optuna
 import pytest
 
-from adamtune.errors import ConfigError, StudyNotFoundError
-from adamtune.storage import (
+from adamtune.config.storage_url import (
     DEFAULT_STORAGE,
     ENV_VAR,
     check_url,
-    open_storage,
     redact,
     resolve_storage,
     sqlite_path,
 )
+from adamtune.errors import ConfigError, StudyNotFoundError
+from adamtune.search.storage import open_storage
 
 
 @pytest.mark.parametrize(
@@ -160,7 +160,7 @@ def test_postgresql_without_driver_is_a_config_error(monkeypatch: pytest.MonkeyP
 
 
 def test_postgresql_uses_whichever_driver_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    from adamtune.storage import _with_driver
+    from adamtune.search.storage import _with_driver
 
     url = "postgresql://tuner:pw@localhost/studies"
     _drivers(monkeypatch, "psycopg2")
@@ -176,7 +176,7 @@ def test_write_trial_sets_attrs_and_values_new_and_existing(where: str, storage_
 
     import optuna
 
-    from adamtune.storage import write_trial
+    from adamtune.search.storage import write_trial
 
     storage = open_storage(storage_url) if where == "sqlite" else None
     study = optuna.create_study(storage=storage, study_name="w")
@@ -211,7 +211,7 @@ def test_a_worker_that_loses_the_race_to_create_the_tables_opens_them(
     key). Here another worker wins just before this one's first attempt."""
     import sqlalchemy.exc
 
-    from adamtune import storage
+    from adamtune.search import storage
 
     real, attempts = optuna.storages.RDBStorage, []
 
@@ -231,7 +231,7 @@ def test_a_worker_that_loses_the_race_to_create_the_tables_opens_them(
 
 _OPEN_TOGETHER = """
 import pathlib, sys, time
-from adamtune.storage import open_storage
+from adamtune.search.storage import open_storage
 here = pathlib.Path(sys.argv[1])
 (here / f"ready-{sys.argv[2]}").touch()
 while not (here / "go").exists():

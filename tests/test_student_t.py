@@ -1,26 +1,26 @@
-"""``student_t`` against scipy.stats (which adamtune no longer imports to search)."""
+"""``adamtune.search.stats`` against scipy.stats (which adamtune no longer imports to search)."""
 
 from __future__ import annotations
 
 import pytest
 from scipy import stats
 
-from adamtune import student_t
+from adamtune.search import stats as ours
 
 
 @pytest.mark.parametrize("df", [1, 2, 3, 4, 5, 7, 10, 14, 20, 33, 60, 100, 250, 1000, 2.5])
 @pytest.mark.parametrize("p", [0.001, 0.05, 0.2, 0.5, 0.6, 0.8, 0.9, 0.95, 0.99, 0.999])
 def test_quantile_is_scipys(p: float, df: float) -> None:
-    assert student_t.quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-10, abs=1e-12)
+    assert ours.quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-10, abs=1e-12)
 
 
 @pytest.mark.parametrize("df", [1, 3, 12, 80])
 @pytest.mark.parametrize("t", [-40.0, -2.0, -0.3, 0.0, 0.7, 1.5, 6.0, 300.0])
 def test_cdf_is_scipys(t: float, df: float) -> None:
-    assert student_t.cdf(t, df) == pytest.approx(stats.t.cdf(t, df), rel=1e-10, abs=1e-15)
+    assert ours.cdf(t, df) == pytest.approx(stats.t.cdf(t, df), rel=1e-10, abs=1e-15)
 
 
 @pytest.mark.parametrize(("p", "df"), [(0.0, 3), (1.0, 3), (0.5, 0)])
 def test_quantile_refuses_what_has_none(p: float, df: float) -> None:
     with pytest.raises(ValueError, match="0 < p < 1"):
-        student_t.quantile(p, df)
+        ours.quantile(p, df)

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from adamtune.cli import app
-from adamtune.space import ADAM_DEFAULTS, AdamParams
-from adamtune.verify import ATTR, FIRST_SLOT, Verification, Verified, _judge
+from adamtune.insight.verify import ATTR, FIRST_SLOT, Verification, Verified, _judge
+from adamtune.train.params import ADAM_DEFAULTS, AdamParams
 
 
 def invoke(*args: str) -> object:

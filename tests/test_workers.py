@@ -21,11 +21,11 @@ from optuna.trial import FrozenTrial, TrialState
 from typer.testing import CliRunner
 
 from adamtune.cli import app
-from adamtune.config import load_config
+from adamtune.config.schema import load_config
 from adamtune.search.plan import BASELINE
+from adamtune.search.storage import open_storage
+from adamtune.search.study import counts_toward_budget, status_of
 from adamtune.search.workers import Heartbeat, read_live, storage_options, study_lock
-from adamtune.storage import open_storage
-from adamtune.study import counts_toward_budget, status_of
 
 SLOW_TRIALS = """\
 name: {name}
@@ -378,7 +378,7 @@ def test_a_stage_past_its_planned_draws_waits_for_its_running_trials(
     from adamtune.search.drawing import StageSampler
     from adamtune.search.plan import make_plan
     from adamtune.search.steps import Context, Wait, next_step
-    from adamtune.space import ADAM_DEFAULTS
+    from adamtune.train.params import ADAM_DEFAULTS
 
     settings = load_config(write_config(SLOW_TRIALS.format(name="s", epochs=3, trials=30)))
     stage = make_plan(settings.config.search, 30)[0]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from adamtune.config.yamlfile import parse_yaml, read_yaml
 from adamtune.errors import ConfigError
-from adamtune.yamlfile import parse_yaml, read_yaml
 
 NESTED = """\
 data:

@@ -1,7 +1,8 @@
 """The ``adamtune`` command: a thin layer that parses options, calls the library, renders
 results, and turns errors into one line and an exit code (0 ok, 1 runtime, 2 usage/config).
 
-torch and optuna are imported inside commands, so ``--help`` stays fast.
+torch and optuna are imported inside commands, so ``--help`` stays fast. Last in the flow:
+it may import every package (config, task, train, search, insight) and ``api``.
 """
 
 from __future__ import annotations
@@ -117,7 +118,8 @@ def search(
             raise ConfigError(f"--timeout: must be > 0 seconds (got {timeout:g})")
         batch_k = _batch_option(batch)
         settings = _settings(config)
-        from adamtune.storage import load_study, open_storage, resolve_storage
+        from adamtune.config.storage_url import resolve_storage
+        from adamtune.search.storage import load_study, open_storage
 
         url = resolve_storage(storage, settings.config.search.storage)
         helpers: list[Any] = []
@@ -138,7 +140,7 @@ def search(
                 helpers = start_helpers(jobs - 1, config, url, helper_options)
         from adamtune.cli.progress import LiveProgress, PlainProgress
         from adamtune.cli.render import print_search_summary
-        from adamtune.results import best_result
+        from adamtune.insight.results import best_result
         from adamtune.search import SearchOptions, run_search
 
         _quiet_optuna()
@@ -208,8 +210,8 @@ def _prepared_with_helpers(
     holding the study's lock (they wait for it), start over or take over once, for all."""
     from adamtune.cli.jobs import start_helpers, stop_helpers
     from adamtune.search import open_study
+    from adamtune.search.storage import open_storage, release_storage
     from adamtune.search.workers import study_lock
-    from adamtune.storage import open_storage, release_storage
 
     storage = open_storage(options.storage)
     try:
@@ -231,8 +233,8 @@ def _helpers_done(helpers: list[Any], run: Any, study: Any) -> None:
     if not helpers:
         return
     from adamtune.cli.jobs import wait_helpers
-    from adamtune.rows import row_of
-    from adamtune.study import worker_host
+    from adamtune.search.rows import row_of
+    from adamtune.search.study import worker_host
 
     for problem in wait_helpers(helpers):
         err.print(f"warning: {problem}", markup=False, highlight=False)
@@ -242,10 +244,10 @@ def _helpers_done(helpers: list[Any], run: Any, study: Any) -> None:
 
 def _ci_outputs(run: Any, best: Any, seconds: float, json_path: Path | None) -> None:
     """``--json PATH`` and, on GitHub Actions, the step summary."""
-    from adamtune.ci import append_step_summary, search_summary, step_summary
     from adamtune.cli.render import gain_line
     from adamtune.errors import ConfigError
-    from adamtune.formats import to_json
+    from adamtune.insight.ci import append_step_summary, search_summary, step_summary
+    from adamtune.insight.formats import to_json
 
     if json_path is not None:
         try:
@@ -286,15 +288,15 @@ def lr_find(
         if format not in (Format.table, Format.json):
             raise ConfigError(f"--format: lr-find prints table or json (got {format.value})")
         settings = _settings(config)
-        from adamtune.formats import range_test_data, to_json
-        from adamtune.range_test import run_range_test, summarise
-        from adamtune.task import build_task
+        from adamtune.insight.formats import range_test_data, to_json
+        from adamtune.task.build import build_task
+        from adamtune.train.lr_find import run_range_test, summarise
 
         task = build_task(settings, device)
         curves = run_range_test(task, seeds, start, end, steps)
         summary = summarise(curves)
         if plot is not None:
-            from adamtune.plots import range_test_png
+            from adamtune.insight.plots import range_test_png
 
             range_test_png(curves, plot)
         if format is Format.json:
@@ -321,7 +323,7 @@ def validate(
     with _errors(debug):
         settings = _settings(config)
         from adamtune.search.plan import make_plan
-        from adamtune.task import build_task
+        from adamtune.task.build import build_task
 
         task = build_task(settings, device)
         search_cfg = settings.config.search

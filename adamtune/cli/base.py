@@ -119,7 +119,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Plain one-line-pe
 def _errors(debug: bool, interrupted: str = "interrupted") -> Iterator[None]:
     """The one place where errors become one line on stderr and an exit code;
     ``interrupted`` is the line for Ctrl-C or SIGTERM."""
-    from adamtune.storage import redact
+    from adamtune.config.storage_url import redact
 
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
@@ -173,7 +173,7 @@ def _runtime_failure(exc: Exception) -> str | None:
             f"or --batch, or use a smaller model"
         )
     if type(exc).__module__.split(".")[0] in ("optuna", "sqlalchemy"):
-        from adamtune.storage import storage_errors, storage_failure
+        from adamtune.search.storage import storage_errors, storage_failure
 
         if isinstance(exc, storage_errors()):
             return str(storage_failure(None, exc))
@@ -181,7 +181,7 @@ def _runtime_failure(exc: Exception) -> str | None:
 
 
 def _torch_out_of_memory(exc: Exception) -> bool:
-    from adamtune.engine import out_of_memory
+    from adamtune.train.engine import out_of_memory
 
     return out_of_memory(exc)
 
@@ -190,7 +190,7 @@ class _Redacting(logging.Filter):
     """Log records without the password of any URL in them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from adamtune.storage import redact
+        from adamtune.config.storage_url import redact
 
         try:
             record.msg, record.args = redact(record.getMessage()), ()
@@ -208,7 +208,7 @@ def _quiet_optuna() -> None:
 
 
 def _settings(path: Path) -> Any:
-    from adamtune.config import load_config
+    from adamtune.config.schema import load_config
 
     return load_config(path)
 

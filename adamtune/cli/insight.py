@@ -49,7 +49,7 @@ def report(
     """
     with _errors(debug):
         from adamtune.errors import ConfigError
-        from adamtune.report import build_report, to_html, to_markdown
+        from adamtune.insight.report import build_report, to_html, to_markdown
 
         if format is None:
             md = out_path is not None and out_path.suffix.lower() in (".md", ".markdown")
@@ -94,9 +94,9 @@ def verify(
         if format not in (Format.table, Format.json):
             raise ConfigError(f"--format: verify prints table or json (got {format.value})")
         from adamtune.api import study_settings
-        from adamtune.results import study_selection
-        from adamtune.task import build_task
-        from adamtune.verify import verify as verify_study
+        from adamtune.insight.results import study_selection
+        from adamtune.insight.verify import verify as verify_study
+        from adamtune.task.build import build_task
 
         found, url = _open_study(config, storage, study)
         settings = study_settings(found, config)
@@ -107,7 +107,7 @@ def verify(
         err.print(f"retraining on {seeds} fresh seeds and splits ...", highlight=False)
         result = verify_study(found, task, seeds, selection, rows)
         if format is Format.json:
-            from adamtune.formats import to_json
+            from adamtune.insight.formats import to_json
 
             print(to_json(result.as_dict()))
         else:

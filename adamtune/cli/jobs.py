@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from adamtune.storage import ENV_VAR, redact
+from adamtune.config.storage_url import ENV_VAR, redact
 
 
 @dataclass

@@ -6,9 +6,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from adamtune.cli.render import lr_range_line, say, trial_line
-from adamtune.rows import TrialRow
 from adamtune.search import SearchObserver, SearchStart
-from adamtune.space import AdamParams
+from adamtune.search.rows import TrialRow
+from adamtune.train.params import AdamParams
 
 
 class PlainProgress(SearchObserver):

@@ -39,8 +39,8 @@ def best(
     """
     with _errors(debug):
         from adamtune.cli.render import best_table, extra_lines, say, stages_table
-        from adamtune.formats import to_json, to_yaml, torch_code
-        from adamtune.results import best_result
+        from adamtune.insight.formats import to_json, to_yaml, torch_code
+        from adamtune.insight.results import best_result
 
         found, url = _open_study(config, storage, study)
         result = best_result(found, url)
@@ -56,8 +56,8 @@ def best(
                 say(out, line)
             out.print(stages_table(result.stages))
         if max_loss is not None:
-            from adamtune.ci import check as compare
-            from adamtune.ci import gate
+            from adamtune.insight.ci import check as compare
+            from adamtune.insight.ci import gate
 
             gate(compare(result.value, max_loss, 0.0))
 
@@ -88,9 +88,9 @@ def trials(
     """
     with _errors(debug):
         from adamtune.cli.render import lr_range_line, say, trials_table
-        from adamtune.formats import to_json, to_yaml, trials_data, trials_torch_code
-        from adamtune.lr_range import stored_range
-        from adamtune.rows import filter_rows, trial_rows
+        from adamtune.insight.formats import to_json, to_yaml, trials_data, trials_torch_code
+        from adamtune.search.lr_auto import stored_range
+        from adamtune.search.rows import filter_rows, trial_rows
 
         found, url = _open_study(config, storage, study)
         every = trial_rows(found)
@@ -129,10 +129,10 @@ def check(
     Example: adamtune check configs/digits-mlp.yaml --baseline baseline.json --tolerance 0.05
     """
     with _errors(debug):
-        from adamtune.ci import baseline_value, gate
-        from adamtune.ci import check as compare
         from adamtune.cli.render import say
-        from adamtune.results import best_result
+        from adamtune.insight.ci import baseline_value, gate
+        from adamtune.insight.ci import check as compare
+        from adamtune.insight.results import best_result
 
         reference = baseline_value(baseline)
         found, url = _open_study(config, storage, study)

@@ -9,16 +9,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from adamtune.formats import spread_text, value_text
-from adamtune.results import BestResult, StageSummary
-from adamtune.rows import TrialRow
-from adamtune.schedules import NO_SCHEDULE
-from adamtune.space import ADAM_DEFAULTS
+from adamtune.insight.formats import spread_text, value_text
+from adamtune.insight.results import BestResult, StageSummary
+from adamtune.search.rows import TrialRow
+from adamtune.train.params import ADAM_DEFAULTS
+from adamtune.train.schedules import NO_SCHEDULE
 
 if TYPE_CHECKING:  # the range test imports torch; --help stays fast without it
-    from adamtune.lr_range import AutoRange
-    from adamtune.range_test import RangeCurve, Suggestion
-    from adamtune.verify import Verification
+    from adamtune.insight.verify import Verification
+    from adamtune.search.lr_auto import AutoRange
+    from adamtune.train.lr_find import RangeCurve, Suggestion
 
 
 def _num(value: float | None, digits: int = 4) -> str:

@@ -12,10 +12,14 @@ Data flows one way through this package:
   and the verdict;
 - ``trial_runs`` and ``pruning``: ask, train (alone or batched), record and tell trials;
 - ``workers``: many workers on one study (locks, heartbeats, the roll);
-- ``run``: ``run_search``, the loop that ties them together.
+- ``run``: ``run_search``, the loop that ties them together;
+- ``space``: how each parameter is searched (its Optuna coordinates);
+- ``lr_auto``: the lr range of an ``lr: auto`` study, from the LR range test;
+- ``study``, ``rows``, ``storage``: the Optuna study, its trials as rows, where it lives;
+- ``stats``: Student's t, for the verdict.
 
-The package may import config, task, the training engine and storage; nothing here imports
-the CLI, and no module outside ``adamtune.cli`` imports ``typer`` or ``rich``.
+May import ``config``, ``task`` and ``train``; nothing after it in the flow (insight, cli).
+No module outside ``adamtune.cli`` imports ``typer`` or ``rich``.
 """
 
 from __future__ import annotations

@@ -18,12 +18,13 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from adamtune.config import Config
-from adamtune.schedules import DECAYING, TYPICAL_END
+from adamtune.config.schema import Config
 from adamtune.search.plan import REFINE, Stage
 from adamtune.search.samplers import in_memory_study, make_sampler
-from adamtune.space import LR_FACTOR, AdamParams, coordinates, encode, suggest
-from adamtune.study import counts_toward_budget, stage_of
+from adamtune.search.space import LR_FACTOR, coordinates, encode, suggest
+from adamtune.search.study import counts_toward_budget, stage_of
+from adamtune.train.params import AdamParams
+from adamtune.train.schedules import DECAYING, TYPICAL_END
 
 _REDRAWS = 5
 
@@ -38,7 +39,7 @@ class StageSampler:
     draws of a batch are added to the sampler's history as running trials (TPE's constant
     liar steers away from them), and while a stage has fewer finished trials than its sampler's
     start-up count its draws come from a scrambled Sobol sequence: a batch of independent
-    random draws clusters, a quasi-random one covers the range (shared/PERF-NOTES.md).
+    random draws clusters, a quasi-random one covers the range (benchmarks/README.md).
     """
 
     def __init__(self, config: Config, *, batched: bool = False) -> None:

@@ -30,8 +30,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from adamtune.config import SearchConfig, SpaceConfig
-from adamtune.space import LR_FACTOR, searched
+from adamtune.config.schema import SearchConfig, SpaceConfig
+from adamtune.search.space import LR_FACTOR, searched
 
 BASELINE = "defaults"
 REFINE = "refine"

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from adamtune.space import AdamParams
+from adamtune.train.params import AdamParams
 
 _LENGTHS = (0.15, 0.3, 0.6, 1.2)  # of the unit cube's side
 _NOISES = (0.1, 0.3, 0.6, 1.0)  # noise variance, as a fraction of the values' variance

@@ -22,16 +22,23 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from adamtune import interrupts
-from adamtune.batched import batch_size, cpu_threads
-from adamtune.config import Settings
-from adamtune.engine import warm_up
+from adamtune.config.schema import Settings
+from adamtune.config.storage_url import redact
 from adamtune.errors import SearchFailedError
-from adamtune.lr_range import ATTR, SEEDS, AutoRange, resolve_lr
-from adamtune.rows import TrialRow
 from adamtune.search.drawing import StageSampler
+from adamtune.search.lr_auto import ATTR, SEEDS, AutoRange, resolve_lr
 from adamtune.search.plan import BASELINE, Confirmation, Stage, confirmation, replan
+from adamtune.search.rows import TrialRow
 from adamtune.search.samplers import make_pruner
 from adamtune.search.steps import Context, Run, Stop, Wait, done_per_stage, next_step
+from adamtune.search.storage import open_storage, release_storage, storage_errors, storage_failure
+from adamtune.search.study import (
+    CONFIG_ATTR,
+    check_same_config,
+    refuse_if_busy,
+    relevant_config,
+    take_over,
+)
 from adamtune.search.trial_runs import TrialRunner
 from adamtune.search.workers import (
     HEARTBEAT,
@@ -42,22 +49,10 @@ from adamtune.search.workers import (
     storage_options,
     study_lock,
 )
-from adamtune.space import AdamParams
-from adamtune.storage import (
-    open_storage,
-    redact,
-    release_storage,
-    storage_errors,
-    storage_failure,
-)
-from adamtune.study import (
-    CONFIG_ATTR,
-    check_same_config,
-    refuse_if_busy,
-    relevant_config,
-    take_over,
-)
-from adamtune.task import Task, build_task
+from adamtune.task.build import Task, build_task
+from adamtune.train.engine import warm_up
+from adamtune.train.params import AdamParams
+from adamtune.train.sizing import batch_size, cpu_threads
 
 _MAX_ERRORS_IN_A_ROW = 3
 log = logging.getLogger(__name__)

@@ -30,11 +30,11 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from adamtune import student_t
-from adamtune.rows import TrialRow
+from adamtune.search import stats
 from adamtune.search.plan import BASELINE, CONFIRM, NOISE, Confirmation
 from adamtune.search.ranking import smoothed, unit_points
-from adamtune.space import AdamParams
+from adamtune.search.rows import TrialRow
+from adamtune.train.params import AdamParams
 
 __all__ = ["CONFIRM", "NOISE"]
 
@@ -150,7 +150,7 @@ def bar(noise: float | None, compared: list[Measured], confidence: float = 0.8) 
     ]
     df = (len(rows) - 1) * (n - 1)
     s = math.sqrt(sum(e * e for e in residuals) / df)
-    paired = student_t.quantile(confidence, df) * s * math.sqrt(2 / n)
+    paired = stats.quantile(confidence, df) * s * math.sqrt(2 / n)
     # A gain under a tenth of what seeds and splits move the defaults by may be real, but it
     # is too small to matter: it never moves a parameter (an eps of 1e-8 or 6e-7 trains
     # almost alike, so their tiny difference is consistent, and would pass the test alone).

@@ -26,8 +26,7 @@ from typing import Any
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from adamtune.config import Config
-from adamtune.rows import TrialRow, row_of
+from adamtune.config.schema import Config
 from adamtune.search.drawing import StageSampler, is_joint
 from adamtune.search.plan import (
     BASELINE,
@@ -39,10 +38,12 @@ from adamtune.search.plan import (
     current_stage,
     replan,
 )
+from adamtune.search.rows import TrialRow, row_of
 from adamtune.search.selection import confirm_due, incumbent_row
+from adamtune.search.space import encode, searched
+from adamtune.search.study import counts_toward_budget, stage_of, status_of
 from adamtune.search.trial_runs import Member
-from adamtune.space import ADAM_DEFAULTS, AdamParams, encode, fixed_values, searched
-from adamtune.study import counts_toward_budget, stage_of, status_of
+from adamtune.train.params import ADAM_DEFAULTS, AdamParams, fixed_values
 
 
 @dataclass

@@ -20,19 +20,20 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from adamtune import interrupts
-from adamtune.batched import train_batch
-from adamtune.config import Config
-from adamtune.engine import TrialOutcome, out_of_memory, release_memory, train_trial
+from adamtune.config.schema import Config
 from adamtune.errors import first_line
-from adamtune.rows import TrialRow, finite_or_none, row_of
 from adamtune.search.drawing import is_joint
 from adamtune.search.pruning import PruneMirror, halving
+from adamtune.search.rows import TrialRow, finite_or_none, row_of
 from adamtune.search.samplers import PresetSampler
+from adamtune.search.space import record, suggest
+from adamtune.search.storage import write_trial
+from adamtune.search.study import stage_of, worker_id
 from adamtune.search.workers import Heartbeat
-from adamtune.space import AdamParams, record, suggest
-from adamtune.storage import write_trial
-from adamtune.study import stage_of, worker_id
-from adamtune.task import Task
+from adamtune.task.build import Task
+from adamtune.train.batched import train_batch
+from adamtune.train.engine import TrialOutcome, out_of_memory, release_memory, train_trial
+from adamtune.train.params import AdamParams
 
 log = logging.getLogger(__name__)
 # What an interrupted trial records (Ctrl-C, SIGTERM); it is drawn again on resume.

@@ -31,7 +31,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from adamtune.study import fail_orphans, worker_host, worker_id
+from adamtune.search.study import fail_orphans, worker_host, worker_id
 
 log = logging.getLogger(__name__)
 

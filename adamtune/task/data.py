@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from adamtune.config import DataConfig, Settings
-from adamtune.imports import load_callable
-from adamtune.splits import bundled, split_indices
+from adamtune.config.schema import DataConfig, Settings
+from adamtune.task.splits import bundled, split_indices
+from adamtune.task.user_code import load_callable
 
 Kind = Literal["classification", "regression", "binary"]
 IMAGE_SHAPES = {"digits": (1, 8, 8)}

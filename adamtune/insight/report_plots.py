@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from adamtune.rows import TrialRow
+from adamtune.search.rows import TrialRow
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

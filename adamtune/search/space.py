@@ -1,4 +1,4 @@
-"""Adam's hyperparameters (and the lr schedule): their defaults, and how each one is searched.
+"""How each of Adam's hyperparameters (and the lr schedule) is searched.
 
 Each parameter is searched through one or more *coordinates*, named Optuna parameters with a
 distribution suited to Adam: lr and eps log-uniform; beta1 and beta2 as ``1 - beta`` on a log
@@ -18,55 +18,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 
-from adamtune.config import PARAMS, SEARCHABLE, SpaceConfig
-from adamtune.schedules import DECAYING, END_RANGE, NO_SCHEDULE, TYPICAL_END, WARMUPS, Schedule
+from adamtune.config.schema import SEARCHABLE, SpaceConfig
+from adamtune.train.params import ADAM_DEFAULTS, AdamParams
+from adamtune.train.schedules import (
+    DECAYING,
+    END_RANGE,
+    WARMUPS,
+    Schedule,
+)
 
 LR_RETUNE = 3.0  # stages after lr re-tune it within this factor of the incumbent's
 LR_FACTOR = "lr_factor"  # the pseudo-parameter of a stage that re-tunes lr around the incumbent's
-
-
-@dataclass(frozen=True)
-class AdamParams:
-    """One full set of ``torch.optim.Adam`` hyperparameters."""
-
-    lr: float = 1e-3
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    amsgrad: bool = False
-    decoupled_weight_decay: bool = False
-    schedule: Schedule = NO_SCHEDULE  # not an Adam argument: the scheduler beside it
-
-    def torch_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``torch.optim.Adam(model.parameters(), **kwargs)``."""
-        return {
-            "lr": self.lr,
-            "betas": [self.beta1, self.beta2],
-            "eps": self.eps,
-            "weight_decay": self.weight_decay,
-            "amsgrad": self.amsgrad,
-            "decoupled_weight_decay": self.decoupled_weight_decay,
-        }
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> AdamParams:
-        schedule = Schedule.from_dict(values.get("schedule"))
-        return cls(**{k: values[k] for k in PARAMS if k in values}, schedule=schedule)
-
-    def with_values(self, values: dict[str, Any]) -> AdamParams:
-        return replace(self, **values)
-
-
-ADAM_DEFAULTS = AdamParams()
 
 
 class Suggester(Protocol):
@@ -75,22 +41,6 @@ class Suggester(Protocol):
     def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float: ...
 
     def suggest_categorical(self, name: str, choices: Any) -> Any: ...
-
-
-def fixed_values(space: SpaceConfig) -> dict[str, Any]:
-    """Parameters the user pinned in the space (``beta2: 0.999``, ``amsgrad: false``,
-    ``schedule: [cosine]``: every trial then trains with that decay, to a typical end)."""
-    out: dict[str, Any] = {}
-    if len(space.schedule) == 1 and space.schedule[0] in DECAYING:
-        out["schedule"] = Schedule(space.schedule[0], TYPICAL_END)
-    for name in PARAMS:
-        value = getattr(space, name)
-        if isinstance(value, list):
-            if len(value) == 1:
-                out[name] = value[0]
-        elif value.is_fixed:
-            out[name] = value.fixed if value.fixed is not None else value.low
-    return out
 
 
 def searched(space: SpaceConfig) -> list[str]:

@@ -9,16 +9,16 @@ from typing import Any
 import optuna
 from pydantic import ValidationError
 
-from adamtune.config import SearchConfig
-from adamtune.decay import DecayAnswer, decay_answer
+from adamtune.config.schema import SearchConfig
 from adamtune.errors import NoCompletedTrialError
-from adamtune.lr_range import AutoRange, stored_range
-from adamtune.rows import TrialRow, finite_or_none, trial_rows
-from adamtune.schedules import spec
+from adamtune.insight.decay import DecayAnswer, decay_answer
+from adamtune.search.lr_auto import AutoRange, stored_range
 from adamtune.search.plan import BASELINE, schedule_stage
+from adamtune.search.rows import TrialRow, finite_or_none, trial_rows
 from adamtune.search.selection import CONFIRM, NOISE, Measured, Selection, select, verdict
-from adamtune.space import AdamParams
-from adamtune.study import CONFIG_ATTR
+from adamtune.search.study import CONFIG_ATTR
+from adamtune.train.params import AdamParams
+from adamtune.train.schedules import spec
 
 
 @dataclass(frozen=True)

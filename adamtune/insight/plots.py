@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from adamtune.errors import ConfigError
-from adamtune.range_test import RangeCurve
+from adamtune.train.lr_find import RangeCurve
 
 
 def range_test_png(curves: list[RangeCurve], path: Path) -> None:

@@ -19,15 +19,15 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from adamtune.rows import TrialRow, finite_or_none
 from adamtune.search.plan import BASELINE
+from adamtune.search.rows import TrialRow, finite_or_none
 from adamtune.search.selection import CONFIRM, NOISE, Selection, measured
-from adamtune.space import AdamParams
+from adamtune.train.params import AdamParams
 
 if TYPE_CHECKING:
     import optuna
 
-    from adamtune.task import Task
+    from adamtune.task.build import Task
 
 ATTR = "adamtune_verify"
 _CHOICES = ("amsgrad", "decoupled_weight_decay")
@@ -160,8 +160,9 @@ def verify(
     study: optuna.Study, task: Task, seeds: int, selection: Selection, rows: list[TrialRow]
 ) -> Verification:
     """Train the winner, the runner-up and the defaults on ``seeds`` fresh slots; compare."""
-    from adamtune.batched import batch_size, train_batch
-    from adamtune.engine import train_trial
+    from adamtune.train.batched import train_batch
+    from adamtune.train.engine import train_trial
+    from adamtune.train.sizing import batch_size
 
     assert selection.winner is not None and selection.defaults is not None
     entries = [("best", selection.winner.trial, selection.winner.params)]

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adamtune.config import Settings, check_device, is_import_path
-from adamtune.data import TaskData, TensorSplit, load_splits
+from adamtune.config.schema import Settings, check_device, is_import_path
 from adamtune.errors import ConfigError
-from adamtune.models import build_model, count_parameters
+from adamtune.task.data import TaskData, TensorSplit, load_splits
+from adamtune.task.models import build_model, count_parameters
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

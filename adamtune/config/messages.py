@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from adamtune.yamlfile import YamlDoc, dotted
+from adamtune.config.yamlfile import YamlDoc, dotted
 
 _TYPE_WORDS = {
     "float_type": "a number",

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from adamtune.engine import batches, make_optimizer
-from adamtune.space import ADAM_DEFAULTS, fixed_values
-from adamtune.task import Task
+from adamtune.task.build import Task
+from adamtune.train.engine import batches, make_optimizer
+from adamtune.train.params import ADAM_DEFAULTS, fixed_values
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SUGGESTIONS = ("steep", "valley", "minimum/10", "largest_stable")

@@ -10,8 +10,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from adamtune.errors import ConfigError
-from adamtune.space import AdamParams
-from adamtune.study import stage_of, status_of
+from adamtune.search.study import stage_of, status_of
+from adamtune.train.params import AdamParams
 
 
 @dataclass

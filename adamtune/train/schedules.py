@@ -23,7 +23,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from adamtune.config import SCHEDULES
+from adamtune.config.schema import SCHEDULES
 
 if TYPE_CHECKING:
     import torch

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from adamtune.rows import TrialRow
-from adamtune.schedules import Schedule
+from adamtune.search.rows import TrialRow
 from adamtune.search.selection import Selection, stage_pick
+from adamtune.train.schedules import Schedule
 
 
 @dataclass

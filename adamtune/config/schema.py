@@ -20,10 +20,10 @@ from pydantic import (
     model_validator,
 )
 
-from adamtune.config_errors import format_errors
+from adamtune.config.messages import format_errors
+from adamtune.config.storage_url import storage_problem
+from adamtune.config.yamlfile import YamlDoc, dotted, read_yaml
 from adamtune.errors import ConfigError
-from adamtune.storage import storage_problem
-from adamtune.yamlfile import YamlDoc, dotted, read_yaml
 
 BUILTIN_SOURCES = (
     "digits",

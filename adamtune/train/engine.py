@@ -20,10 +20,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from adamtune.data import Split, TaskData, TensorSplit
-from adamtune.schedules import make_scheduler
-from adamtune.space import AdamParams
-from adamtune.task import Task
+from adamtune.task.build import Task
+from adamtune.task.data import Split, TaskData, TensorSplit
+from adamtune.train.params import AdamParams
+from adamtune.train.schedules import make_scheduler
 
 Status = Literal["complete", "pruned", "diverged"]
 # Called after each epoch with (epoch index, value so far); returning True stops the trial.
@@ -92,7 +92,7 @@ def batches(
     split: Split, batch_size: int, generator: torch.Generator, device: torch.device
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Shuffled batches. In-memory data is indexed directly: a DataLoader costs about twice
-    the whole step on small models (shared/PERF-NOTES.md)."""
+    the whole step on small models (benchmarks/README.md)."""
     if isinstance(split, TensorSplit):
         order = torch.randperm(len(split), generator=generator).to(split.x.device)
         for start in range(0, len(split), batch_size):

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adamtune import report_plots as plots
-from adamtune.formats import spread_text, value_text
-from adamtune.results import BestResult, best_result
-from adamtune.rows import TrialRow, trial_rows
+from adamtune.insight import report_plots as plots
+from adamtune.insight.formats import spread_text, value_text
+from adamtune.insight.results import BestResult, best_result
+from adamtune.insight.verify import Verification, stored_verification
 from adamtune.search.plan import BASELINE
+from adamtune.search.rows import TrialRow, trial_rows
 from adamtune.search.selection import CONFIRM, NOISE
-from adamtune.study import CONFIG_ATTR
-from adamtune.verify import Verification, stored_verification
+from adamtune.search.study import CONFIG_ATTR
 
 if TYPE_CHECKING:
     import optuna
@@ -304,7 +304,7 @@ STAGE_HEAD = [
 
 
 def param_rows(best: BestResult) -> list[list[str]]:
-    from adamtune.space import ADAM_DEFAULTS
+    from adamtune.train.params import ADAM_DEFAULTS
 
     defaults = ADAM_DEFAULTS.as_dict()
     return [[k, value_text(v), value_text(defaults[k])] for k, v in best.params.as_dict().items()]

@@ -1,4 +1,5 @@
-"""Where studies live: resolving, checking, opening and listing Optuna storages.
+"""Where studies live: opening, checking and listing Optuna storages, and writing a trial's
+records (``storage_url`` resolves and checks the URLs).
 
 A storage URL may carry a password; it never leaves this module unredacted in a message.
 """
@@ -7,100 +8,23 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adamtune.config.storage_url import redact, remember_secrets, sqlite_path
 from adamtune.errors import ConfigError, StorageError, StudyNotFoundError, first_line
 
 if TYPE_CHECKING:
     import optuna
 
-DEFAULT_STORAGE = "sqlite:///adamtune.db"
-ENV_VAR = "ADAMTUNE_STORAGE"
-_SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
+SQLITE_TIMEOUT = 30  # seconds
 # For a URL without "+driver": the modules that can serve it, in SQLAlchemy's order of
 # preference (SQLAlchemy 2.1 defaults postgresql:// to psycopg 3), and what to install.
 _DRIVERS = {
     "postgresql": (("psycopg", "psycopg2"), "pip install 'psycopg[binary]' (or psycopg2-binary)"),
     "mysql": (("MySQLdb", "pymysql"), "pip install mysqlclient (or PyMySQL)"),
 }
-# scheme://user:password@ — user and password as URLs allow them (no spaces, quotes or '@').
-_PASSWORD = re.compile(
-    r"(?P<head>[A-Za-z][\w+.-]*://[^:/@\s'\"]*:)(?P<secret>[^@\s'\"]*)(?P<tail>@)"
-)
-
-
-# key=value passwords: a libpq DSN (``password=x``) or a URL query (``?password=x``).
-_KEYED = re.compile(r"(?P<head>\bpassword=)(?P<secret>[^&\s'\"]+)", re.IGNORECASE)
-# The passwords of the storage URLs this process has seen, as typed and as decoded: a
-# password the patterns cannot delimit (a quote, a space, a raw '@') is still hidden.
-_SECRETS: set[str] = set()
-
-
-def remember_secrets(url: str) -> None:
-    """Record the password(s) in ``url`` so that ``redact`` hides them wherever they appear."""
-    from urllib.parse import quote, unquote
-
-    found = {m.group("secret") for m in _KEYED.finditer(url)}
-    raw = re.match(r"^[A-Za-z][\w+.-]*://[^:/@]*:(.*)@[^@]*$", url, re.DOTALL)
-    if raw:
-        found.add(raw.group(1))
-    for secret in list(found):
-        found.update({unquote(secret), quote(unquote(secret), safe="")})
-    _SECRETS.update(s for s in found if len(s) >= 3)  # a very short one would mask too much
-
-
-def redact(text: str) -> str:
-    """Hide the password of any URL in ``text``: ``postgresql://u:***@host/db``."""
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    text = _KEYED.sub(r"\g<head>***", text)
-    return _PASSWORD.sub(r"\g<head>***\g<tail>", text)
-
-
-SQLITE_TIMEOUT = 30  # seconds
-
-
-def resolve_storage(option: str | None, config_value: str | None = None) -> str:
-    """--storage, then $ADAMTUNE_STORAGE, then search.storage, then sqlite:///adamtune.db."""
-    url = option or os.environ.get(ENV_VAR) or config_value or DEFAULT_STORAGE
-    check_url(url)
-    return url
-
-
-def storage_problem(url: str) -> str | None:
-    """What is wrong with a storage URL, or None."""
-    scheme = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
-    if scheme not in _SCHEMES:
-        return (
-            f"expected a database URL such as sqlite:///adamtune.db or "
-            f"postgresql://user@host/db (got {redact(url)!r})"
-        )
-    if scheme == "sqlite" and sqlite_path(url) is None:
-        return (
-            f"an in-memory database ({url!r}) would lose the study when adamtune exits; "
-            f"give a file, e.g. sqlite:///adamtune.db"
-        )
-    return None
-
-
-def check_url(url: str) -> None:
-    remember_secrets(url)
-    problem = storage_problem(url)
-    if problem:
-        raise ConfigError(f"storage: {problem}")
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file behind a sqlite URL (None for other databases or in-memory sqlite)."""
-    found = re.match(r"sqlite(\+\w+)?:///", url)  # sqlite+pysqlite:/// too
-    if found is None:
-        return None
-    path = url[found.end() :].partition("?")[0]
-    return Path(path) if path and path != ":memory:" else None
-
 
 def _with_driver(url: str) -> str:
     """``url`` naming the installed driver when it names none (``postgresql+psycopg2://``

@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from adamtune.config import Config
+from adamtune.config.schema import Config
 from adamtune.errors import ConfigError
 from adamtune.search.plan import BASELINE
 

@@ -7,9 +7,9 @@ import math
 
 from torch import nn
 
-from adamtune.config import Settings
-from adamtune.data import TaskData
-from adamtune.imports import load_callable
+from adamtune.config.schema import Settings
+from adamtune.task.data import TaskData
+from adamtune.task.user_code import load_callable
 
 
 def _mlp(in_features: int, hidden: list[int], out: int, dropout: float) -> list[nn.Module]:

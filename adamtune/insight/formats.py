@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from adamtune.results import BestResult
-from adamtune.rows import TrialRow
-from adamtune.schedules import NO_SCHEDULE, Schedule, scheduler_code
-from adamtune.space import AdamParams
+from adamtune.insight.results import BestResult
+from adamtune.search.rows import TrialRow
+from adamtune.train.params import AdamParams
+from adamtune.train.schedules import NO_SCHEDULE, Schedule, scheduler_code
 
 if TYPE_CHECKING:  # the range test imports torch; --help stays fast without it
-    from adamtune.range_test import RangeCurve, Suggestion
+    from adamtune.train.lr_find import RangeCurve, Suggestion
 
 
 def to_json(data: Any) -> str:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adamtune.config import Settings
+from adamtune.config.schema import Settings
 
 
 def import_object(spec: str, base_dir: Path) -> Any:

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from adamtune.config import AUTO_LADDER, LrRange, Settings
+from adamtune.config.schema import AUTO_LADDER, LrRange, Settings
 from adamtune.errors import SearchFailedError
 
 if TYPE_CHECKING:  # the range test and the task import torch; ``best`` needs neither
-    from adamtune.task import Task
+    from adamtune.task.build import Task
 
 ATTR = "adamtune_lr_range"
 SEEDS = 3
@@ -75,7 +75,7 @@ def stored_range(study: optuna.Study) -> AutoRange | None:
 
 def measure_range(settings: Settings, task: Task) -> AutoRange:
     """Run the range test ``SEEDS`` times on ``task`` and apply the rule."""
-    from adamtune.range_test import run_range_test, summarise
+    from adamtune.train.lr_find import run_range_test, summarise
 
     curves = run_range_test(task, SEEDS, *AUTO_LADDER)
     summary = summarise(curves)

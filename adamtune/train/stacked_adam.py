@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import torch
 
-from adamtune.space import AdamParams
+from adamtune.train.params import AdamParams
 
 
 def _column(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
