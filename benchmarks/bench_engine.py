@@ -37,11 +37,16 @@ def param_sets(n: int) -> list[AdamParams]:
     out = []
     for i in range(n):
         f = i / max(n - 1, 1)
-        out.append(AdamParams(
-            lr=10 ** (-4 + 2 * f), beta1=0.8 + 0.15 * ((i * 7) % n) / n,
-            beta2=0.99 + 0.009 * ((i * 3) % n) / n, weight_decay=1e-4 * (i % 3),
-            decoupled_weight_decay=i % 2 == 0, amsgrad=i % 4 == 0,
-        ))
+        out.append(
+            AdamParams(
+                lr=10 ** (-4 + 2 * f),
+                beta1=0.8 + 0.15 * ((i * 7) % n) / n,
+                beta2=0.99 + 0.009 * ((i * 3) % n) / n,
+                weight_decay=1e-4 * (i % 3),
+                decoupled_weight_decay=i % 2 == 0,
+                amsgrad=i % 4 == 0,
+            )
+        )
     return out
 
 
@@ -102,13 +107,17 @@ def main() -> None:
             for a, b in zip(x.val_curve, y.val_curve, strict=True)
             if math.isfinite(a)
         )
-    print(f"digits MLP 64-{'-'.join(map(str, args.hidden))}-10 ({task.n_params:,} parameters), "
-          f"{args.epochs} epochs, {args.trials} trials, torch threads {torch.get_num_threads()}")
+    print(
+        f"digits MLP 64-{'-'.join(map(str, args.hidden))}-10 ({task.n_params:,} parameters), "
+        f"{args.epochs} epochs, {args.trials} trials, torch threads {torch.get_num_threads()}"
+    )
     print(f"{'variant':<12} {'trials/s':>9} {'vs hand':>8} {'vs seq':>7} {'max rel diff':>13}")
     for name, rate in rates.items():
         diff = f"{drift[name]:.1e}" if name in drift else "-"
-        print(f"{name:<12} {rate:>9.3f} {rate / rates['hand']:>7.2f}x "
-              f"{rate / rates['sequential']:>6.2f}x {diff:>13}")
+        print(
+            f"{name:<12} {rate:>9.3f} {rate / rates['hand']:>7.2f}x "
+            f"{rate / rates['sequential']:>6.2f}x {diff:>13}"
+        )
 
 
 if __name__ == "__main__":

@@ -92,8 +92,14 @@ def run_hand(task: str) -> dict[str, float]:
             layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
         model = nn.Sequential(*layers, nn.Linear(width, 10))
-        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(beta1, beta2), eps=eps,
-                               weight_decay=weight_decay, amsgrad=amsgrad)
+        opt = torch.optim.Adam(
+            model.parameters(),
+            lr=lr,
+            betas=(beta1, beta2),
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+        )
         loader = DataLoader(train, batch_size=64, shuffle=True)
         best = float("inf")
         for epoch in range(epochs):
@@ -113,7 +119,8 @@ def run_hand(task: str) -> dict[str, float]:
         return best
 
     study = optuna.create_study(
-        direction="minimize", sampler=optuna.samplers.TPESampler(seed=SEED),
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=SEED),
         pruner=optuna.pruners.MedianPruner(),
     )
     began = time.perf_counter()
@@ -162,16 +169,22 @@ def run_cli(task: str, jobs: int, batch: str | None) -> dict[str, float]:
     began = time.perf_counter()
     done = subprocess.run(argv, cwd=workdir, check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - began
-    study = optuna.load_study(study_name=f"bench-{task}", storage=f"sqlite:///{workdir}/adamtune.db")
+    study = optuna.load_study(
+        study_name=f"bench-{task}", storage=f"sqlite:///{workdir}/adamtune.db"
+    )
     trials = study.get_trials()
     workers = {t.user_attrs.get("worker") for t in trials}
     if len(workers) != jobs or "warning: worker" in done.stderr:  # a dead helper skews the figure
         raise SystemExit(f"{len(workers)} of {jobs} workers ran trials: {done.stderr[-500:]}")
     phase = max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
     values = [t.value for t in trials if t.value is not None and "confirms" not in t.user_attrs]
-    return {"seconds": seconds, "trials": len(trials), "best": min(values),
-            "epochs": sum(t.user_attrs.get("epochs", 0) for t in trials),
-            "search_seconds": phase.total_seconds()}
+    return {
+        "seconds": seconds,
+        "trials": len(trials),
+        "best": min(values),
+        "epochs": sum(t.user_attrs.get("epochs", 0) for t in trials),
+        "search_seconds": phase.total_seconds(),
+    }
 
 
 def child(variant: str, task: str) -> None:
@@ -197,8 +210,11 @@ VARIANTS = ["hand", "adamtune", "adamtune-memory", "adamtune-batch-8", "adamtune
 def _variant(name: str) -> str:
     prefix, _, k = name.rpartition("-batch-")
     jobs = name.removeprefix("cli-jobs-").partition("-batch-")
-    if name.startswith("cli-jobs-") and jobs[0].isdigit() and (not jobs[2] or jobs[2] == "auto"
-                                                              or jobs[2].isdigit()):
+    if (
+        name.startswith("cli-jobs-")
+        and jobs[0].isdigit()
+        and (not jobs[2] or jobs[2] == "auto" or jobs[2].isdigit())
+    ):
         return name
     known = name in VARIANTS[:3] or (
         prefix in ("adamtune", "adamtune-joint") and (k == "auto" or k.isdigit())
@@ -211,11 +227,20 @@ def _variant(name: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=sorted(TASKS), default="digits")
-    parser.add_argument("--variants", nargs="+", default=VARIANTS, type=_variant,
-                        help="hand, adamtune, adamtune-memory, adamtune[-joint]-batch-K")
-    parser.add_argument("--seeds", type=int, default=1,
-                        help="repeat with seeds 0..N-1 (data split, init, samplers); the table "
-                             "shows sums of time and epochs and the mean best loss")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=VARIANTS,
+        type=_variant,
+        help="hand, adamtune, adamtune-memory, adamtune[-joint]-batch-K",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="repeat with seeds 0..N-1 (data split, init, samplers); the table "
+        "shows sums of time and epochs and the mean best loss",
+    )
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -228,48 +253,73 @@ def main() -> None:
     for seed in range(args.seeds):
         for variant in args.variants:  # back to back, seed by seed
             out = subprocess.run(
-                [sys.executable, __file__, "--task", args.task, "--child", variant,
-                 "--seed", str(seed)],
-                capture_output=True, text=True, check=True, env={**os.environ},
+                [
+                    sys.executable,
+                    __file__,
+                    "--task",
+                    args.task,
+                    "--child",
+                    variant,
+                    "--seed",
+                    str(seed),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ},
             )
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"seed {seed} {variant}: {r}", file=sys.stderr)
-            total = results.setdefault(variant, {"seconds": 0.0, "trials": 0, "epochs": 0,
-                                                 "best": 0.0, "peak_mib": 0.0})
+            total = results.setdefault(
+                variant, {"seconds": 0.0, "trials": 0, "epochs": 0, "best": 0.0, "peak_mib": 0.0}
+            )
             for key in ("seconds", "trials", "epochs"):
                 total[key] += r[key]
             total["search_seconds"] = total.get("search_seconds", 0.0) + r.get(
-                "search_seconds", r["seconds"])
+                "search_seconds", r["seconds"]
+            )
             total["best"] += r["best"] / args.seeds
             total["peak_mib"] = max(total["peak_mib"], r["peak_mib"])
     hidden, epochs, trials = TASKS[args.task]
     threads = os.environ.get("OMP_NUM_THREADS", "default")
-    print(f"task {args.task}: digits MLP 64-{'-'.join(map(str, hidden))}-10, {epochs} epochs, "
-          f"{trials} trials, batch 64, CPU, torch threads {threads}, seeds {args.seeds}")
+    print(
+        f"task {args.task}: digits MLP 64-{'-'.join(map(str, hidden))}-10, {epochs} epochs, "
+        f"{trials} trials, batch 64, CPU, torch threads {threads}, seeds {args.seeds}"
+    )
+
     def rate(name: str) -> float:
         r = results.get(name)
         return r["trials"] / r["seconds"] if r else float("nan")
 
     if any(v.startswith("cli-jobs-") for v in results):
         # Each --jobs N row against the one-worker row with the same --batch.
-        print(f"{'variant':<22} {'trials/s':>9} {'vs 1 worker':>12} {'search-phase trials/s':>22} "
-              f"{'ratio':>6} {'best single trial':>18}")
+        print(
+            f"{'variant':<22} {'trials/s':>9} {'vs 1 worker':>12} {'search-phase trials/s':>22} "
+            f"{'ratio':>6} {'best single trial':>18}"
+        )
         for variant, r in results.items():
-            base = results.get("cli-jobs-1" + variant.partition("-batch-")[1]
-                               + variant.partition("-batch-")[2], r)
+            base = results.get(
+                "cli-jobs-1" + variant.partition("-batch-")[1] + variant.partition("-batch-")[2], r
+            )
             phase = r["trials"] / r["search_seconds"]
             base_phase = base["trials"] / base["search_seconds"]
             ratio = (r["trials"] / r["seconds"]) / (base["trials"] / base["seconds"])
-            print(f"{variant:<22} {rate(variant):>9.3f} {ratio:>11.2f}x {phase:>22.3f} "
-                  f"{phase / base_phase:>5.2f}x {r['best']:>18.5f}")
+            print(
+                f"{variant:<22} {rate(variant):>9.3f} {ratio:>11.2f}x {phase:>22.3f} "
+                f"{phase / base_phase:>5.2f}x {r['best']:>18.5f}"
+            )
         return
 
-    print(f"{'variant':<18} {'trials/s':>9} {'vs hand':>8} {'vs seq':>7} {'epochs/s':>9} "
-          f"{'epochs':>7} {'peak MiB':>9} {'mean best loss':>14}")
+    print(
+        f"{'variant':<18} {'trials/s':>9} {'vs hand':>8} {'vs seq':>7} {'epochs/s':>9} "
+        f"{'epochs':>7} {'peak MiB':>9} {'mean best loss':>14}"
+    )
     for variant, r in results.items():
-        print(f"{variant:<18} {rate(variant):>9.3f} {rate(variant) / rate('hand'):>7.2f}x "
-              f"{rate(variant) / rate('adamtune'):>6.2f}x {r['epochs'] / r['seconds']:>9.1f} "
-              f"{r['epochs']:>7} {r['peak_mib']:>9.0f} {r['best']:>14.5f}")
+        print(
+            f"{variant:<18} {rate(variant):>9.3f} {rate(variant) / rate('hand'):>7.2f}x "
+            f"{rate(variant) / rate('adamtune'):>6.2f}x {r['epochs'] / r['seconds']:>9.1f} "
+            f"{r['epochs']:>7} {r['peak_mib']:>9.0f} {r['best']:>14.5f}"
+        )
 
 
 if __name__ == "__main__":

@@ -67,9 +67,11 @@ def main() -> None:
     run = run_search(load_config(CONFIG), SearchOptions(storage=url, batch=batch))
     total = time.perf_counter() - began
     n = len(run.ran)
-    print(f"batch {batch}: {n} trials in {total:.1f} s; storage {spent['seconds']:.2f} s "
-          f"({100 * spent['seconds'] / total:.1f}%), {spent['commits']} commits "
-          f"({spent['commits'] / n:.1f} per trial)")
+    print(
+        f"batch {batch}: {n} trials in {total:.1f} s; storage {spent['seconds']:.2f} s "
+        f"({100 * spent['seconds'] / total:.1f}%), {spent['commits']} commits "
+        f"({spent['commits'] / n:.1f} per trial)"
+    )
 
 
 if __name__ == "__main__":

@@ -96,9 +96,7 @@ def suggest(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
     eps = trial.suggest_float("eps", space["eps"]["low"], space["eps"]["high"], log=True)
     decay = space["weight_decay"]
     weight_decay = 0.0
-    if not decay.get("zero", True) or trial.suggest_categorical(
-        "weight_decay_on", [False, True]
-    ):
+    if not decay.get("zero", True) or trial.suggest_categorical("weight_decay_on", [False, True]):
         weight_decay = trial.suggest_float("weight_decay", decay["low"], decay["high"], log=True)
     amsgrad = trial.suggest_categorical("amsgrad", list(space["amsgrad"]))
     return {
@@ -169,7 +167,9 @@ def objective(task: Task, seed: int, space: dict[str, Any]) -> Callable[[Any], f
         model = build_model(task, x_tr.shape[1], out)
         optimizer = torch.optim.Adam(model.parameters(), **adam_kwargs(params))
         loader = DataLoader(
-            data, batch_size=task.batch_size, shuffle=True,
+            data,
+            batch_size=task.batch_size,
+            shuffle=True,
             generator=torch.Generator().manual_seed(seed),
         )
         best = math.inf

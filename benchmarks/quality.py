@@ -264,20 +264,38 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
-    parser.add_argument("--trials", type=int, nargs="+", default=[30, 64],
-                        help="budgets: every search runs once per budget (trial 0 included)")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        nargs="+",
+        default=[30, 64],
+        help="budgets: every search runs once per budget (trial 0 included)",
+    )
     parser.add_argument("--seeds", type=int, default=5, help="search seeds 0..N-1")
-    parser.add_argument("--rescore-seeds", type=int, default=5,
-                        help="fresh init/shuffle seeds each winner is re-trained with")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads for every method (default: torch's own)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: --seeds 1 --trials 12 --rescore-seeds 2")
+    parser.add_argument(
+        "--rescore-seeds",
+        type=int,
+        default=5,
+        help="fresh init/shuffle seeds each winner is re-trained with",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads for every method (default: torch's own)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: --seeds 1 --trials 12 --rescore-seeds 2"
+    )
     parser.add_argument("--json", type=Path, help="write every raw number here")
     parser.add_argument("--plot", type=Path, help="write a PNG: loss vs defaults against time")
-    parser.add_argument("--set", metavar="JSON", type=json.loads, default={},
-                        help="extra search keys for the adamtune method, e.g. "
-                             "'{\"confirm\": {\"seeds\": 3}}'")
+    parser.add_argument(
+        "--set",
+        metavar="JSON",
+        type=json.loads,
+        default={},
+        help='extra search keys for the adamtune method, e.g. \'{"confirm": {"seeds": 3}}\'',
+    )
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.trials, args.rescore_seeds = 1, [12], 2
@@ -331,15 +349,21 @@ def main() -> None:
                         winner = search_with_peer(method, task, seed, budget)
                     result = rescore(task, seed, winner, args.rescore_seeds)
                     per_budget[budget].setdefault(method, []).append(result)
-                    print(f"{name} s{seed} {budget} {method}: {winner.search_seconds:.1f} s "
-                          f"(span {winner.span_seconds:.1f} s), "
-                          f"{winner.pruned} pruned, rescored {result.score:.5g}; "
-                          f"{_brief(winner.params)}", file=sys.stderr, flush=True)
+                    print(
+                        f"{name} s{seed} {budget} {method}: {winner.search_seconds:.1f} s "
+                        f"(span {winner.span_seconds:.1f} s), "
+                        f"{winner.pruned} pruned, rescored {result.score:.5g}; "
+                        f"{_brief(winner.params)}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     elapsed = time.perf_counter() - began
 
-    print(f"quality: budgets {args.trials}, search seeds {args.seeds}, rescore seeds "
-          f"{args.rescore_seeds}, torch {torch.__version__} threads {threads}, optuna "
-          f"{optuna.__version__}, {elapsed:.0f} s")
+    print(
+        f"quality: budgets {args.trials}, search seeds {args.seeds}, rescore seeds "
+        f"{args.rescore_seeds}, torch {torch.__version__} threads {threads}, optuna "
+        f"{optuna.__version__}, {elapsed:.0f} s"
+    )
     cells: dict[str, dict[int, dict[str, Cell]]] = {
         name: {
             budget: {

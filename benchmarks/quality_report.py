@@ -159,12 +159,22 @@ def plot(cells: dict[str, dict[int, dict[str, Cell]]], path: Path) -> None:
                 continue
             xs, ys, _ = zip(*points, strict=True)
             for x, y, name in points:  # below the floor (wine's losses of ~0): a triangle on it
-                ax.scatter([x], [max(y, FLOOR)], s=14, color=colour, alpha=0.5,
-                           marker="o" if y >= FLOOR else "v")
+                ax.scatter(
+                    [x],
+                    [max(y, FLOOR)],
+                    s=14,
+                    color=colour,
+                    alpha=0.5,
+                    marker="o" if y >= FLOOR else "v",
+                )
                 ax.annotate(name, (x, max(y, FLOOR)), fontsize=6, color=colour, alpha=0.7)
             ax.scatter(
-                [statistics.median(xs)], [max(statistics.median(ys), FLOOR)], s=120,
-                color=colour, edgecolor="black", label=f"{method} (median over tasks)",
+                [statistics.median(xs)],
+                [max(statistics.median(ys), FLOOR)],
+                s=120,
+                color=colour,
+                edgecolor="black",
+                label=f"{method} (median over tasks)",
             )
         ax.axhline(1.0, color="black", lw=0.8, ls="--")
         ax.set_xscale("log")

@@ -72,24 +72,47 @@ TASKS = {
     for t in (
         Task("digits", "digits", "mlp", batch_size=64, epochs=20, hidden=(128, 128)),
         Task(
-            "breast_cancer", "breast_cancer", "linear", batch_size=32, epochs=30,
+            "breast_cancer",
+            "breast_cancer",
+            "linear",
+            batch_size=32,
+            epochs=30,
             space={"weight_decay": {"low": 1.0e-5, "high": 1.0, "zero": True}},
         ),
         Task(
-            "diabetes", "diabetes", "mlp", batch_size=32, epochs=40, hidden=(64,), dropout=0.1,
-            loss="mse", val_fraction=0.25,
+            "diabetes",
+            "diabetes",
+            "mlp",
+            batch_size=32,
+            epochs=40,
+            hidden=(64,),
+            dropout=0.1,
+            loss="mse",
+            val_fraction=0.25,
         ),
         Task("wine", "wine", "mlp", batch_size=16, epochs=40, hidden=(64,)),
         # adamtune's cnn on digits: each row is a (1, 8, 8) image; 8x8 -> 4x4 -> 2x2
         Task(
-            "digits_cnn", "digits", "cnn", batch_size=128, epochs=12, channels=(8, 16),
-            hidden=(32,), image=(1, 8, 8),
+            "digits_cnn",
+            "digits",
+            "cnn",
+            batch_size=128,
+            epochs=12,
+            channels=(8, 16),
+            hidden=(32,),
+            image=(1, 8, 8),
         ),
         Task("moons", "moons", "mlp", batch_size=64, epochs=30, hidden=(32, 32)),
         Task("iris", "iris", "mlp", batch_size=16, epochs=40, hidden=(32,), val_fraction=0.3),
         # a target in the hundreds, not standardised (nor are the [0, 1) features): MSE ~1e4
         Task(
-            "friedman", "friedman", "mlp", batch_size=32, epochs=25, hidden=(64,), loss="mse",
+            "friedman",
+            "friedman",
+            "mlp",
+            batch_size=32,
+            epochs=25,
+            hidden=(64,),
+            loss="mse",
             standardize=False,
         ),
     )
@@ -133,7 +156,10 @@ def split(name: str, seed: int) -> tuple[Any, Any, Any, Any, int]:
     task = TASKS[name]
     x, y = arrays(task.source)
     x_tr, x_va, y_tr, y_va = train_test_split(
-        x, y, test_size=task.val_fraction, random_state=seed,
+        x,
+        y,
+        test_size=task.val_fraction,
+        random_state=seed,
         stratify=y if task.classification else None,
     )
     if task.standardize:

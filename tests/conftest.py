@@ -55,8 +55,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def write_config(tmp_path: Path) -> Callable[..., Path]:
     """Write a YAML config into the test's directory and return its path."""
 
-    def write(text: str | None = None, *, name: str = "tiny", trials: int = 12,
-              file: str | None = None) -> Path:
+    def write(
+        text: str | None = None, *, name: str = "tiny", trials: int = 12, file: str | None = None
+    ) -> Path:
         path = tmp_path / (file or f"{name}.yaml")
         path.write_text(text if text is not None else TINY.format(name=name, trials=trials))
         return path
@@ -86,11 +87,20 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wri
         sys.modules.pop(name, None)
 
 
-def config_text(*, seed: int = 0, source: str = "iris", epochs: int = 3, batch: int = 32,
-                model: str = "  arch: mlp\n  hidden: [16]\n", train: str = "",
-                data: str = "") -> str:
-    return (f"seed: {seed}\ndata:\n  source: {source}\n  batch_size: {batch}\n{data}"
-            f"model:\n{model}train:\n  epochs: {epochs}\n  device: cpu\n{train}")
+def config_text(
+    *,
+    seed: int = 0,
+    source: str = "iris",
+    epochs: int = 3,
+    batch: int = 32,
+    model: str = "  arch: mlp\n  hidden: [16]\n",
+    train: str = "",
+    data: str = "",
+) -> str:
+    return (
+        f"seed: {seed}\ndata:\n  source: {source}\n  batch_size: {batch}\n{data}"
+        f"model:\n{model}train:\n  epochs: {epochs}\n  device: cpu\n{train}"
+    )
 
 
 @pytest.fixture

@@ -68,16 +68,43 @@ def _serve(bin_dir: Path, root: Path) -> Iterator[str]:
         for path in (run, pwfile):
             shutil.chown(path, "postgres")
     port = _free_port()
-    subprocess.run(_as_server_user([str(bin_dir / "initdb"), "-D", str(data), "-U", "tuner",
-                                    "--pwfile", str(pwfile), "--auth=scram-sha-256",
-                                    "-E", "UTF8"]),
-                   check=True, capture_output=True)
+    subprocess.run(
+        _as_server_user(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "tuner",
+                "--pwfile",
+                str(pwfile),
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
     url = f"postgresql://tuner:{PASSWORD}@127.0.0.1:{port}"
     try:
-        subprocess.run(_as_server_user([
-            str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "start",
-            "-o", f"-h 127.0.0.1 -p {port} -k {run} -c fsync=off"]),
-            check=True, capture_output=True)
+        subprocess.run(
+            _as_server_user(
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(root / "log"),
+                    "-w",
+                    "start",
+                    "-o",
+                    f"-h 127.0.0.1 -p {port} -k {run} -c fsync=off",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
         module = importlib.import_module(driver() or "psycopg")
         for _ in range(50):
             try:
@@ -92,5 +119,8 @@ def _serve(bin_dir: Path, root: Path) -> Iterator[str]:
         conn.close()
         yield f"{url}/studies"
     finally:
-        subprocess.run(_as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast",
-                                        "stop"]), check=False, capture_output=True)
+        subprocess.run(
+            _as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]),
+            check=False,
+            capture_output=True,
+        )

@@ -30,8 +30,9 @@ MIXED = [
 def assert_same(alone: TrialOutcome, batched: TrialOutcome) -> None:
     assert batched.status == alone.status
     assert batched.epochs == alone.epochs
-    for a, b in zip(alone.val_curve + alone.train_curve,
-                    batched.val_curve + batched.train_curve, strict=True):
+    for a, b in zip(
+        alone.val_curve + alone.train_curve, batched.val_curve + batched.train_curve, strict=True
+    ):
         assert b == pytest.approx(a, rel=REL)
     if alone.value is None:
         assert batched.value is None
@@ -58,11 +59,11 @@ def test_each_trial_of_a_batch_matches_the_trial_trained_alone(
 
 
 def test_repeats_and_dropout_match_too(make_task: MakeTask) -> None:
-    task = make_task(epochs=3, model="  arch: mlp\n  hidden: [16]\n  dropout: 0.3\n",
-                     train="  repeats: 2\n")
+    task = make_task(
+        epochs=3, model="  arch: mlp\n  hidden: [16]\n  dropout: 0.3\n", train="  repeats: 2\n"
+    )
     params = MIXED[:4]
-    for a, b in zip([train_trial(task, p) for p in params], train_batch(task, params),
-                    strict=True):
+    for a, b in zip([train_trial(task, p) for p in params], train_batch(task, params), strict=True):
         assert_same(a, b)
 
 
@@ -175,17 +176,20 @@ def test_a_model_of_its_own_goes_through_vmap_and_matches(
         """
     )
     task = make_task(model=f"  arch: {mod}:Residual\n")
-    for a, b in zip([train_trial(task, p) for p in MIXED[:4]], train_batch(task, MIXED[:4]),
-                    strict=True):
+    for a, b in zip(
+        [train_trial(task, p) for p in MIXED[:4]], train_batch(task, MIXED[:4]), strict=True
+    ):
         assert_same(a, b)
 
 
 def test_the_small_cnn_batches_through_vmap(make_task: MakeTask) -> None:
-    task = make_task(source="digits", epochs=2,
-                     model="  arch: cnn\n  channels: [4]\n  hidden: [16]\n")
+    task = make_task(
+        source="digits", epochs=2, model="  arch: cnn\n  channels: [4]\n  hidden: [16]\n"
+    )
     assert unbatchable(task) is None
-    for a, b in zip([train_trial(task, p) for p in MIXED[:3]], train_batch(task, MIXED[:3]),
-                    strict=True):
+    for a, b in zip(
+        [train_trial(task, p) for p in MIXED[:3]], train_batch(task, MIXED[:3]), strict=True
+    ):
         assert_same(a, b)
 
 
@@ -207,12 +211,18 @@ def test_stacked_losses_are_the_task_loss_per_member(make_task: MakeTask, loss: 
 def test_twenty_epochs_of_a_sensitive_trial_stay_close(make_task: MakeTask) -> None:
     # A realistic batch over the full 20 epochs of the benchmark task (bench_engine.py's first
     # eight parameter sets): rounding differences must not grow.
-    task = make_task(source="digits", epochs=20, batch=64,
-                     model="  arch: mlp\n  hidden: [128, 128]\n")
+    task = make_task(
+        source="digits", epochs=20, batch=64, model="  arch: mlp\n  hidden: [128, 128]\n"
+    )
     batch = [
-        AdamParams(lr=10 ** (-4 + 2 * i / 31), beta1=0.8 + 0.15 * ((i * 7) % 32) / 32,
-                   beta2=0.99 + 0.009 * ((i * 3) % 32) / 32, weight_decay=1e-4 * (i % 3),
-                   decoupled_weight_decay=i % 2 == 0, amsgrad=i % 4 == 0)
+        AdamParams(
+            lr=10 ** (-4 + 2 * i / 31),
+            beta1=0.8 + 0.15 * ((i * 7) % 32) / 32,
+            beta2=0.99 + 0.009 * ((i * 3) % 32) / 32,
+            weight_decay=1e-4 * (i % 3),
+            decoupled_weight_decay=i % 2 == 0,
+            amsgrad=i % 4 == 0,
+        )
         for i in range(8)
     ]
     assert_same(train_trial(task, batch[7]), train_batch(task, batch)[7])
@@ -234,8 +244,9 @@ def test_dataset_backed_data_batches_through_a_dataloader(
     """)
     task = make_task(source=f"{module}:make", batch=16, epochs=3)
     assert not task.data.in_memory
-    for a, b in zip([train_trial(task, p) for p in MIXED[:3]], train_batch(task, MIXED[:3]),
-                    strict=True):
+    for a, b in zip(
+        [train_trial(task, p) for p in MIXED[:3]], train_batch(task, MIXED[:3]), strict=True
+    ):
         assert_same(a, b)
 
 
@@ -247,11 +258,14 @@ def test_a_small_model_on_cpu_trains_with_one_thread(make_task: MakeTask) -> Non
     assert big.n_params > 1_000_000 and cpu_threads(big) is None  # torch's own choice
 
 
-@pytest.mark.parametrize(("source", "model"), [
-    ("digits", "  arch: mlp\n  hidden: [32, 32]\n"),
-    ("diabetes", "  arch: mlp\n  hidden: [16]\n"),
-    ("digits", "  arch: cnn\n  channels: [4]\n  hidden: [16]\n"),
-])
+@pytest.mark.parametrize(
+    ("source", "model"),
+    [
+        ("digits", "  arch: mlp\n  hidden: [32, 32]\n"),
+        ("diabetes", "  arch: mlp\n  hidden: [16]\n"),
+        ("digits", "  arch: cnn\n  channels: [4]\n  hidden: [16]\n"),
+    ],
+)
 def test_members_on_several_seed_slots_train_in_one_stack_as_they_would_alone(
     make_task: MakeTask, source: str, model: str
 ) -> None:

@@ -18,8 +18,9 @@ CONFIGS = sorted((ROOT / "configs").glob("*.yaml")) + [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem if p.stem != "config" else p.parent.name
-                                                for p in CONFIGS])
+@pytest.mark.parametrize(
+    "path", CONFIGS, ids=[p.stem if p.stem != "config" else p.parent.name for p in CONFIGS]
+)
 def test_bundled_config_trains(path: Path, tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'bundled.db'}"
     run = run_search(load_config(path), SearchOptions(storage=storage, trials=2))

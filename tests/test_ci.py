@@ -25,14 +25,15 @@ def searched(write_config: Callable[..., Path], tmp_path: Path) -> tuple[Path, P
     """A finished tiny study, its search --json summary and the step summary it appended."""
     path, summary, step = write_config(trials=6), tmp_path / "out" / "s.json", tmp_path / "step.md"
     step.write_text("earlier content\n")
-    result = invoke("search", str(path), "--json", str(summary),
-                    env={"GITHUB_STEP_SUMMARY": str(step)})
+    result = invoke(
+        "search", str(path), "--json", str(summary), env={"GITHUB_STEP_SUMMARY": str(step)}
+    )
     assert result.exit_code == 0, result.output
     return path, summary, step
 
 
 def test_search_writes_a_versioned_summary_and_a_step_summary(
-    searched: tuple[Path, Path, Path]
+    searched: tuple[Path, Path, Path],
 ) -> None:
     path, summary, step = searched
     data = json.loads(summary.read_text())
@@ -59,8 +60,9 @@ def test_check_passes_on_its_baseline_and_fails_with_exit_3_on_a_regression(
     planted.write_text(json.dumps(data))
     failed = invoke("check", str(path), "--baseline", str(planted), "--tolerance", "0.05")
     assert failed.exit_code == 3 and "regression: best val loss" in failed.output
-    assert invoke("check", str(path), "--baseline", str(planted),
-                  "--tolerance", "0.2").exit_code == 0
+    assert (
+        invoke("check", str(path), "--baseline", str(planted), "--tolerance", "0.2").exit_code == 0
+    )
     # best --format json output works as a baseline too; best --max-loss is the same gate
     best = tmp_path / "best.json"
     best.write_text(invoke("best", str(path), "--format", "json").stdout)
@@ -69,8 +71,10 @@ def test_check_passes_on_its_baseline_and_fails_with_exit_3_on_a_regression(
     assert invoke("best", str(path), "--max-loss", str(value * 0.99)).exit_code == 3
 
 
-@pytest.mark.parametrize(("content", "says"), [
-    (None, "file not found"), ("{", "not a JSON file"), ('{"value": null}', "finite 'value'")])
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [(None, "file not found"), ("{", "not a JSON file"), ('{"value": null}', "finite 'value'")],
+)
 def test_a_bad_baseline_is_a_usage_error(
     searched: tuple[Path, Path, Path], tmp_path: Path, content: str | None, says: str
 ) -> None:
@@ -105,11 +109,13 @@ def test_a_password_in_the_storage_url_never_reaches_any_output(
     for result in runs:
         assert SECRET not in result.output, result.output
     # Passwords a URL pattern cannot delimit are hidden too, as typed or decoded.
-    for odd, secret in [(f"postgresql://q:pa\"ss'{SECRET}@127.0.0.1:9/s", f"pa\"ss'{SECRET}"),
-                        (f"postgresql://s:pa ss{SECRET}@127.0.0.1:9/s", f"pa ss{SECRET}"),
-                        (f"postgresql://r:p@ss:{SECRET}@127.0.0.1:9/s", f"p@ss:{SECRET}"),
-                        (f"postgresql://k@127.0.0.1:9/s?password={SECRET}", SECRET),
-                        (f"host=db password={SECRET}", SECRET)]:
+    for odd, secret in [
+        (f"postgresql://q:pa\"ss'{SECRET}@127.0.0.1:9/s", f"pa\"ss'{SECRET}"),
+        (f"postgresql://s:pa ss{SECRET}@127.0.0.1:9/s", f"pa ss{SECRET}"),
+        (f"postgresql://r:p@ss:{SECRET}@127.0.0.1:9/s", f"p@ss:{SECRET}"),
+        (f"postgresql://k@127.0.0.1:9/s?password={SECRET}", SECRET),
+        (f"host=db password={SECRET}", SECRET),
+    ]:
         result = invoke("search", str(path), "--storage", odd, *debug)
         assert result.exit_code in (1, 2) and secret not in result.output, result.output
         assert SECRET not in result.output, result.output

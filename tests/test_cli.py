@@ -41,8 +41,16 @@ def test_search_then_best_end_to_end(write_config: Callable[..., Path]) -> None:
     assert Path("adamtune.db").exists()  # the default storage, in the working directory
 
     best = json.loads(invoke("best", "--format", "json").stdout)
-    for key in ("study", "value", "trial", "stage", "params", "schedule", "default_value",
-                "n_trials"):
+    for key in (
+        "study",
+        "value",
+        "trial",
+        "stage",
+        "params",
+        "schedule",
+        "default_value",
+        "n_trials",
+    ):
         assert key in best
     assert best["study"] == "tiny" and best["n_trials"] == 10 and best["schedule"] is None
     assert best["value"] <= best["default_value"]
@@ -75,14 +83,22 @@ def test_trials_lists_defaults_then_stages_in_order(write_config: Callable[..., 
 
 
 BAD = [
-    ("misspelt key", "data: {source: iris}\ntrain:\n  epoch: 3\n",
-     ":3: train.epoch: unknown key (did you mean 'epochs'?)"),
-    ("beta1 >= 1", "data: {source: iris}\nsearch:\n  space:\n    beta1: 1.5\n",
-     ":4: search.space.beta1: must be >= 0 and < 1 (got 1.5)"),
-    ("lr from 0", "data: {source: iris}\nsearch:\n  space:\n    lr: {low: 0, high: 0.1}\n",
-     ":4: search.space.lr.low: must be > 0 on a log scale (got 0)"),
-    ("missing csv", "data: {source: nothere.csv, target: y}\n",
-     ":1: data.source: file not found"),
+    (
+        "misspelt key",
+        "data: {source: iris}\ntrain:\n  epoch: 3\n",
+        ":3: train.epoch: unknown key (did you mean 'epochs'?)",
+    ),
+    (
+        "beta1 >= 1",
+        "data: {source: iris}\nsearch:\n  space:\n    beta1: 1.5\n",
+        ":4: search.space.beta1: must be >= 0 and < 1 (got 1.5)",
+    ),
+    (
+        "lr from 0",
+        "data: {source: iris}\nsearch:\n  space:\n    lr: {low: 0, high: 0.1}\n",
+        ":4: search.space.lr.low: must be > 0 on a log scale (got 0)",
+    ),
+    ("missing csv", "data: {source: nothere.csv, target: y}\n", ":1: data.source: file not found"),
 ]
 
 
@@ -138,10 +154,11 @@ def test_unknown_format_is_a_usage_error() -> None:
     assert result.exit_code == 2
 
 
-@pytest.mark.parametrize(("url", "message"), [("nonsense", "expected a database URL"),
-                                              ("sqlite://", "would lose the study")])
-def test_bad_storage_url_exits_2(write_config: Callable[..., Path], url: str,
-                                 message: str) -> None:
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("nonsense", "expected a database URL"), ("sqlite://", "would lose the study")],
+)
+def test_bad_storage_url_exits_2(write_config: Callable[..., Path], url: str, message: str) -> None:
     result = invoke("search", str(write_config()), "--storage", url)
     assert result.exit_code == 2 and message in result.stderr
 
@@ -177,20 +194,35 @@ def _program(name: str) -> str:
 def test_installed_program_and_optuna_agree(write_config: Callable[..., Path]) -> None:
     path = write_config(trials=3)
     adamtune = _program("adamtune")
-    run = subprocess.run([adamtune, "search", str(path)], capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run(
+        [adamtune, "search", str(path)], capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr
     assert "trial 2 [lr]" in run.stderr  # not a terminal: plain lines
-    best = json.loads(subprocess.run([adamtune, "best", "--format", "json"], capture_output=True,
-                                     text=True, check=True).stdout)
+    best = json.loads(
+        subprocess.run(
+            [adamtune, "best", "--format", "json"], capture_output=True, text=True, check=True
+        ).stdout
+    )
     optuna_cli = subprocess.run(
-        [_program("optuna"), "best-trial", "--study-name", "tiny", "--storage",
-         "sqlite:///adamtune.db", "--format", "json"],
-        capture_output=True, text=True, check=True,
+        [
+            _program("optuna"),
+            "best-trial",
+            "--study-name",
+            "tiny",
+            "--storage",
+            "sqlite:///adamtune.db",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert json.loads(optuna_cli.stdout)["value"] == pytest.approx(best["value"], rel=1e-12)
-    module = subprocess.run([sys.executable, "-m", "adamtune", "--version"], capture_output=True,
-                            text=True, check=True)
+    module = subprocess.run(
+        [sys.executable, "-m", "adamtune", "--version"], capture_output=True, text=True, check=True
+    )
     assert module.stdout.startswith("adamtune ")
 
 
@@ -252,7 +284,7 @@ search:
 
 
 def test_best_says_plainly_when_the_defaults_are_within_noise(
-    write_config: Callable[..., Path]
+    write_config: Callable[..., Path],
 ) -> None:
     path = write_config(NOTHING_TO_GAIN, file="flat.yaml")
     searched = invoke("search", str(path), "--quiet")
@@ -275,11 +307,21 @@ def test_best_says_plainly_when_the_defaults_are_within_noise(
 
 @pytest.mark.parametrize(
     ("verdict", "stage", "says"),
-    [("improved", "betas", "best val loss 0.0764 ± 0.014 over 3 seeds (trial 32, stage betas)"),
-     ("within_noise", "betas", "Adam's defaults are within noise of the best found: keep them, "
-                               "or confirm it with more seeds"),
-     ("kept_defaults", "defaults", "Adam's defaults are within noise of the best found: keep "
-                                   "them (val loss 0.0808 ± 0.012 over 3 seeds)")],
+    [
+        ("improved", "betas", "best val loss 0.0764 ± 0.014 over 3 seeds (trial 32, stage betas)"),
+        (
+            "within_noise",
+            "betas",
+            "Adam's defaults are within noise of the best found: keep them, "
+            "or confirm it with more seeds",
+        ),
+        (
+            "kept_defaults",
+            "defaults",
+            "Adam's defaults are within noise of the best found: keep "
+            "them (val loss 0.0808 ± 0.012 over 3 seeds)",
+        ),
+    ],
 )
 def test_the_answer_line_of_each_verdict(verdict: str, stage: str, says: str) -> None:
     from adamtune.cli.render import gain_line
@@ -287,10 +329,23 @@ def test_the_answer_line_of_each_verdict(verdict: str, stage: str, says: str) ->
     from adamtune.train.params import AdamParams
 
     best = BestResult(
-        study="s", value=0.0764 if stage != "defaults" else 0.0808, trial=32, stage=stage,
-        params=AdamParams(beta1=0.68), default_value=0.0808, n_trials=60, stages=[],
-        value_std=0.014 if stage != "defaults" else 0.012, seeds=3, default_std=0.012,
-        default_seeds=3, noise=0.021, noise_seeds=4, verdict=verdict, overall_bar=0.006)
+        study="s",
+        value=0.0764 if stage != "defaults" else 0.0808,
+        trial=32,
+        stage=stage,
+        params=AdamParams(beta1=0.68),
+        default_value=0.0808,
+        n_trials=60,
+        stages=[],
+        value_std=0.014 if stage != "defaults" else 0.012,
+        seeds=3,
+        default_std=0.012,
+        default_seeds=3,
+        noise=0.021,
+        noise_seeds=4,
+        verdict=verdict,
+        overall_bar=0.006,
+    )
     line = gain_line(best)
     assert says in line
     if verdict == "within_noise":
@@ -301,8 +356,9 @@ def test_the_answer_line_of_each_verdict(verdict: str, stage: str, says: str) ->
 def test_help_does_not_import_torch() -> None:
     """--help stays fast: torch (about 1 s to import) loads inside the commands only."""
     probe = "import sys, adamtune.cli; print('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"
 
 
@@ -310,21 +366,28 @@ def test_trials_sorts_and_filters_in_every_format(write_config: Callable[..., Pa
     path = write_config(trials=8)
     assert invoke("search", str(path), "-q").exit_code == 0
     every = json.loads(invoke("trials", str(path), "--format", "json").stdout)
-    rows = json.loads(invoke("trials", str(path), "--sort", "value", "--state", "complete",
-                             "--format", "json").stdout)
+    rows = json.loads(
+        invoke(
+            "trials", str(path), "--sort", "value", "--state", "complete", "--format", "json"
+        ).stdout
+    )
     values = [r["value"] for r in rows]
     assert values == sorted(values) and {r["state"] for r in rows} == {"complete"}
     assert len(rows) == sum(1 for r in every if r["state"] == "complete")
-    lr = json.loads(invoke("trials", str(path), "--stage", "lr", "--stage", "defaults",
-                           "--format", "json").stdout)
+    lr = json.loads(
+        invoke(
+            "trials", str(path), "--stage", "lr", "--stage", "defaults", "--format", "json"
+        ).stdout
+    )
     assert {r["stage"] for r in lr} == {"lr", "defaults"}
     table = invoke("trials", str(path), "--stage", "lr").stdout
     assert f"{sum(1 for r in every if r['stage'] == 'lr')} of {len(every)} trials" in table
     torch_code = invoke("trials", str(path), "--stage", "defaults", "--format", "torch").stdout
     assert "    0: dict(" in torch_code and "    1: dict(" not in torch_code
-    for bad, says in [(["--stage", "nope"], "no trial of stage 'nope'"),
-                      (["--state", "done"], "expected one of complete"),
-                      (["--sort", "lr"], "--sort: expected one of number, value, stage")]:
+    for bad, says in [
+        (["--stage", "nope"], "no trial of stage 'nope'"),
+        (["--state", "done"], "expected one of complete"),
+        (["--sort", "lr"], "--sort: expected one of number, value, stage"),
+    ]:
         result = invoke("trials", str(path), *bad)
         assert result.exit_code == 2 and says in result.output
-

@@ -31,8 +31,6 @@ BUILTINS = [
 ]
 
 
-
-
 def load(write_config: Callable[..., Path], text: str, file: str = "data.yaml") -> TaskData:
     return load_data(load_config(write_config(text, file=file)))
 
@@ -45,10 +43,17 @@ def problem(write_config: Callable[..., Path], text: str, file: str = "data.yaml
     return str(info.value).replace(str(path), "CFG")
 
 
-@pytest.mark.parametrize(("source", "kind", "out", "in_shape", "rows"), BUILTINS,
-                         ids=[b[0] for b in BUILTINS])
-def test_builtin_datasets(write_config: Callable[..., Path], source: str, kind: str, out: int,
-                          in_shape: tuple[int, ...], rows: int) -> None:
+@pytest.mark.parametrize(
+    ("source", "kind", "out", "in_shape", "rows"), BUILTINS, ids=[b[0] for b in BUILTINS]
+)
+def test_builtin_datasets(
+    write_config: Callable[..., Path],
+    source: str,
+    kind: str,
+    out: int,
+    in_shape: tuple[int, ...],
+    rows: int,
+) -> None:
     data = load(write_config, f"data:\n  source: {source}\n")
     assert data.kind == kind
     assert data.out_features == out
@@ -146,8 +151,10 @@ def test_csv_with_numeric_labels(tmp_path: Path, write_config: Callable[..., Pat
 def test_csv_with_text_labels(tmp_path: Path, write_config: Callable[..., Path]) -> None:
     rows = [f"{i},{'dog' if i % 2 else 'cat'},{i * 3 % 11}" for i in range(40)]
     write_csv(tmp_path / "pets.csv", "size,kind,weight", rows)
-    data = load(write_config, "data:\n  source: pets.csv\n  target: kind\n  batch_size: 8\n"
-                "  standardize: false\n")
+    data = load(
+        write_config,
+        "data:\n  source: pets.csv\n  target: kind\n  batch_size: 8\n  standardize: false\n",
+    )
     assert (data.kind, data.out_features, data.in_shape) == ("classification", 2, (2,))
     assert isinstance(data.train, TensorSplit)
     # Classes in sorted order: cat = 0, dog = 1 (odd sizes are dogs).
@@ -197,8 +204,9 @@ def test_csv_without_rows(tmp_path: Path, write_config: Callable[..., Path]) -> 
 def test_csv_trailing_blank_line_is_not_a_row(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
-    (tmp_path / "t.csv").write_text("a,b,y\n" + "".join(f"{i},{i % 5},{i % 2}\n"
-                                                        for i in range(20)) + "\n")
+    (tmp_path / "t.csv").write_text(
+        "a,b,y\n" + "".join(f"{i},{i % 5},{i % 2}\n" for i in range(20)) + "\n"
+    )
     data = load(write_config, "data:\n  source: t.csv\n  target: y\n  batch_size: 4\n")
     assert data.n_train + data.n_val == 20
 
@@ -288,8 +296,11 @@ def test_python_source_pairs_are_standardised_by_train(
     assert (data.n_train, data.n_val) == (40, 20)  # the user's split is kept
     assert torch.allclose(data.train.x.mean(0), torch.zeros(3), atol=1e-5)
     assert data.val.x.mean(0).abs().max() > 1e-3
-    raw = load(write_config, f"data:\n  source: {module}:make\n  batch_size: 8\n"
-                             "  standardize: false\n", file="raw.yaml")
+    raw = load(
+        write_config,
+        f"data:\n  source: {module}:make\n  batch_size: 8\n  standardize: false\n",
+        file="raw.yaml",
+    )
     assert isinstance(raw.train, TensorSplit)
     assert float(raw.train.x.mean()) == pytest.approx(5, abs=1)
 
@@ -337,20 +348,32 @@ def test_python_source_returning_datasets(
         ("def make():\n    return 5\n", "must return (train, val)"),
         ("def make():\n    return (1, 2, 3), (4, 5)\n", "must return (train, val)"),
         ("def make(n):\n    return None\n", "raised TypeError: make() missing 1 required"),
-        ("def make():\n    return ([[1.0]] * 4, [0] * 3), ([[1.0]], [0])\n",
-         "train has 4 inputs but 3 targets"),
-        ("import torch\nfrom torch.utils.data import TensorDataset\n"
-         "def make():\n    t = torch.zeros(4, 2)\n"
-         "    return TensorDataset(t, t[:, 0]), (t, t[:, 0])\n",
-         "train and val must both be Datasets or both pairs"),
+        (
+            "def make():\n    return ([[1.0]] * 4, [0] * 3), ([[1.0]], [0])\n",
+            "train has 4 inputs but 3 targets",
+        ),
+        (
+            "import torch\nfrom torch.utils.data import TensorDataset\n"
+            "def make():\n    t = torch.zeros(4, 2)\n"
+            "    return TensorDataset(t, t[:, 0]), (t, t[:, 0])\n",
+            "train and val must both be Datasets or both pairs",
+        ),
         ("THING = 3\n", "is not a class or function"),
         ("def other():\n    pass\n", "cannot import"),
     ],
-    ids=["not-a-pair", "bad-split", "missing-argument", "rows-differ", "dataset-and-pair",
-         "not-callable", "no-such-attribute"],
+    ids=[
+        "not-a-pair",
+        "bad-split",
+        "missing-argument",
+        "rows-differ",
+        "dataset-and-pair",
+        "not-callable",
+        "no-such-attribute",
+    ],
 )
-def test_python_source_that_fails(write_config: Callable[..., Path], user_module: WriteModule,
-                                  body: str, fragment: str) -> None:
+def test_python_source_that_fails(
+    write_config: Callable[..., Path], user_module: WriteModule, body: str, fragment: str
+) -> None:
     module = user_module(body)
     attr = "THING" if "THING" in body else "make"
     msg = problem(write_config, f"seed: 0\ndata:\n  source: {module}:{attr}\n")
@@ -376,13 +399,15 @@ def test_source_path_relative_to_the_config(
     sub.mkdir()
     write_csv(sub / "t.csv", "a,y", [f"{i},{i % 2}" for i in range(20)])
     monkeypatch.chdir(tmp_path.parent)  # not the config's folder
-    data = load(write_config, "data:\n  source: t.csv\n  target: y\n  batch_size: 4\n",
-                file="cfgs/c.yaml")
+    data = load(
+        write_config, "data:\n  source: t.csv\n  target: y\n  batch_size: 4\n", file="cfgs/c.yaml"
+    )
     assert data.n_train + data.n_val == 20
 
 
-def test_text_labels_in_npz_and_labels_reindexed(tmp_path: Path,
-                                                 write_config: Callable[..., Path]) -> None:
+def test_text_labels_in_npz_and_labels_reindexed(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
     x = np.random.default_rng(0).normal(size=(60, 3))
     np.savez(tmp_path / "t.npz", x=x, y=np.array(["cat", "dog", "eel"] * 20))
     assert load(write_config, "data: {source: t.npz, batch_size: 4}\n").out_features == 3
@@ -432,8 +457,9 @@ def test_bad_split_and_bad_generator_kwargs_name_their_key(
     assert msg.startswith("CFG:1: data.kwargs: synthetic-classification refused them")
 
 
-def test_integer_zero_one_columns_are_multi_label(tmp_path: Path,
-                                                 write_config: Callable[..., Path]) -> None:
+def test_integer_zero_one_columns_are_multi_label(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "ml.npz", x=rng.normal(size=(60, 4)), y=rng.integers(0, 2, size=(60, 3)))
     data = load(write_config, "data: {source: ml.npz, batch_size: 4}\n")
@@ -443,8 +469,9 @@ def test_integer_zero_one_columns_are_multi_label(tmp_path: Path,
     assert "class labels must be one per row" in msg
 
 
-def test_csv_with_an_empty_target_cell_names_the_row(tmp_path: Path,
-                                                     write_config: Callable[..., Path]) -> None:
+def test_csv_with_an_empty_target_cell_names_the_row(
+    tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
     rows = "".join(f"{i},{i * 0.5}\n" for i in range(20)).replace("3,1.5", "3,")
     (tmp_path / "gap.csv").write_text("a,price\n" + rows)
     msg = problem(write_config, "data: {source: gap.csv, target: price, batch_size: 4}\n")
@@ -454,8 +481,11 @@ def test_csv_with_an_empty_target_cell_names_the_row(tmp_path: Path,
 def test_folds_partition_the_rows_into_k_val_splits(write_config: Callable[..., Path]) -> None:
     from adamtune.task.data import load_splits
 
-    splits = load_splits(load_config(write_config(
-        "data: {source: iris, folds: 5, standardize: false}\n", file="folds.yaml")))
+    splits = load_splits(
+        load_config(
+            write_config("data: {source: iris, folds: 5, standardize: false}\n", file="folds.yaml")
+        )
+    )
     assert len(splits) == 5
     assert all(s.n_train == 120 and s.n_val == 30 for s in splits)
     rows = [tuple(r) for s in splits for r in s.val.x.tolist()]  # type: ignore[union-attr]
@@ -475,13 +505,18 @@ def test_another_split_seed_draws_another_split(write_config: Callable[..., Path
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("data: {source: iris, folds: 3, val_fraction: 0.3}\n",
-      "data.val_fraction: folds decide the val splits"),
-     ("data: {source: 'mod:fn', folds: 3}\n", "data.folds: your function returns its own"),
-     ("data: {source: iris, folds: 1}\n", "data.folds: must be >= 2 (got 1)")],
+    [
+        (
+            "data: {source: iris, folds: 3, val_fraction: 0.3}\n",
+            "data.val_fraction: folds decide the val splits",
+        ),
+        ("data: {source: 'mod:fn', folds: 3}\n", "data.folds: your function returns its own"),
+        ("data: {source: iris, folds: 1}\n", "data.folds: must be >= 2 (got 1)"),
+    ],
 )
-def test_folds_that_cannot_apply_are_refused(write_config: Callable[..., Path], text: str,
-                                             expected: str) -> None:
+def test_folds_that_cannot_apply_are_refused(
+    write_config: Callable[..., Path], text: str, expected: str
+) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(write_config(text, file="badfolds.yaml"))
     assert expected in str(info.value)

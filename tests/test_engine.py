@@ -20,8 +20,15 @@ if TYPE_CHECKING:
     from conftest import MakeTask, WriteModule
 
 
-TUNED = AdamParams(lr=1e-2, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=1e-2, amsgrad=True,
-                   decoupled_weight_decay=True)
+TUNED = AdamParams(
+    lr=1e-2,
+    beta1=0.8,
+    beta2=0.99,
+    eps=1e-6,
+    weight_decay=1e-2,
+    amsgrad=True,
+    decoupled_weight_decay=True,
+)
 
 
 def hand_written_loop(task: Task, params: AdamParams, seed: int) -> list[float]:
@@ -36,8 +43,12 @@ def hand_written_loop(task: Task, params: AdamParams, seed: int) -> list[float]:
     model = build_model(settings, task.data)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(
-        model.parameters(), lr=params.lr, betas=(params.beta1, params.beta2), eps=params.eps,
-        weight_decay=params.weight_decay, amsgrad=params.amsgrad,
+        model.parameters(),
+        lr=params.lr,
+        betas=(params.beta1, params.beta2),
+        eps=params.eps,
+        weight_decay=params.weight_decay,
+        amsgrad=params.amsgrad,
         decoupled_weight_decay=params.decoupled_weight_decay,
     )
     g = torch.Generator().manual_seed(seed)
@@ -47,7 +58,7 @@ def hand_written_loop(task: Task, params: AdamParams, seed: int) -> list[float]:
         model.train()
         order = torch.randperm(n, generator=g)
         for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             loss = task.loss_fn(model(train.x[idx]), train.y[idx])
             opt.zero_grad()
             loss.backward()
@@ -60,8 +71,7 @@ def hand_written_loop(task: Task, params: AdamParams, seed: int) -> list[float]:
 
 
 @pytest.mark.parametrize("params", [ADAM_DEFAULTS, TUNED], ids=["defaults", "tuned"])
-def test_train_trial_is_exactly_a_plain_torch_loop(make_task: MakeTask,
-                                                   params: AdamParams) -> None:
+def test_train_trial_is_exactly_a_plain_torch_loop(make_task: MakeTask, params: AdamParams) -> None:
     task = make_task()
     outcome = train_trial(task, params)
     assert outcome.status == "complete"
@@ -80,8 +90,13 @@ def test_make_optimizer_passes_every_parameter(make_task: MakeTask) -> None:
     opt = make_optimizer(make_task().new_model(0), TUNED)
     group = opt.param_groups[0]
     assert group["betas"] == (0.8, 0.99)
-    assert (group["lr"], group["eps"], group["weight_decay"], group["amsgrad"],
-            group["decoupled_weight_decay"]) == (1e-2, 1e-6, 1e-2, True, True)
+    assert (
+        group["lr"],
+        group["eps"],
+        group["weight_decay"],
+        group["amsgrad"],
+        group["decoupled_weight_decay"],
+    ) == (1e-2, 1e-6, 1e-2, True, True)
 
 
 def state_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -127,7 +142,11 @@ def test_same_params_give_identical_outcomes(make_task: MakeTask) -> None:
     train_trial(task, ADAM_DEFAULTS)  # another trial in between changes nothing
     b = train_trial(task, TUNED)
     assert (a.status, a.value, a.val_curve, a.train_curve) == (
-        b.status, b.value, b.val_curve, b.train_curve)
+        b.status,
+        b.value,
+        b.val_curve,
+        b.train_curve,
+    )
     c = train_trial(make_task(model="  arch: mlp\n  hidden: [16]\n  dropout: 0.2\n"), TUNED)
     assert c.val_curve == a.val_curve  # a fresh task (a rerun) reproduces it too
 
@@ -217,16 +236,21 @@ def test_repeats_average_the_seeds(make_task: MakeTask) -> None:
     outcome = train_trial(both, TUNED)
 
     def alone(seed: int) -> Task:
-        config = both.settings.config.model_copy(update={
-            "seed": seed, "train": both.settings.config.train.model_copy(update={"repeats": 1})})
+        config = both.settings.config.model_copy(
+            update={
+                "seed": seed,
+                "train": both.settings.config.train.model_copy(update={"repeats": 1}),
+            }
+        )
         settings = both.settings.model_copy(update={"config": config})
         return dataclasses.replace(both, settings=settings, _init_states={})  # same data split
 
     one, two = train_trial(alone(0), TUNED), train_trial(alone(1), TUNED)
     assert one.value != two.value
     assert outcome.value == (one.value + two.value) / 2  # type: ignore[operator]
-    assert outcome.val_curve == [(a + b) / 2 for a, b in zip(one.val_curve, two.val_curve,
-                                                              strict=True)]
+    assert outcome.val_curve == [
+        (a + b) / 2 for a, b in zip(one.val_curve, two.val_curve, strict=True)
+    ]
 
 
 def test_on_epoch_can_prune(make_task: MakeTask) -> None:

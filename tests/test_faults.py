@@ -52,8 +52,11 @@ def test_kill_9_mid_trial_then_the_same_search_finishes_the_budget_exactly(
 ) -> None:
     path = write_config(SLOW_TRIALS.format(name="kill9", epochs=150, trials=10))
     victim = kill_mid_trial(path, storage_url, "kill9")
-    finished_before = {t.number for t in study_trials(storage_url, "kill9")
-                       if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+    finished_before = {
+        t.number
+        for t in study_trials(storage_url, "kill9")
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    }
 
     again = start_worker(path, storage_url, "--batch", "1")
     _, errors = again.communicate(timeout=300)
@@ -69,9 +72,13 @@ def test_kill_9_mid_trial_then_the_same_search_finishes_the_budget_exactly(
     assert retries[0].user_attrs["adam"] == victim.user_attrs["adam"]
     # Nothing finished before the kill was lost or run again.
     assert finished_before <= {t.number for t in trials if counts_toward_budget(t)}
-    assert len({json.dumps(t.user_attrs["adam"], sort_keys=True) for t in trials
-                if counts_toward_budget(t) and t.user_attrs["stage"] == "lr"}) == len(
-        [t for t in trials if counts_toward_budget(t) and t.user_attrs["stage"] == "lr"])
+    assert len(
+        {
+            json.dumps(t.user_attrs["adam"], sort_keys=True)
+            for t in trials
+            if counts_toward_budget(t) and t.user_attrs["stage"] == "lr"
+        }
+    ) == len([t for t in trials if counts_toward_budget(t) and t.user_attrs["stage"] == "lr"])
 
 
 @pytest.mark.slow
@@ -153,7 +160,8 @@ def out_of_memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         activations = torch.ones(256, 1024)  # what a real trial would leave on the device
         state["held"].append(weakref.ref(activations))
         raise torch.cuda.OutOfMemoryError(
-            "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)")
+            "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)"
+        )
 
     def train_trial(task: Any, params: Any, *args: Any, **kwargs: Any) -> Any:
         if state["when"](params):
@@ -188,8 +196,9 @@ def test_out_of_memory_fails_that_trial_releases_it_and_the_search_goes_on(
     study = optuna.load_study(study_name="tiny", storage="sqlite:///adamtune.db")
     oom = [t for t in study.trials if t.user_attrs.get("status") == "oom"]
     assert len(oom) == 1 and oom[0].state == TrialState.FAIL
-    assert oom[0].user_attrs["reason"] == "oom" and "CUDA out of memory" in oom[0].user_attrs[
-        "error"]
+    assert (
+        oom[0].user_attrs["reason"] == "oom" and "CUDA out of memory" in oom[0].user_attrs["error"]
+    )
     assert sum(1 for t in study.trials if counts_toward_budget(t)) == 8  # drawn again
     assert all(ref() is None for ref in out_of_memory["held"])  # nothing kept it alive
     assert "oom" in result.stderr  # the trial's line says so
@@ -197,7 +206,9 @@ def test_out_of_memory_fails_that_trial_releases_it_and_the_search_goes_on(
 
 @pytest.mark.parametrize("batch", ["1", "4"])
 def test_out_of_memory_again_and_again_ends_the_search_with_a_hint(
-    write_config: Callable[..., Path], out_of_memory: dict[str, Any], batch: str,
+    write_config: Callable[..., Path],
+    out_of_memory: dict[str, Any],
+    batch: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     out_of_memory["when"] = lambda params: params.lr != 1e-3  # all but Adam's defaults
@@ -207,15 +218,22 @@ def test_out_of_memory_again_and_again_ends_the_search_with_a_hint(
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: 3 trials in a row ran out of memory on cpu, one at a time")
     assert "lower data.batch_size (now 32)" in last and "Traceback" not in result.output
-    halved = [r.getMessage() for r in caplog.records if "together ran out of memory" in
-              r.getMessage()]
-    assert halved == ([] if batch == "1" else [
-        "4 trials together ran out of memory; training 2 together from now on",
-        "2 trials together ran out of memory; training 1 together from now on"])
+    halved = [
+        r.getMessage() for r in caplog.records if "together ran out of memory" in r.getMessage()
+    ]
+    assert halved == (
+        []
+        if batch == "1"
+        else [
+            "4 trials together ran out of memory; training 2 together from now on",
+            "2 trials together ran out of memory; training 1 together from now on",
+        ]
+    )
     study = optuna.load_study(study_name="tiny", storage="sqlite:///adamtune.db")
     # Adam's defaults completed (alone, once batches were down to one trial) and were kept
     assert [t.state for t in study.trials if t.user_attrs["stage"] == "defaults"][-1] == (
-        TrialState.COMPLETE)
+        TrialState.COMPLETE
+    )
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
 
 
@@ -236,11 +254,12 @@ def test_a_batch_that_runs_out_of_memory_is_halved_and_the_search_finishes(
 
     assert result.exit_code == 0, result.output
     first_big = next(i for i, n in enumerate(seen) if n > 2)
-    assert all(n <= 2 for n in seen[first_big + 1:])  # halved once, for the rest of the search
+    assert all(n <= 2 for n in seen[first_big + 1 :])  # halved once, for the rest of the search
     study = optuna.load_study(study_name="tiny", storage="sqlite:///adamtune.db")
     assert sum(1 for t in study.trials if counts_toward_budget(t)) == 12
     assert [t.user_attrs["reason"] for t in study.trials if t.state == TrialState.FAIL] == [
-        "oom"] * seen[first_big]
+        "oom"
+    ] * seen[first_big]
 
 
 def test_out_of_memory_outside_a_trial_is_one_line_with_the_hint(
@@ -280,13 +299,17 @@ class Locker:
 
     def __init__(self, path: Path) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-c",
-             "import sqlite3, sys\n"
-             "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-             "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True)\n"
-             "sys.stdin.read(); c.execute('COMMIT')\n",
-             str(path)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [
+                sys.executable,
+                "-c",
+                "import sqlite3, sys\n"
+                "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+                "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True)\n"
+                "sys.stdin.read(); c.execute('COMMIT')\n",
+                str(path),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
         )
         assert self.process.stdout is not None
         assert self.process.stdout.readline().strip() == b"locked"
@@ -398,8 +421,10 @@ def test_a_corrupt_sqlite_file_gets_one_line_and_exit_1_and_is_left_alone(
 
 
 def _trials(url: str, name: str) -> list[tuple[Any, ...]]:
-    return [(t.number, t.state, t.params, t.value, t.user_attrs["adam"],
-             t.user_attrs["val_curve"]) for t in study_trials(url, name)]
+    return [
+        (t.number, t.state, t.params, t.value, t.user_attrs["adam"], t.user_attrs["val_curve"])
+        for t in study_trials(url, name)
+    ]
 
 
 @pytest.mark.parametrize("batch", ["1", "auto"])
@@ -413,4 +438,3 @@ def test_the_same_config_and_seed_give_the_same_trials_one_by_one(
         assert result.exit_code == 0, result.output
     assert _trials(first, "tiny") == _trials(second, "tiny")
     assert len({json.dumps(t[4], sort_keys=True) for t in _trials(first, "tiny")}) > 8
-

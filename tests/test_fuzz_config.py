@@ -27,33 +27,100 @@ BASE: dict[str, Any] = {
     "train": {"epochs": 2},
     "search": {
         "trials": 5,
-        "space": {"lr": {"low": 1e-4, "high": 1e-1}, "beta1": {"low": 0.5, "high": 0.99},
-                  "amsgrad": [False, True]},
+        "space": {
+            "lr": {"low": 1e-4, "high": 1e-1},
+            "beta1": {"low": 0.5, "high": 0.99},
+            "amsgrad": [False, True],
+        },
     },
 }
 # Every key a user may write, and the sections themselves.
 PATHS = [
-    "name", "seed", "data", "model", "train", "search",
-    "data.source", "data.target", "data.val_fraction", "data.standardize", "data.batch_size",
-    "data.folds", "model.arch", "model.hidden", "model.dropout", "model.kwargs",
-    "train.epochs", "train.loss", "train.device", "train.precision", "train.objective",
-    "train.repeats", "search.strategy", "search.trials", "search.timeout", "search.sampler",
-    "search.pruner", "search.batch", "search.storage", "search.confirm",
-    "search.confirm.seeds", "search.confirm.top", "search.confirm.confidence", "search.space",
-    "search.space.lr", "search.space.lr.low", "search.space.lr.high", "search.space.lr.auto",
-    "search.space.beta1", "search.space.beta1.low", "search.space.beta2",
-    "search.space.eps", "search.space.weight_decay", "search.space.weight_decay.zero",
-    "search.space.amsgrad", "search.space.decoupled_weight_decay", "search.space.schedule",
-    "data.sourse", "search.space.beta3", "train.epochs.low",  # keys that do not exist
+    "name",
+    "seed",
+    "data",
+    "model",
+    "train",
+    "search",
+    "data.source",
+    "data.target",
+    "data.val_fraction",
+    "data.standardize",
+    "data.batch_size",
+    "data.folds",
+    "model.arch",
+    "model.hidden",
+    "model.dropout",
+    "model.kwargs",
+    "train.epochs",
+    "train.loss",
+    "train.device",
+    "train.precision",
+    "train.objective",
+    "train.repeats",
+    "search.strategy",
+    "search.trials",
+    "search.timeout",
+    "search.sampler",
+    "search.pruner",
+    "search.batch",
+    "search.storage",
+    "search.confirm",
+    "search.confirm.seeds",
+    "search.confirm.top",
+    "search.confirm.confidence",
+    "search.space",
+    "search.space.lr",
+    "search.space.lr.low",
+    "search.space.lr.high",
+    "search.space.lr.auto",
+    "search.space.beta1",
+    "search.space.beta1.low",
+    "search.space.beta2",
+    "search.space.eps",
+    "search.space.weight_decay",
+    "search.space.weight_decay.zero",
+    "search.space.amsgrad",
+    "search.space.decoupled_weight_decay",
+    "search.space.schedule",
+    "data.sourse",
+    "search.space.beta3",
+    "train.epochs.low",  # keys that do not exist
 ]
 DELETE = object()
 # No ':' in strings: "module:function" would import whatever module the example names.
 TEXT = st.text(alphabet=st.characters(blacklist_characters=":\x00"), max_size=12)
-WORDS = st.sampled_from(["iris", "digits", "mlp", "cnn", "linear", "auto", "cpu", "none",
-                         "tpe", "median", "staged", "joint", "fp16", "best", "nothere.csv",
-                         "exponential", "cosine", "1e-3", "", "true"])
+WORDS = st.sampled_from(
+    [
+        "iris",
+        "digits",
+        "mlp",
+        "cnn",
+        "linear",
+        "auto",
+        "cpu",
+        "none",
+        "tpe",
+        "median",
+        "staged",
+        "joint",
+        "fp16",
+        "best",
+        "nothere.csv",
+        "exponential",
+        "cosine",
+        "1e-3",
+        "",
+        "true",
+    ]
+)
 SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 300), st.floats(allow_nan=True), TEXT, WORDS,
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 300),
+    st.floats(allow_nan=True),
+    TEXT,
+    WORDS,
     st.sampled_from([0, 1, 0.5, 0.999, 1.0, -1e-8, 1e-12, 1e9, 10**30]),
 )
 VALUES = st.one_of(
@@ -97,8 +164,11 @@ def _validate(text: str, directory: Path) -> None:
 
 
 @SETTINGS
-@given(mutations=st.lists(
-    st.tuples(st.sampled_from(PATHS), st.one_of(st.just(DELETE), VALUES)), max_size=4))
+@given(
+    mutations=st.lists(
+        st.tuples(st.sampled_from(PATHS), st.one_of(st.just(DELETE), VALUES)), max_size=4
+    )
+)
 def test_a_mutated_config_validates_or_exits_2_with_one_line(
     mutations: list[tuple[str, Any]], tmp_path: Path
 ) -> None:
@@ -110,8 +180,10 @@ def test_a_mutated_config_validates_or_exits_2_with_one_line(
 
 DOCUMENTS = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.one_of(WORDS, st.sampled_from(PATHS)), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.one_of(WORDS, st.sampled_from(PATHS)), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 

@@ -64,6 +64,7 @@ def test_an_auto_study_runs_the_range_test_once_stores_it_and_searches_inside_it
     assert lr_trials and all(
         stored["low"] <= r.params.lr <= stored["high"] for r in lr_trials if r.params
     )
+
     # Resumed with a larger budget: the stored range is reused, the test is not run again.
     def no_second_test(*args: object) -> None:
         raise AssertionError("the range test ran again on resume")

@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 NO_GPU = not torch.cuda.is_available()
 
 
-
-
 def settings_for(write_config: Callable[..., Path], text: str) -> Settings:
     return load_config(write_config(text, file="model.yaml"))
 
@@ -44,8 +42,9 @@ def test_linear_on_digits(write_config: Callable[..., Path]) -> None:
 
 
 def test_mlp_on_digits(write_config: Callable[..., Path]) -> None:
-    model, x = built(write_config, "data:\n  source: digits\nmodel:\n  arch: mlp\n"
-                                   "  hidden: [32, 16]\n")
+    model, x = built(
+        write_config, "data:\n  source: digits\nmodel:\n  arch: mlp\n  hidden: [32, 16]\n"
+    )
     assert model(x).shape == (5, 10)
     widths = [m.out_features for m in model.modules() if isinstance(m, nn.Linear)]
     assert widths == [32, 16, 10]
@@ -53,24 +52,30 @@ def test_mlp_on_digits(write_config: Callable[..., Path]) -> None:
 
 
 def test_mlp_dropout_is_present_when_asked(write_config: Callable[..., Path]) -> None:
-    model, x = built(write_config, "data:\n  source: iris\nmodel:\n  hidden: [16, 8]\n"
-                                   "  dropout: 0.25\n")
+    model, x = built(
+        write_config, "data:\n  source: iris\nmodel:\n  hidden: [16, 8]\n  dropout: 0.25\n"
+    )
     dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     assert len(dropouts) == 2 and all(d.p == 0.25 for d in dropouts)
     assert model(x).shape == (5, 3)
 
 
 def test_cnn_on_digits(write_config: Callable[..., Path]) -> None:
-    model, x = built(write_config, "data:\n  source: digits\nmodel:\n  arch: cnn\n"
-                                   "  channels: [4, 8]\n  hidden: [16]\n")
+    model, x = built(
+        write_config,
+        "data:\n  source: digits\nmodel:\n  arch: cnn\n  channels: [4, 8]\n  hidden: [16]\n",
+    )
     assert model(x).shape == (5, 10)
 
 
 def test_cnn_on_image_shaped_npz(tmp_path: Path, write_config: Callable[..., Path]) -> None:
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "img.npz", x=rng.random((50, 1, 8, 8)), y=np.arange(50) % 4)
-    model, x = built(write_config, "data:\n  source: img.npz\n  batch_size: 8\nmodel:\n"
-                                   "  arch: cnn\n  channels: [4, 8]\n  hidden: [16]\n")
+    model, x = built(
+        write_config,
+        "data:\n  source: img.npz\n  batch_size: 8\nmodel:\n"
+        "  arch: cnn\n  channels: [4, 8]\n  hidden: [16]\n",
+    )
     assert model(x).shape == (5, 4)
     assert sum(isinstance(m, nn.Conv2d) for m in model.modules()) == 2
 
@@ -80,8 +85,11 @@ def test_cnn_on_grayscale_npz_without_channel_axis(
 ) -> None:
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "gray.npz", x=rng.random((50, 8, 8)), y=np.arange(50) % 4)
-    model, x = built(write_config, "data:\n  source: gray.npz\n  batch_size: 8\nmodel:\n"
-                                   "  arch: cnn\n  channels: [4]\n  hidden: [16]\n")
+    model, x = built(
+        write_config,
+        "data:\n  source: gray.npz\n  batch_size: 8\nmodel:\n"
+        "  arch: cnn\n  channels: [4]\n  hidden: [16]\n",
+    )
     assert model(x).shape == (5, 4)
 
 
@@ -93,8 +101,9 @@ def test_cnn_on_tabular_data_names_model_arch(write_config: Callable[..., Path])
     assert str(info.value).startswith(f"{path}:4: model.arch: cnn needs image-shaped inputs")
 
 
-def test_user_model_gets_the_data_sizes(write_config: Callable[..., Path],
-                                        user_module: WriteModule) -> None:
+def test_user_model_gets_the_data_sizes(
+    write_config: Callable[..., Path], user_module: WriteModule
+) -> None:
     module = user_module("""
         from torch import nn
 
@@ -108,8 +117,10 @@ def test_user_model_gets_the_data_sizes(write_config: Callable[..., Path],
             def forward(self, x):
                 return self.body(x)
     """)
-    model, x = built(write_config, f"data:\n  source: iris\nmodel:\n  arch: {module}:Net\n"
-                                   "  kwargs: {width: 5}\n")
+    model, x = built(
+        write_config,
+        f"data:\n  source: iris\nmodel:\n  arch: {module}:Net\n  kwargs: {{width: 5}}\n",
+    )
     assert model.sizes == (4, 3, 5)
     assert model(x).shape == (5, 3)
 
@@ -131,20 +142,24 @@ def test_user_model_other_size_names_and_kwargs_win(
     """)
     model, _ = built(write_config, f"data:\n  source: wine\nmodel:\n  arch: {module}:Net\n")
     assert model.seen == ((13,), 3)
-    model, _ = built(write_config, f"data:\n  source: wine\nmodel:\n  arch: {module}:Net\n"
-                                   "  kwargs: {num_classes: 7}\n")
+    model, _ = built(
+        write_config,
+        f"data:\n  source: wine\nmodel:\n  arch: {module}:Net\n  kwargs: {{num_classes: 7}}\n",
+    )
     assert model.seen == ((13,), 7)
 
 
-def test_user_model_that_is_not_a_module(write_config: Callable[..., Path],
-                                         user_module: WriteModule) -> None:
+def test_user_model_that_is_not_a_module(
+    write_config: Callable[..., Path], user_module: WriteModule
+) -> None:
     module = user_module("def make(in_features):\n    return 'a string'\n")
     path = write_config(f"data:\n  source: iris\nmodel:\n  arch: {module}:make\n", file="m.yaml")
     settings = load_config(path)
     with pytest.raises(ConfigError) as info:
         build_model(settings, load_data(settings))
     assert str(info.value) == (
-        f"{path}:4: model.arch: {module}:make must return a torch.nn.Module (got str)")
+        f"{path}:4: model.arch: {module}:make must return a torch.nn.Module (got str)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -155,11 +170,11 @@ def test_user_model_that_is_not_a_module(write_config: Callable[..., Path],
     ],
     ids=["not-callable", "missing"],
 )
-def test_user_model_import_problems(write_config: Callable[..., Path], user_module: WriteModule,
-                                    body: str, attr: str, fragment: str) -> None:
+def test_user_model_import_problems(
+    write_config: Callable[..., Path], user_module: WriteModule, body: str, attr: str, fragment: str
+) -> None:
     module = user_module(body)
-    path = write_config(f"data:\n  source: iris\nmodel:\n  arch: {module}:{attr}\n",
-                        file="m.yaml")
+    path = write_config(f"data:\n  source: iris\nmodel:\n  arch: {module}:{attr}\n", file="m.yaml")
     settings = load_config(path)
     with pytest.raises(ConfigError) as info:
         build_model(settings, load_data(settings))
@@ -177,8 +192,10 @@ def test_user_model_bad_arguments_name_model_kwargs(
             def __init__(self, depth):
                 super().__init__()
     """)
-    path = write_config(f"data:\n  source: iris\nmodel:\n  arch: {module}:Net\n"
-                        "  kwargs: {width: 3}\n", file="m.yaml")
+    path = write_config(
+        f"data:\n  source: iris\nmodel:\n  arch: {module}:Net\n  kwargs: {{width: 3}}\n",
+        file="m.yaml",
+    )
     settings = load_config(path)
     with pytest.raises(ConfigError) as info:
         build_model(settings, load_data(settings))
@@ -203,8 +220,9 @@ def test_explicit_mse_on_class_labels(write_config: Callable[..., Path]) -> None
 
 
 def test_cross_entropy_on_regression_is_refused(write_config: Callable[..., Path]) -> None:
-    path = write_config("data:\n  source: diabetes\ntrain:\n  loss: cross_entropy\n",
-                        file="ce.yaml")
+    path = write_config(
+        "data:\n  source: diabetes\ntrain:\n  loss: cross_entropy\n", file="ce.yaml"
+    )
     with pytest.raises(ConfigError) as info:
         build_task(load_config(path))
     expected = "train.loss: cross_entropy needs integer or text class labels"
@@ -212,8 +230,11 @@ def test_cross_entropy_on_regression_is_refused(write_config: Callable[..., Path
 
 
 def test_task_counts_parameters_and_describes_itself(write_config: Callable[..., Path]) -> None:
-    task = build_task(settings_for(write_config, "data:\n  source: iris\nmodel:\n"
-                                                 "  hidden: [16]\ntrain:\n  device: cpu\n"))
+    task = build_task(
+        settings_for(
+            write_config, "data:\n  source: iris\nmodel:\n  hidden: [16]\ntrain:\n  device: cpu\n"
+        )
+    )
     assert task.n_params == (4 * 16 + 16) + (16 * 3 + 3)
     assert task.device == torch.device("cpu")
     assert "iris" in task.describe() and "cross_entropy" in task.describe()
@@ -256,8 +277,11 @@ def test_bad_device_name(name: str) -> None:
 @pytest.mark.skipif(NO_GPU, reason="needs a CUDA GPU")
 def test_task_on_cuda(write_config: Callable[..., Path]) -> None:
     assert resolve_device("cuda") == torch.device("cuda")
-    task = build_task(settings_for(write_config, "data:\n  source: iris\nmodel:\n"
-                                                 "  hidden: [16]\ntrain:\n  device: cuda\n"))
+    task = build_task(
+        settings_for(
+            write_config, "data:\n  source: iris\nmodel:\n  hidden: [16]\ntrain:\n  device: cuda\n"
+        )
+    )
     assert task.device.type == "cuda"
     assert isinstance(task.data.train, TensorSplit) and task.data.train.x.is_cuda
     model = task.new_model(0)

@@ -26,22 +26,33 @@ def test_default_staged_plan_for_60_trials() -> None:
     assert sum(s.trials for s in plan) == 59  # trial 0 is the baseline
     # Every stage after lr re-tunes lr around the incumbent's
     assert [s.params for s in plan] == [
-        ("lr",), ("beta1", "beta2", "lr_factor"), ("eps", "lr_factor"),
-        ("weight_decay", "lr_factor"), ("amsgrad", "lr_factor")]
+        ("lr",),
+        ("beta1", "beta2", "lr_factor"),
+        ("eps", "lr_factor"),
+        ("weight_decay", "lr_factor"),
+        ("amsgrad", "lr_factor"),
+    ]
 
 
 def test_a_listed_schedule_stage_comes_last_with_weight_2() -> None:
     kinds = ["none", "exponential", "cosine", "step"]
     plan = make_plan(search(space={"schedule": kinds}), 60)
     assert budgets(plan) == {
-        "lr": 17, "betas": 13, "eps": 4, "weight_decay": 13, "amsgrad": 4, "schedule": 8}
+        "lr": 17,
+        "betas": 13,
+        "eps": 4,
+        "weight_decay": 13,
+        "amsgrad": 4,
+        "schedule": 8,
+    }
     assert plan[-1].params == ("schedule",) and sum(s.trials for s in plan) == 59
 
 
 def test_decoupled_decay_joins_the_weight_decay_stage() -> None:
     plan = make_plan(search(space={"decoupled_weight_decay": [False, True]}), 60)
     assert plan[3] == Stage(
-        "weight_decay", ("weight_decay", "decoupled_weight_decay", "lr_factor"), 15)
+        "weight_decay", ("weight_decay", "decoupled_weight_decay", "lr_factor"), 15
+    )
 
 
 @pytest.mark.parametrize("trials", [2, 5, 9])
@@ -88,16 +99,18 @@ def test_joint_is_one_stage() -> None:
 
 
 def test_explicit_stages_with_trials_leftover_goes_to_the_last() -> None:
-    cfg = search(stages=[{"params": ["lr"], "trials": 20},
-                         {"params": ["beta1", "beta2"], "trials": 20}])
-    assert make_plan(cfg, 60) == [Stage("lr", ("lr",), 20),
-                                  Stage("beta1+beta2", ("beta1", "beta2", "lr_factor"), 39)]
+    cfg = search(
+        stages=[{"params": ["lr"], "trials": 20}, {"params": ["beta1", "beta2"], "trials": 20}]
+    )
+    assert make_plan(cfg, 60) == [
+        Stage("lr", ("lr",), 20),
+        Stage("beta1+beta2", ("beta1", "beta2", "lr_factor"), 39),
+    ]
 
 
 def test_explicit_stages_before_lr_do_not_re_tune_it() -> None:
     cfg = search(stages=[{"params": ["beta1"]}, {"params": ["lr"]}, {"params": ["eps"]}])
-    assert [s.params for s in make_plan(cfg, 30)] == [
-        ("beta1",), ("lr",), ("eps", "lr_factor")]
+    assert [s.params for s in make_plan(cfg, 30)] == [("beta1",), ("lr",), ("eps", "lr_factor")]
 
 
 def test_a_pinned_lr_is_re_tuned_nowhere() -> None:
@@ -111,15 +124,24 @@ def test_explicit_stages_without_trials_share_equally() -> None:
 
 
 def test_explicit_stages_mixed_and_named() -> None:
-    cfg = search(stages=[{"params": ["lr"], "trials": 20}, {"params": ["beta1", "beta2"]},
-                         {"params": ["eps"], "name": "epsilon"}])
+    cfg = search(
+        stages=[
+            {"params": ["lr"], "trials": 20},
+            {"params": ["beta1", "beta2"]},
+            {"params": ["eps"], "name": "epsilon"},
+        ]
+    )
     assert budgets(make_plan(cfg, 60)) == {"lr": 20, "beta1+beta2": 20, "epsilon": 19}
 
 
 def test_explicit_stages_are_cut_where_the_budget_ends() -> None:
-    cfg = search(stages=[{"params": ["lr"], "trials": 50},
-                         {"params": ["beta1", "beta2"], "trials": 20},
-                         {"params": ["eps"], "trials": 5}])
+    cfg = search(
+        stages=[
+            {"params": ["lr"], "trials": 50},
+            {"params": ["beta1", "beta2"], "trials": 20},
+            {"params": ["eps"], "trials": 5},
+        ]
+    )
     assert budgets(make_plan(cfg, 60)) == {"lr": 50, "beta1+beta2": 9}
 
 
@@ -130,8 +152,13 @@ def test_explicit_stages_apply_to_small_studies_too() -> None:
 
 @pytest.mark.parametrize(
     "done",
-    [{}, {"defaults": 1}, {"defaults": 1, "lr": 7}, {"defaults": 1, "lr": 19, "betas": 5},
-     {"defaults": 1, "lr": 19, "betas": 15, "eps": 5, "weight_decay": 15, "amsgrad": 5}],
+    [
+        {},
+        {"defaults": 1},
+        {"defaults": 1, "lr": 7},
+        {"defaults": 1, "lr": 19, "betas": 5},
+        {"defaults": 1, "lr": 19, "betas": 15, "eps": 5, "weight_decay": 15, "amsgrad": 5},
+    ],
 )
 def test_replan_with_an_unchanged_total_is_make_plan(done: dict[str, int]) -> None:
     assert replan(search(), 60, done) == make_plan(search(), 60)
@@ -178,8 +205,11 @@ def test_current_stage() -> None:
 
 
 def test_current_stage_skips_stages_without_budget() -> None:
-    plan = [Stage("lr", ("lr",), 2), Stage("betas", ("beta1", "beta2"), 0),
-            Stage("eps", ("eps",), 1)]
+    plan = [
+        Stage("lr", ("lr",), 2),
+        Stage("betas", ("beta1", "beta2"), 0),
+        Stage("eps", ("eps",), 1),
+    ]
     assert current_stage(plan, {"lr": 2}) == plan[2]
 
 
@@ -215,8 +245,10 @@ def test_small_studies_confirm_nothing() -> None:
 
 
 def test_a_stage_finished_under_budget_leaves_the_rest_to_the_next() -> None:
-    cfg = search(space={"lr": 1e-3, "amsgrad": [False, True]},
-                 stages=[{"params": ["amsgrad"], "trials": 5}, {"params": ["eps"]}])
+    cfg = search(
+        space={"lr": 1e-3, "amsgrad": [False, True]},
+        stages=[{"params": ["amsgrad"], "trials": 5}, {"params": ["eps"]}],
+    )
     fresh = make_plan(cfg, 20)
     assert fresh[0] == Stage("amsgrad", ("amsgrad",), 1)  # one untried choice
     # a stage marked finished under its budget (every choice tried) closes at what it ran

@@ -38,8 +38,9 @@ def test_a_wrong_password_fails_in_one_line_without_showing_it(
 ) -> None:
     wrong = postgres_url.replace(PASSWORD, "Not-The-Pw-0815")
     for debug in ([], ["--debug"]):
-        result = CliRunner().invoke(app, ["search", str(write_config(trials=3)),
-                                          "--storage", wrong, *debug])
+        result = CliRunner().invoke(
+            app, ["search", str(write_config(trials=3)), "--storage", wrong, *debug]
+        )
         assert result.exit_code == 1, result.output
         assert "Not-The-Pw-0815" not in result.output and "tuner:***@127.0.0.1" in result.output
 

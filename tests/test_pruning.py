@@ -17,12 +17,21 @@ if TYPE_CHECKING:
     from adamtune.task.build import Task
 
 
-@pytest.mark.parametrize("pruner", [optuna.pruners.MedianPruner(n_startup_trials=2),
-                                    optuna.pruners.MedianPruner(n_warmup_steps=2)])
+@pytest.mark.parametrize(
+    "pruner",
+    [
+        optuna.pruners.MedianPruner(n_startup_trials=2),
+        optuna.pruners.MedianPruner(n_warmup_steps=2),
+    ],
+)
 def test_mirror_decides_like_the_study(storage_url: str, pruner: optuna.pruners.BasePruner) -> None:
     study = optuna.create_study(storage=open_storage(storage_url), pruner=pruner)
-    curves = [[1.0, 0.8, 0.6, 0.5], [0.9, 0.7, 0.65, 0.6], [1.2, 1.0, 0.9, 0.85],
-              [0.7, 0.5, 0.4, 0.3]]
+    curves = [
+        [1.0, 0.8, 0.6, 0.5],
+        [0.9, 0.7, 0.65, 0.6],
+        [1.2, 1.0, 0.9, 0.85],
+        [0.7, 0.5, 0.4, 0.3],
+    ]
     for curve in curves[:3]:
         trial = study.ask()
         for step, value in enumerate(curve):

@@ -29,6 +29,7 @@ def test_the_ladder_is_log_even_from_start_to_end_first_step_included() -> None:
 
 def test_suggestions_read_a_known_curve() -> None:
     lrs = ladder(1e-6, 1.0, 61)
+
     # flat at 2, falls fastest at 1e-3 (a logistic in log10 lr), bottoms out, rises from 1e-1
     def loss(lr: float) -> float:
         x = math.log10(lr)
@@ -60,8 +61,9 @@ def test_largest_stable_is_within_2x_of_a_closed_form_limit(seed: int, limit: fl
     model = nn.Linear(8, 1, bias=False)
     nn.init.zeros_(model.weight)
     optimizer = torch.optim.Adam(model.parameters(), betas=(beta1, 0.999), eps=eps)
-    curve = range_test_model(model, optimizer, _batches(x, y), nn.functional.mse_loss,
-                             ladder(1e-7, 10.0, 100))
+    curve = range_test_model(
+        model, optimizer, _batches(x, y), nn.functional.mse_loss, ladder(1e-7, 10.0, 100)
+    )
     assert curve.stopped == "diverged"
     found = curve.suggestions["largest_stable"]
     assert found is not None and limit / 2 <= found <= 2 * limit
@@ -82,11 +84,14 @@ def test_the_test_puts_model_and_optimizer_back_exactly() -> None:
         nn.functional.mse_loss(model(x), y).backward()
         optimizer.step()
     weights = {k: v.clone() for k, v in model.state_dict().items()}
-    state = {p: {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in s.items()}
-             for p, s in optimizer.state.items()}
+    state = {
+        p: {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in s.items()}
+        for p, s in optimizer.state.items()
+    }
     rng = torch.get_rng_state()
-    curve = range_test_model(model, optimizer, _batches(x, y), nn.functional.mse_loss,
-                             ladder(1e-6, 10.0, 50))
+    curve = range_test_model(
+        model, optimizer, _batches(x, y), nn.functional.mse_loss, ladder(1e-6, 10.0, 50)
+    )
     assert len(curve.lrs) > 5
     for k, v in model.state_dict().items():
         assert torch.equal(v, weights[k])
@@ -102,8 +107,9 @@ def test_the_test_stops_once_the_smoothed_loss_passes_four_times_its_minimum() -
     model = nn.Linear(4, 1)
     optimizer = torch.optim.Adam(model.parameters())
     x, y = torch.randn(64, 4), torch.randn(64, 1)
-    curve = range_test_model(model, optimizer, _batches(x, y), nn.functional.mse_loss,
-                             ladder(1e-5, 1e4, 100))
+    curve = range_test_model(
+        model, optimizer, _batches(x, y), nn.functional.mse_loss, ladder(1e-5, 1e4, 100)
+    )
     assert curve.stopped == "diverged" and len(curve.lrs) < 100
     assert curve.smoothed[-1] > 4 * min(curve.smoothed)
     assert all(v <= 4 * min(curve.smoothed[: i + 1]) for i, v in enumerate(curve.smoothed[:-1]))
@@ -125,8 +131,21 @@ def test_lr_find_from_the_command_line(write_config: Callable[..., Path], tmp_pa
 
     path = write_config(trials=5)
     png = tmp_path / "lrf.png"
-    result = CliRunner().invoke(app, ["lr-find", str(path), "--seeds", "2", "--steps", "40",
-                                      "--format", "json", "--plot", str(png)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "lr-find",
+            str(path),
+            "--seeds",
+            "2",
+            "--steps",
+            "40",
+            "--format",
+            "json",
+            "--plot",
+            str(png),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert set(data["suggestions"]) == {"steep", "valley", "minimum/10", "largest_stable"}

@@ -41,5 +41,5 @@ def test_the_cube_has_an_axis_per_coordinate_that_varies() -> None:
 def test_few_or_equal_values_are_returned_as_they_are() -> None:
     params = [AdamParams(lr=lr) for lr in (1e-4, 1e-3, 1e-2)]
     assert smoothed(unit_points(params), [0.3, 0.1, 0.2]) == [0.3, 0.1, 0.2]
-    five = [AdamParams(lr=10.0 ** -k) for k in range(1, 6)]
+    five = [AdamParams(lr=10.0**-k) for k in range(1, 6)]
     assert smoothed(unit_points(five), [0.2] * 5) == [0.2] * 5

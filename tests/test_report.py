@@ -32,9 +32,18 @@ search:
     lr: auto
     schedule: [none, cosine]
 """
-SECTIONS = ["Summary", "Winner", "Per stage", "Verification", "Optimisation history",
-            "lr against validation loss", "Hyperparameter importance", "Learning curves",
-            "LR range test", "Schedule comparison"]
+SECTIONS = [
+    "Summary",
+    "Winner",
+    "Per stage",
+    "Verification",
+    "Optimisation history",
+    "lr against validation loss",
+    "Hyperparameter importance",
+    "Learning curves",
+    "LR range test",
+    "Schedule comparison",
+]
 
 
 @pytest.fixture
@@ -49,8 +58,9 @@ def studied(write_config: Callable[..., Path], storage_url: str) -> tuple[Path, 
 
 
 def _report(path: Path, storage: str, out: Path, *extra: str) -> None:
-    result = CliRunner().invoke(app, ["report", str(path), "--storage", storage, "--out",
-                                      str(out), *extra])
+    result = CliRunner().invoke(
+        app, ["report", str(path), "--storage", storage, "--out", str(out), *extra]
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -63,8 +73,9 @@ def test_the_html_report_holds_every_section_and_loads_nothing(
     for title in SECTIONS:
         assert f"<h2>{title}</h2>" in page, title
     images = re.findall(r'<img [^>]*src="([^"]*)"', page)
-    assert len(images) >= len(SECTIONS) - 4 and all(s.startswith("data:image/png;base64,")
-                                                      for s in images)
+    assert len(images) >= len(SECTIONS) - 4 and all(
+        s.startswith("data:image/png;base64,") for s in images
+    )
     # Nothing to fetch: no script, stylesheet, font or link to anywhere.
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)
     assert "<script" not in page and "<link" not in page and "@import" not in page
@@ -75,10 +86,19 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-          "--no-first-run", "--disable-default-apps", "--disable-extensions",
-          "--virtual-time-budget=5000"]
+_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--hide-scrollbars",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--virtual-time-budget=5000",
+]
 _CHECK = """<script>
 window.addEventListener("load", () => {
   const images = [...document.images];
@@ -95,7 +115,11 @@ def _browse(page: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess[s
     assert chromium is not None
     return subprocess.run(
         [chromium, *_FLAGS, f"--user-data-dir={tmp / 'profile'}", *extra, page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False)
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _page_requests(page: Path, tmp: Path) -> list[str]:
@@ -104,9 +128,12 @@ def _page_requests(page: Path, tmp: Path) -> list[str]:
     log = tmp / "netlog.json"
     _browse(page, tmp, f"--log-net-log={log}", "--dump-dom")
     events = json.loads(log.read_text())["events"]
-    urls = {e["params"]["url"] for e in events
-            if "url" in e.get("params", {})
-            and "file://" in str(e["params"].get("network_isolation_key", ""))}
+    urls = {
+        e["params"]["url"]
+        for e in events
+        if "url" in e.get("params", {})
+        and "file://" in str(e["params"].get("network_isolation_key", ""))
+    }
     return sorted(u for u in urls if not u.startswith(("file:", "data:")))
 
 
@@ -149,19 +176,26 @@ def test_markdown_links_png_files_beside_it(studied: tuple[Path, str], tmp_path:
     assert "| stage | trials |" in text and "LR decay:" in text
 
 
-@pytest.mark.parametrize(("lr", "says"), [
-    ("{low: 0.02, high: 0.021}", "best lr is at the top of its range: widen it"),
-    ("{low: 1.0e-6, high: 2.0e-6}", "best lr lies outside its searched range"),
-])
+@pytest.mark.parametrize(
+    ("lr", "says"),
+    [
+        ("{low: 0.02, high: 0.021}", "best lr is at the top of its range: widen it"),
+        ("{low: 1.0e-6, high: 2.0e-6}", "best lr lies outside its searched range"),
+    ],
+)
 def test_a_winner_at_the_edge_of_its_range_is_warned_about(
     write_config: Callable[..., Path], storage_url: str, tmp_path: Path, lr: str, says: str
 ) -> None:
     # 3 epochs of iris reward a fast rate: the top of [0.02, 0.021] wins; nothing in
     # [1e-6, 2e-6] beats the default 1e-3, which is kept.
-    path = write_config(STUDY.replace("lr: auto", f"lr: {lr}").replace(
-        "    schedule: [none, cosine]\n", ""), name="edge")
-    assert CliRunner().invoke(app, ["search", str(path), "--storage", storage_url,
-                                    "-q"]).exit_code == 0
+    path = write_config(
+        STUDY.replace("lr: auto", f"lr: {lr}").replace("    schedule: [none, cosine]\n", ""),
+        name="edge",
+    )
+    assert (
+        CliRunner().invoke(app, ["search", str(path), "--storage", storage_url, "-q"]).exit_code
+        == 0
+    )
     out = tmp_path / "edge.html"
     _report(path, storage_url, out)
     assert says in out.read_text()

@@ -40,8 +40,9 @@ search:
 
 def _best(storage: str, study: str) -> dict[str, Any]:
     """``adamtune best --format json`` of ``study``."""
-    result = CliRunner().invoke(app, ["best", "--storage", storage, "--study", study,
-                                      "--format", "json"])
+    result = CliRunner().invoke(
+        app, ["best", "--storage", storage, "--study", study, "--format", "json"]
+    )
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
@@ -78,14 +79,23 @@ def test_the_stage_records_each_candidate_with_lr_retuned_within_3x(
     for t in study.trials:
         if t.user_attrs["stage"] == "schedule":
             assert t.user_attrs["adam"]["schedule"]["kind"] == t.params["schedule"]
-    listed = json.loads(CliRunner().invoke(
-        app, ["trials", str(path), "--storage", storage_url, "--format", "json"]).stdout)
+    listed = json.loads(
+        CliRunner()
+        .invoke(app, ["trials", str(path), "--storage", storage_url, "--format", "json"])
+        .stdout
+    )
     assert {r["schedule"]["kind"] for r in listed if r["stage"] == "schedule"} == kinds
-    code = CliRunner().invoke(app, ["trials", str(path), "--storage", storage_url,
-                                    "--format", "torch"]).stdout
+    code = (
+        CliRunner()
+        .invoke(app, ["trials", str(path), "--storage", storage_url, "--format", "torch"])
+        .stdout
+    )
     assert "lr schedule: cosine to 0.01x" in code
-    best = json.loads(CliRunner().invoke(
-        app, ["best", str(path), "--storage", storage_url, "--format", "json"]).stdout)
+    best = json.loads(
+        CliRunner()
+        .invoke(app, ["best", str(path), "--storage", storage_url, "--format", "json"])
+        .stdout
+    )
     decay = best["decay"]
     assert set(decay["per_schedule"]) == kinds | {"none"}  # the incumbent's constant rate too
     assert all(v is not None for v in decay["per_schedule"].values())
@@ -100,14 +110,18 @@ def test_decay_that_helps_is_adopted_and_printed_as_torch_code(
 ) -> None:
     # lr pinned too high for this MLP (the stage then leaves it alone): at a constant 0.03 the
     # loss stalls, decaying it settles lower (a warmup alone does not).
-    path = write_config(STUDY.format(name="hot", trials=12, lr="0.03").replace(
-        "    - {params: [lr], trials: 4}\n", "").replace("hidden: [32]", "hidden: [128]").replace(
-        "epochs: 6", "epochs: 10"))
+    path = write_config(
+        STUDY.format(name="hot", trials=12, lr="0.03")
+        .replace("    - {params: [lr], trials: 4}\n", "")
+        .replace("hidden: [32]", "hidden: [128]")
+        .replace("epochs: 6", "epochs: 10")
+    )
     runner = CliRunner()
     searched = runner.invoke(app, ["search", str(path), "--storage", storage_url, "--quiet"])
     assert searched.exit_code == 0, searched.output
-    best = json.loads(runner.invoke(
-        app, ["best", str(path), "--storage", storage_url, "--format", "json"]).stdout)
+    best = json.loads(
+        runner.invoke(app, ["best", str(path), "--storage", storage_url, "--format", "json"]).stdout
+    )
     assert best["params"]["lr"] == 0.03 and best["stage"] == "schedule"
     decay, schedule = best["decay"], best["schedule"]
     assert decay["helped"] and decay["decayed"] < decay["constant"]
@@ -126,7 +140,8 @@ def test_decay_that_helps_is_adopted_and_printed_as_torch_code(
 @pytest.mark.parametrize("bad", ["[none, linear]", "[]"])
 def test_unknown_schedules_are_refused(write_config: Callable[..., Path], bad: str) -> None:
     text = STUDY.format(name="bad", trials=6, lr="0.01").replace(
-        "[none, exponential, cosine, step]", bad)
+        "[none, exponential, cosine, step]", bad
+    )
     result = CliRunner().invoke(app, ["validate", str(write_config(text))])
     assert result.exit_code == 2 and "search.space.schedule" in result.output
 
@@ -136,7 +151,8 @@ def test_a_stage_mixing_lr_and_schedule_runs_and_answers(
 ) -> None:
     text = STUDY.format(name="mixed", trials=8, lr="{low: 1.0e-3, high: 1.0e-2}").replace(
         "    - {params: [lr], trials: 4}\n    - {params: [schedule]}\n",
-        "    - {params: [lr, schedule], name: both}\n")
+        "    - {params: [lr, schedule], name: both}\n",
+    )
     study = _run(write_config(text), storage_url)
     mine = [t for t in study.trials if t.user_attrs["stage"] == "both"]
     assert len(mine) == 7 and all("lr_factor" not in t.params for t in mine)
@@ -157,12 +173,17 @@ def test_the_answer_follows_the_stage_that_searched_the_schedule(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
     renamed = STUDY.format(name="renamed", trials=8, lr="{low: 1.0e-4, high: 0.1}").replace(
-        "    - {params: [schedule]}", "    - {params: [schedule], name: decay}")
+        "    - {params: [schedule]}", "    - {params: [schedule], name: decay}"
+    )
     _run(write_config(renamed), storage_url)
-    misnamed = STUDY.format(name="misnamed", trials=6, lr="{low: 1.0e-4, high: 0.1}").replace(
-        "    - {params: [lr], trials: 4}\n    - {params: [schedule]}\n",
-        "    - {params: [lr], name: schedule}\n").replace(
-        "[none, exponential, cosine, step]", "[none]")
+    misnamed = (
+        STUDY.format(name="misnamed", trials=6, lr="{low: 1.0e-4, high: 0.1}")
+        .replace(
+            "    - {params: [lr], trials: 4}\n    - {params: [schedule]}\n",
+            "    - {params: [lr], name: schedule}\n",
+        )
+        .replace("[none, exponential, cosine, step]", "[none]")
+    )
     _run(write_config(misnamed), storage_url)
     answers = {name: _best(storage_url, name)["decay"] for name in ("renamed", "misnamed")}
     assert answers["renamed"] is not None and answers["misnamed"] is None
@@ -173,9 +194,11 @@ def test_one_listed_schedule_is_no_stage_it_pins_the_schedule(
     write_config: Callable[..., Path], storage_url: str, kind: str
 ) -> None:
     """``[none]`` (the default) leaves the stage out; ``[cosine]`` trains every trial with it."""
-    text = STUDY.format(name=f"only-{kind}", trials=5, lr="{low: 1.0e-4, high: 0.1}").replace(
-        "[none, exponential, cosine, step]", f"[{kind}]").replace(
-        "    - {params: [schedule]}\n", "")
+    text = (
+        STUDY.format(name=f"only-{kind}", trials=5, lr="{low: 1.0e-4, high: 0.1}")
+        .replace("[none, exponential, cosine, step]", f"[{kind}]")
+        .replace("    - {params: [schedule]}\n", "")
+    )
     study = _run(write_config(text), storage_url)
     assert {t.user_attrs["stage"] for t in study.trials} == {"defaults", "lr"}
     assert {t.user_attrs["adam"]["schedule"]["kind"] for t in study.trials} == {kind}

@@ -85,8 +85,12 @@ def test_a_scheduled_trial_differs_from_a_constant_one_and_batches_alike(
         AdamParams(lr=0.01),
         AdamParams(lr=0.01, schedule=Schedule("cosine", 0.01)),
         AdamParams(lr=0.003, amsgrad=True, schedule=Schedule("step", 0.1, 0.1)),
-        AdamParams(lr=0.003, weight_decay=0.01, decoupled_weight_decay=True,
-                   schedule=Schedule("exponential", 0.05, 0.1)),
+        AdamParams(
+            lr=0.003,
+            weight_decay=0.01,
+            decoupled_weight_decay=True,
+            schedule=Schedule("exponential", 0.05, 0.1),
+        ),
     ]
     alone = [train_trial(task, p) for p in members]
     assert alone[0].val_curve[0] == alone[1].val_curve[0]  # the same first epoch at the peak

@@ -70,8 +70,11 @@ def test_each_stage_fixes_other_params_at_the_incumbent_and_re_tunes_lr_near_it(
             for name, value in row.params.as_dict().items():
                 if name not in STAGE_PARAMS[stage] | {"lr"}:
                     assert value == incumbent[name], (stage, name)
-            assert incumbent["lr"] / LR_RETUNE <= row.params.lr <= incumbent["lr"] * LR_RETUNE * (
-                1 + 1e-12)
+            assert (
+                incumbent["lr"] / LR_RETUNE
+                <= row.params.lr
+                <= incumbent["lr"] * LR_RETUNE * (1 + 1e-12)
+            )
         drawn = {json.dumps(r.params.as_dict(), sort_keys=True) for r in mine if r.params}
         assert len(drawn) == len(mine), "a stage should not repeat a candidate"
 
@@ -198,8 +201,9 @@ def test_fixed_params_are_held_and_their_stages_skipped(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
     path = write_config(trials=12)
-    path.write_text(path.read_text().replace(
-        "  space:\n", "  space:\n    beta2: 0.99\n    amsgrad: false\n"))
+    path.write_text(
+        path.read_text().replace("  space:\n", "  space:\n    beta2: 0.99\n    amsgrad: false\n")
+    )
     _, study = _search(path, storage_url)
     stages = {t.user_attrs["stage"] for t in study.trials}
     assert "amsgrad" not in stages
@@ -207,13 +211,12 @@ def test_fixed_params_are_held_and_their_stages_skipped(
         assert t.user_attrs["adam"]["beta2"] == 0.99 and t.user_attrs["adam"]["amsgrad"] is False
 
 
-def test_timeout_stops_starting_trials(
-    write_config: Callable[..., Path], storage_url: str
-) -> None:
+def test_timeout_stops_starting_trials(write_config: Callable[..., Path], storage_url: str) -> None:
     settings = load_config(write_config(trials=50))
     ticks = iter(range(100))
-    run = run_search(settings, SearchOptions(storage=storage_url, timeout=3),
-                     clock=lambda: float(next(ticks)))
+    run = run_search(
+        settings, SearchOptions(storage=storage_url, timeout=3), clock=lambda: float(next(ticks))
+    )
     # The clock reads 0 at the start, then 1, 2 (a trial each), then 3: time is up.
     assert run.stopped_by == "timeout" and len(run.ran) == 2
 
@@ -229,8 +232,9 @@ def test_a_model_that_raises_fails_the_search_with_exit_1(
         "    def forward(self, x):\n"
         "        raise RuntimeError('boom')\n"
     )
-    path = write_config("data: {source: iris}\nmodel: {arch: 'brokenmodel:Broken'}\n",
-                        name="broken")
+    path = write_config(
+        "data: {source: iris}\nmodel: {arch: 'brokenmodel:Broken'}\n", name="broken"
+    )
     with pytest.raises(SearchFailedError, match="boom") as info:
         _search(path, storage_url)
     assert info.value.exit_code == 1
@@ -295,8 +299,12 @@ def test_a_stage_of_choices_runs_each_untried_choice_once(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
     path = write_config(trials=12)
-    path.write_text(path.read_text().replace("  space:\n", "  space:\n    weight_decay: 0.01\n"
-                    "    decoupled_weight_decay: [false, true]\n"))
+    path.write_text(
+        path.read_text().replace(
+            "  space:\n",
+            "  space:\n    weight_decay: 0.01\n    decoupled_weight_decay: [false, true]\n",
+        )
+    )
     _, study = _search(path, storage_url)
     decoupled = [t for t in study.trials if t.user_attrs["stage"] == "weight_decay"]
     # The untried choice, at lrs near the incumbent's (the stage re-tunes lr)
@@ -308,15 +316,18 @@ def test_baseline_applies_pinned_values(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
     path = write_config(trials=4)
-    path.write_text(path.read_text().replace(
-        "  space:\n", "  space:\n    beta2: 0.99\n    amsgrad: true\n"))
+    path.write_text(
+        path.read_text().replace("  space:\n", "  space:\n    beta2: 0.99\n    amsgrad: true\n")
+    )
     _, study = _search(path, storage_url)
     baseline = study.trials[0].user_attrs["adam"]
     assert baseline == {**ADAM_DEFAULTS.as_dict(), "beta2": 0.99, "amsgrad": True}
 
 
 def test_a_failed_baseline_is_rerun_once_the_model_is_fixed(
-    write_config: Callable[..., Path], storage_url: str, tmp_path: Path,
+    write_config: Callable[..., Path],
+    storage_url: str,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (tmp_path / "brokenfwd.py").write_text(
@@ -329,8 +340,11 @@ def test_a_failed_baseline_is_rerun_once_the_model_is_fixed(
         "        if os.environ.get('BREAK'): raise RuntimeError('broken forward')\n"
         "        return self.l(x)\n"
     )
-    path = write_config("data: {source: iris}\nmodel: {arch: 'brokenfwd:M'}\n"
-                        "train: {epochs: 1}\nsearch: {trials: 3}\n", name="fixme")
+    path = write_config(
+        "data: {source: iris}\nmodel: {arch: 'brokenfwd:M'}\n"
+        "train: {epochs: 1}\nsearch: {trials: 3}\n",
+        name="fixme",
+    )
     monkeypatch.setenv("BREAK", "1")
     with pytest.raises(SearchFailedError, match="broken forward"):
         _search(path, storage_url)
@@ -357,14 +371,16 @@ def test_hyperband_resume_prunes_as_an_uninterrupted_run(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
     path = write_config(trials=12)
-    path.write_text(path.read_text().replace("epochs: 3", "epochs: 6")
-                    + "  pruner: hyperband\n")
+    path.write_text(path.read_text().replace("epochs: 3", "epochs: 6") + "  pruner: hyperband\n")
     resumed = f"sqlite:///{tmp_path / 'hb-resumed.db'}"
     settings = load_config(path)
     for stop_after in (4, 3, 2):  # stop cleanly (a fake clock runs out), then resume
         ticks = iter(range(100))
-        run_search(settings, SearchOptions(storage=resumed, timeout=stop_after),
-                   clock=lambda ticks=ticks: float(next(ticks)))
+        run_search(
+            settings,
+            SearchOptions(storage=resumed, timeout=stop_after),
+            clock=lambda ticks=ticks: float(next(ticks)),
+        )
     _, study = _search(path, resumed)
     _, straight = _search(path, f"sqlite:///{tmp_path / 'hb-straight.db'}")
     assert [(t.state, t.user_attrs["adam"]) for t in study.trials] == [
@@ -384,11 +400,25 @@ def test_each_epoch_value_is_stored_for_optuna_and_the_pruner(
 
 
 def test_a_trial_costs_a_few_commits_not_one_per_epoch(
-    write_config: Callable[..., Path], storage_url: str
+    write_config: Callable[..., Path], storage_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
+    from adamtune.search import workers
+
+    # Liveness writes come with the clock (a heartbeat every 10 s, the roll every 5 s): on a
+    # loaded machine a slow search writes more of them. Only the first of each counts here.
+    real_sign = workers.Roll.sign
+
+    def first_sign_only(
+        self: workers.Roll, now: float | None = None, *, leaving: bool = False
+    ) -> None:
+        if leaving or self.signed == -math.inf:
+            real_sign(self, now, leaving=leaving)
+
+    monkeypatch.setattr(workers.Roll, "sign", first_sign_only)
+    monkeypatch.setattr(workers.Heartbeat, "_run", lambda self, interval: self.stop.wait())
     commits = []
 
     def count(conn: object) -> None:
@@ -419,8 +449,9 @@ def test_a_worker_waits_for_trials_another_live_worker_runs_unless_taken_over(
     running = study.ask()
     running.set_user_attr("stage", "defaults")
     running.set_user_attr("worker", "another-host:1")  # alive, for all this host can tell
-    waited = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url,
-                                      "--timeout", "1.5"])
+    waited = CliRunner().invoke(
+        app, ["search", str(path), "--storage", storage_url, "--timeout", "1.5"]
+    )
     # Stopped by the timeout while the other worker trains the first trial: nothing failed.
     assert waited.exit_code == 0, waited.output
     assert "--timeout came before any trial finished (0 run now)" in waited.output
@@ -430,9 +461,11 @@ def test_a_worker_waits_for_trials_another_live_worker_runs_unless_taken_over(
     assert fresh.exit_code == 1 and "is being searched by another-host:1" in fresh.output
     assert "--take-over" in fresh.output  # and the study was not deleted:
     assert optuna.load_study(study_name="tiny", storage=storage_url).trials[0].state == (
-        TrialState.RUNNING)
-    taken = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url,
-                                     "--take-over", "-q"])
+        TrialState.RUNNING
+    )
+    taken = CliRunner().invoke(
+        app, ["search", str(path), "--storage", storage_url, "--take-over", "-q"]
+    )
     assert taken.exit_code == 0, taken.output
     trials = optuna.load_study(study_name="tiny", storage=storage_url).trials
     assert trials[0].state == TrialState.FAIL  # the other worker's trial, drawn again

@@ -92,17 +92,23 @@ def test_ctrl_c_in_a_batch_fails_its_trials_and_resume_redraws_them(
 def test_an_unbatchable_model_runs_one_at_a_time_with_a_notice(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
-    text = (write_config(trials=6).read_text()
-            .replace("train:\n", "train:\n  precision: fp16\n")
-            .replace("name: tiny", "name: fp16"))
+    text = (
+        write_config(trials=6)
+        .read_text()
+        .replace("train:\n", "train:\n  precision: fp16\n")
+        .replace("name: tiny", "name: fp16")
+    )
     starts: list[SearchStart] = []
 
     class Watch(SearchObserver):
         def search_started(self, start: SearchStart) -> None:
             starts.append(start)
 
-    run_search(load_config(write_config(text, name="fp16")), SearchOptions(
-        storage=storage_url, batch="auto"), Watch())
+    run_search(
+        load_config(write_config(text, name="fp16")),
+        SearchOptions(storage=storage_url, batch="auto"),
+        Watch(),
+    )
     assert starts[0].batch == 1
     assert starts[0].batch_note is not None and "fp16" in starts[0].batch_note
     assert all("batch" not in t.user_attrs for t in _trials(storage_url, "fp16"))
@@ -123,8 +129,9 @@ def test_cli_batch_option(write_config: Callable[..., Path]) -> None:
 
 def test_batching_is_the_default(write_config: Callable[..., Path], storage_url: str) -> None:
     text = write_config(trials=12).read_text().replace("  batch: 1\n", "")
-    run = run_search(load_config(write_config(text, name="default")),
-                     SearchOptions(storage=storage_url))
+    run = run_search(
+        load_config(write_config(text, name="default")), SearchOptions(storage=storage_url)
+    )
     assert run.started.batch == 32  # auto, for a model this small
     sizes = [t.user_attrs.get("batch", 1) for t in _trials(storage_url)]
     assert sizes[0] > 1 and max(sizes) > 1

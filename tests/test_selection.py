@@ -44,18 +44,26 @@ class Study:
     def value(self, level: float, slot: int) -> float:
         return level + self.slot_shift[slot] + self.rng.gauss(0, SIGMA)
 
-    def add(self, stage: str, params: AdamParams, value: float, slot: int = 0,
-            confirms: int | None = None) -> TrialRow:
-        row = TrialRow(len(self.rows), stage, "complete", params, value, 20, slot=slot,
-                       confirms=confirms)
+    def add(
+        self,
+        stage: str,
+        params: AdamParams,
+        value: float,
+        slot: int = 0,
+        confirms: int | None = None,
+    ) -> TrialRow:
+        row = TrialRow(
+            len(self.rows), stage, "complete", params, value, 20, slot=slot, confirms=confirms
+        )
         self.rows.append(row)
         return row
 
     def defaults(self, level: float) -> None:
         self.level[self.add(BASELINE, ADAM_DEFAULTS, self.value(level, 0)).number] = level
 
-    def stage(self, levels: list[float], lucky: float = 0.0, name: str = "lr",
-              tag: int = 0) -> list[TrialRow]:
+    def stage(
+        self, levels: list[float], lucky: float = 0.0, name: str = "lr", tag: int = 0
+    ) -> list[TrialRow]:
         """A stage of trials at true ``levels`` on slot 0, far apart in lr (the model cannot
         pool them); the first is ``lucky`` there (the seed that chose it) and nowhere else."""
         rows = []
@@ -151,8 +159,10 @@ def test_a_stage_moves_on_the_model_not_on_one_lucky_value() -> None:
     lucky = study.add("lr", AdamParams(lr=3e-5), 0.07)  # alone, among bad neighbours
     for lr in (1e-5, 2e-5, 4e-5, 6e-5):
         study.add("lr", AdamParams(lr=lr), 0.12)
-    good = [study.add("lr", AdamParams(lr=lr), 0.075 + 0.002 * i)
-            for i, lr in enumerate((2e-3, 3e-3, 4e-3, 5e-3))]
+    good = [
+        study.add("lr", AdamParams(lr=lr), 0.075 + 0.002 * i)
+        for i, lr in enumerate((2e-3, 3e-3, 4e-3, 5e-3))
+    ]
     pick = stage_pick(study.rows, "lr", study.rows[0])
     assert pick is not None and pick.moves
     assert pick.best.number in {r.number for r in good} and pick.best is not lucky
@@ -175,8 +185,11 @@ def test_a_candidate_that_diverged_on_a_fresh_seed_is_never_the_winner() -> None
         study.add(NOISE, ADAM_DEFAULTS, study.value(0.10, slot), slot, 0)
     for slot in (1, 2):
         study.add(CONFIRM, row.params, study.value(0.0, slot), slot, row.number)  # type: ignore[arg-type]
-    study.rows.append(TrialRow(len(study.rows), CONFIRM, "diverged", row.params, None, 2,
-                               slot=3, confirms=row.number))
+    study.rows.append(
+        TrialRow(
+            len(study.rows), CONFIRM, "diverged", row.params, None, 2, slot=3, confirms=row.number
+        )
+    )
     selection = select(study.rows, ["lr"])
     assert selection.winner is not None and selection.winner.params == ADAM_DEFAULTS
     assert verdict(selection) == "kept_defaults"
@@ -204,7 +217,13 @@ def test_a_search_confirms_once_at_the_end_and_meets_its_budget(
     assert len(rows) == 30
     # 30 trials: one candidate and the defaults on 3 extra slots, last, slot by slot
     assert [(r.stage, r.slot) for r in rows[-6:]] == [
-        (NOISE, 1), (CONFIRM, 1), (NOISE, 2), (CONFIRM, 2), (NOISE, 3), (CONFIRM, 3)]
+        (NOISE, 1),
+        (CONFIRM, 1),
+        (NOISE, 2),
+        (CONFIRM, 2),
+        (NOISE, 3),
+        (CONFIRM, 3),
+    ]
     assert all(r.confirms is None for r in rows[:-6])
     assert {r.confirms for r in rows if r.stage == NOISE} == {0}
     confirms = [t for t in study.trials if t.user_attrs["stage"] == CONFIRM]
@@ -247,8 +266,11 @@ def test_a_search_interrupted_during_confirmation_resumes_as_an_uninterrupted_on
 
     def finished(url: str) -> list[tuple[object, ...]]:
         study = optuna.load_study(study_name="confirmed", storage=url)
-        return [(r.stage, r.slot, r.confirms is not None, r.params, r.value)
-                for r in trial_rows(study) if r.state in ("complete", "pruned", "diverged")]
+        return [
+            (r.stage, r.slot, r.confirms is not None, r.params, r.value)
+            for r in trial_rows(study)
+            if r.state in ("complete", "pruned", "diverged")
+        ]
 
     assert finished(storage_url) == finished(straight)
 
@@ -317,8 +339,9 @@ def test_a_study_from_before_confirmation_compares_as_run_without_it() -> None:
     from adamtune.search.study import config_changes, relevant_config
 
     def current(**search: object) -> dict[str, object]:
-        return relevant_config(Config.model_validate({"data": {"source": "iris"},
-                                                      "search": search}))
+        return relevant_config(
+            Config.model_validate({"data": {"source": "iris"}, "search": search})
+        )
 
     stored = current()
     del stored["search"]["confirm"]  # type: ignore[attr-defined]

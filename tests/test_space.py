@@ -18,8 +18,15 @@ from adamtune.train.schedules import Schedule
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-TUNED = AdamParams(lr=3e-3, beta1=0.85, beta2=0.995, eps=1e-7, weight_decay=1e-3, amsgrad=True,
-                   decoupled_weight_decay=True)
+TUNED = AdamParams(
+    lr=3e-3,
+    beta1=0.85,
+    beta2=0.995,
+    eps=1e-7,
+    weight_decay=1e-3,
+    amsgrad=True,
+    decoupled_weight_decay=True,
+)
 
 
 def space(**values: Any) -> SpaceConfig:
@@ -54,9 +61,14 @@ def test_torch_accepts_torch_kwargs(params: AdamParams) -> None:
     group = opt.param_groups[0]
     assert tuple(group["betas"]) == (params.beta1, params.beta2)
     assert (group["lr"], group["eps"], group["weight_decay"]) == (
-        params.lr, params.eps, params.weight_decay)
+        params.lr,
+        params.eps,
+        params.weight_decay,
+    )
     assert (group["amsgrad"], group["decoupled_weight_decay"]) == (
-        params.amsgrad, params.decoupled_weight_decay)
+        params.amsgrad,
+        params.decoupled_weight_decay,
+    )
     before = model.weight.detach().clone()
     model(torch.randn(4, 3)).pow(2).sum().backward()
     opt.step()  # the list of betas also works inside the update
@@ -83,10 +95,12 @@ def test_lr_and_eps_are_log_uniform() -> None:
 def test_betas_are_sampled_as_one_minus_beta_on_a_log_scale() -> None:
     sp = space(beta1={"low": 0.8, "high": 0.95})
     assert coordinates("beta1", sp) == {
-        "one_minus_beta1": FloatDistribution(1 - 0.95, 1 - 0.8, log=True)}
+        "one_minus_beta1": FloatDistribution(1 - 0.95, 1 - 0.8, log=True)
+    }
     default = SpaceConfig()
     assert coordinates("beta2", default) == {
-        "one_minus_beta2": FloatDistribution(1 - 0.9999, 1 - 0.9, log=True)}
+        "one_minus_beta2": FloatDistribution(1 - 0.9999, 1 - 0.9, log=True)
+    }
     dist = coordinates("beta1", default)["one_minus_beta1"]
     assert isinstance(dist, FloatDistribution) and dist.log
     assert dist.low == pytest.approx(0.001) and dist.high == pytest.approx(0.5)
@@ -96,7 +110,9 @@ def test_weight_decay_with_and_without_the_zero_switch() -> None:
     log_range = FloatDistribution(1e-6, 1e-1, log=True)
     assert coordinates("weight_decay", SpaceConfig()) == {"weight_decay": log_range}
     assert coordinates("weight_decay", SpaceConfig(), with_zero=True) == {
-        "weight_decay_on": CategoricalDistribution([False, True]), "weight_decay": log_range}
+        "weight_decay_on": CategoricalDistribution([False, True]),
+        "weight_decay": log_range,
+    }
     no_zero = space(weight_decay={"low": 1e-6, "high": 1e-1, "zero": False})
     assert coordinates("weight_decay", no_zero, with_zero=True) == {"weight_decay": log_range}
 
@@ -105,12 +121,16 @@ def test_choices_are_categorical() -> None:
     sp = space(decoupled_weight_decay=[False, True])
     assert coordinates("amsgrad", sp) == {"amsgrad": CategoricalDistribution([False, True])}
     assert coordinates("decoupled_weight_decay", sp) == {
-        "decoupled_weight_decay": CategoricalDistribution([False, True])}
+        "decoupled_weight_decay": CategoricalDistribution([False, True])
+    }
 
 
 def test_suggest_stays_inside_the_ranges() -> None:
-    sp = space(lr={"low": 1e-4, "high": 1e-2}, beta1={"low": 0.8, "high": 0.95},
-               decoupled_weight_decay=[False, True])
+    sp = space(
+        lr={"low": 1e-4, "high": 1e-2},
+        beta1={"low": 0.8, "high": 0.95},
+        decoupled_weight_decay=[False, True],
+    )
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     names = searched(sp)
     zero_seen = False
@@ -154,18 +174,32 @@ def test_encode_round_trips_with_suggest() -> None:
     sp = space(decoupled_weight_decay=[False, True])
     names = searched(sp)
     coords = encode(TUNED, names, sp, with_zero=True)
-    assert set(coords) == {"lr", "one_minus_beta1", "one_minus_beta2", "eps", "weight_decay_on",
-                           "weight_decay", "amsgrad", "decoupled_weight_decay"}
+    assert set(coords) == {
+        "lr",
+        "one_minus_beta1",
+        "one_minus_beta2",
+        "eps",
+        "weight_decay_on",
+        "weight_decay",
+        "amsgrad",
+        "decoupled_weight_decay",
+    }
     assert coords["weight_decay_on"][0] is True
-    values = suggest(optuna.trial.FixedTrial({k: v for k, (v, _) in coords.items()}), names, sp,
-                     with_zero=True)
+    values = suggest(
+        optuna.trial.FixedTrial({k: v for k, (v, _) in coords.items()}), names, sp, with_zero=True
+    )
     assert values == pytest.approx(
-        {k: v for k, v in TUNED.as_dict().items() if k in names}, rel=1e-12)
+        {k: v for k, v in TUNED.as_dict().items() if k in names}, rel=1e-12
+    )
     # Optuna accepts the encoded values as a trial of the same distributions.
     study = optuna.create_study()
-    study.add_trial(optuna.trial.create_trial(
-        params={k: v for k, (v, _) in coords.items()},
-        distributions={k: d for k, (_, d) in coords.items()}, value=0.5))
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={k: v for k, (v, _) in coords.items()},
+            distributions={k: d for k, (_, d) in coords.items()},
+            value=0.5,
+        )
+    )
     assert study.trials[0].params["lr"] == TUNED.lr
 
 
@@ -176,15 +210,18 @@ def test_encode_the_defaults() -> None:
     assert coords["weight_decay_on"][0] is False
     assert "weight_decay" not in coords  # decay off: no log-scale value to record
     assert coords["amsgrad"][0] is False
-    values = suggest(optuna.trial.FixedTrial({k: v for k, (v, _) in coords.items()}),
-                     searched(SpaceConfig()), SpaceConfig(), with_zero=True)
+    values = suggest(
+        optuna.trial.FixedTrial({k: v for k, (v, _) in coords.items()}),
+        searched(SpaceConfig()),
+        SpaceConfig(),
+        with_zero=True,
+    )
     assert values["weight_decay"] == 0.0
     assert values["lr"] == 1e-3
 
 
 def test_encode_skips_values_outside_the_space() -> None:
-    sp = space(lr={"low": 1e-2, "high": 1e-1}, beta1={"low": 0.95, "high": 0.99},
-               amsgrad=[True])
+    sp = space(lr={"low": 1e-2, "high": 1e-1}, beta1={"low": 0.95, "high": 0.99}, amsgrad=[True])
     coords = encode(ADAM_DEFAULTS, ["lr", "beta1", "beta2", "eps", "weight_decay"], sp)
     assert "lr" not in coords  # 1e-3 is below [1e-2, 1e-1]
     assert "one_minus_beta1" not in coords  # 0.9 is below [0.95, 0.99]
@@ -199,8 +236,13 @@ def test_encode_skips_a_choice_outside_the_space() -> None:
 
 def test_fixed_values_and_searched() -> None:
     sp = space(beta2=0.999, amsgrad=False, lr={"low": 1e-3, "high": 1e-3}, weight_decay=0)
-    assert fixed_values(sp) == {"lr": 1e-3, "beta2": 0.999, "weight_decay": 0.0,
-                                "amsgrad": False, "decoupled_weight_decay": False}
+    assert fixed_values(sp) == {
+        "lr": 1e-3,
+        "beta2": 0.999,
+        "weight_decay": 0.0,
+        "amsgrad": False,
+        "decoupled_weight_decay": False,
+    }
     assert searched(sp) == ["beta1", "eps"]
     assert fixed_values(SpaceConfig()) == {"decoupled_weight_decay": False}
     assert searched(SpaceConfig()) == ["lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad"]
@@ -237,7 +279,15 @@ def test_an_incumbent_schedule_encodes_at_its_own_lr() -> None:
     sp = space(schedule=ALL_SCHEDULES)
     coords = encode(AdamParams(schedule=Schedule("step", 0.1, 0.1)), ["schedule"], sp)
     assert {k: v for k, (v, _) in coords.items()} == {
-        "schedule": "step", "schedule_end": 0.1, "warmup": 0.1, "lr_factor": 1.0}
-    values = suggest(optuna.trial.FixedTrial({k: v for k, (v, _) in coords.items()}),
-                     ["schedule"], sp, base=AdamParams(lr=0.02))
+        "schedule": "step",
+        "schedule_end": 0.1,
+        "warmup": 0.1,
+        "lr_factor": 1.0,
+    }
+    values = suggest(
+        optuna.trial.FixedTrial({k: v for k, (v, _) in coords.items()}),
+        ["schedule"],
+        sp,
+        base=AdamParams(lr=0.02),
+    )
     assert values == {"schedule": Schedule("step", 0.1, 0.1), "lr": 0.02}

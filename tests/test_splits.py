@@ -53,9 +53,12 @@ def test_splits_are_scikit_learns_index_for_index() -> None:
         for stratified in (False, True):
             found = split_indices(y, fraction, seed, stratified=stratified)
             try:
-                train, val = train_test_split(np.arange(len(y)), test_size=fraction,
-                                              random_state=seed,
-                                              stratify=y if stratified else None)
+                train, val = train_test_split(
+                    np.arange(len(y)),
+                    test_size=fraction,
+                    random_state=seed,
+                    stratify=y if stratified else None,
+                )
             except ValueError:  # refused by scikit-learn: left to it, for its message
                 assert found is None
                 continue

@@ -11,8 +11,15 @@ from adamtune.train.stacked_adam import StackedAdam
 # amsgrad rows first, as the engine orders them.
 ROWS = [
     AdamParams(lr=3e-3, amsgrad=True, weight_decay=1e-2),
-    AdamParams(lr=1e-2, beta1=0.8, beta2=0.99, eps=1e-6, amsgrad=True,
-               weight_decay=0.05, decoupled_weight_decay=True),
+    AdamParams(
+        lr=1e-2,
+        beta1=0.8,
+        beta2=0.99,
+        eps=1e-6,
+        amsgrad=True,
+        weight_decay=0.05,
+        decoupled_weight_decay=True,
+    ),
     ADAM_DEFAULTS,
     AdamParams(lr=0.05, eps=1e-4, weight_decay=0.1, decoupled_weight_decay=True),
     AdamParams(lr=2e-4, beta1=0.5, beta2=0.9999, weight_decay=3e-3),

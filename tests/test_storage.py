@@ -26,9 +26,14 @@ from adamtune.search.storage import open_storage
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
-        ("postgresql://tuner:s3cret@db.example.com:5432/studies",
-         "postgresql://tuner:***@db.example.com:5432/studies"),
-        ("postgresql+psycopg2://tuner:s3cret@db/studies", "postgresql+psycopg2://tuner:***@db/studies"),
+        (
+            "postgresql://tuner:s3cret@db.example.com:5432/studies",
+            "postgresql://tuner:***@db.example.com:5432/studies",
+        ),
+        (
+            "postgresql+psycopg2://tuner:s3cret@db/studies",
+            "postgresql+psycopg2://tuner:***@db/studies",
+        ),
         ("mysql://root:hunter2@localhost/optuna", "mysql://root:***@localhost/optuna"),
         ("postgresql://tuner:pa/ss@db/studies", "postgresql://tuner:***@db/studies"),
     ],
@@ -39,16 +44,26 @@ def test_redact_hides_passwords(url: str, shown: str) -> None:
 
 
 def test_redact_in_free_text() -> None:
-    text = ("could not connect to postgresql://tuner:s3cret@db/studies "
-            "(also tried mysql://root:hunter2@backup/optuna)")
-    assert redact(text) == ("could not connect to postgresql://tuner:***@db/studies "
-                            "(also tried mysql://root:***@backup/optuna)")
+    text = (
+        "could not connect to postgresql://tuner:s3cret@db/studies "
+        "(also tried mysql://root:hunter2@backup/optuna)"
+    )
+    assert redact(text) == (
+        "could not connect to postgresql://tuner:***@db/studies "
+        "(also tried mysql://root:***@backup/optuna)"
+    )
 
 
 @pytest.mark.parametrize(
     "url",
-    ["sqlite:///adamtune.db", "sqlite:////tmp/abs/studies.db", "sqlite:///:memory:",
-     "postgresql://tuner@db/studies", "postgresql://db/studies", "no url here: a:b@c"],
+    [
+        "sqlite:///adamtune.db",
+        "sqlite:////tmp/abs/studies.db",
+        "sqlite:///:memory:",
+        "postgresql://tuner@db/studies",
+        "postgresql://db/studies",
+        "no url here: a:b@c",
+    ],
 )
 def test_redact_leaves_urls_without_password_alone(url: str) -> None:
     assert redact(url) == url
@@ -99,8 +114,14 @@ def test_check_url_error_hides_the_password() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["sqlite:///a.db", "postgresql://u@h/d", "postgresql+psycopg2://u@h/d",
-            "mysql+pymysql://u@h/d"])
+    "url",
+    [
+        "sqlite:///a.db",
+        "postgresql://u@h/d",
+        "postgresql+psycopg2://u@h/d",
+        "mysql+pymysql://u@h/d",
+    ],
+)
 def test_check_url_accepts_databases(url: str) -> None:
     check_url(url)
 
@@ -183,8 +204,12 @@ def test_write_trial_sets_attrs_and_values_new_and_existing(where: str, storage_
     trial = study.ask()
     trial.set_user_attr("stage", "lr")
     trial.report(0.5, 0)
-    write_trial(study, trial._trial_id, {"stage": "betas", "curve": [1.0, None]},
-                {0: 0.25, 1: 0.2, 2: math.inf})
+    write_trial(
+        study,
+        trial._trial_id,
+        {"stage": "betas", "curve": [1.0, None]},
+        {0: 0.25, 1: 0.2, 2: math.inf},
+    )
     frozen = study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     assert frozen.user_attrs == {"stage": "betas", "curve": [1.0, None]}
     assert frozen.intermediate_values == {0: 0.25, 1: 0.2, 2: math.inf}
@@ -192,10 +217,13 @@ def test_write_trial_sets_attrs_and_values_new_and_existing(where: str, storage_
         write_trial(study, trial._trial_id, {"late": 1})
 
 
-@pytest.mark.parametrize(("url", "code", "says"), [
-    ("postgresql://u:pw-x9@host:notaport/db", 2, "not a usable database URL"),
-    ("postgresql+nosuchdriver://u:pw-x9@127.0.0.1:9/db", 2, "not a usable database URL"),
-])
+@pytest.mark.parametrize(
+    ("url", "code", "says"),
+    [
+        ("postgresql://u:pw-x9@host:notaport/db", 2, "not a usable database URL"),
+        ("postgresql+nosuchdriver://u:pw-x9@127.0.0.1:9/db", 2, "not a usable database URL"),
+    ],
+)
 def test_a_url_the_user_must_fix_is_a_usage_error(url: str, code: int, says: str) -> None:
     with pytest.raises(ConfigError) as info:
         open_storage(url)
@@ -246,8 +274,14 @@ def test_three_processes_opening_a_new_sqlite_file_together_all_succeed(tmp_path
     for round_ in range(4):
         here = tmp_path / str(round_)
         here.mkdir()
-        workers = [subprocess.Popen([sys.executable, "-c", _OPEN_TOGETHER, str(here), str(n)],
-                                    stderr=subprocess.PIPE, text=True) for n in range(3)]
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-c", _OPEN_TOGETHER, str(here), str(n)],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for n in range(3)
+        ]
         while len(list(here.glob("ready-*"))) < 3:
             time.sleep(0.01)
         (here / "go").touch()

@@ -25,10 +25,12 @@ def test_verify_retrains_three_sets_on_fresh_slots_and_stores_it(
     path = write_config(trials=8)
     runner = CliRunner()
     assert runner.invoke(app, ["search", str(path), "--storage", storage_url, "-q"]).exit_code == 0
-    best = json.loads(runner.invoke(
-        app, ["best", str(path), "--storage", storage_url, "--format", "json"]).stdout)
-    result = runner.invoke(app, ["verify", str(path), "--storage", storage_url, "--seeds", "3",
-                                 "--format", "json"])
+    best = json.loads(
+        runner.invoke(app, ["best", str(path), "--storage", storage_url, "--format", "json"]).stdout
+    )
+    result = runner.invoke(
+        app, ["verify", str(path), "--storage", storage_url, "--seeds", "3", "--format", "json"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["slots"] == [FIRST_SLOT, FIRST_SLOT + 1, FIRST_SLOT + 2] and data["seeds"] == 3
@@ -37,8 +39,9 @@ def test_verify_retrains_three_sets_on_fresh_slots_and_stores_it(
     assert runs["best"]["params"] == best["params"] and runs["best"]["trial"] == best["trial"]
     assert runs["defaults"]["params"]["lr"] == 1e-3
     for other in ("best", "defaults"):  # a second opinion: more than amsgrad flipped
-        differ = {k for k, v in runs["runner_up"]["params"].items()
-                  if v != runs[other]["params"][k]}
+        differ = {
+            k for k, v in runs["runner_up"]["params"].items() if v != runs[other]["params"][k]
+        }
         assert differ - {"amsgrad", "decoupled_weight_decay"}, (other, differ)
     assert all(len(r["values"]) == 3 for r in runs.values())
     assert data["verdict"] in ("holds", "not_established", "worse")
@@ -53,25 +56,33 @@ def test_verify_retrains_three_sets_on_fresh_slots_and_stores_it(
     assert optuna.load_study(study_name="tiny", storage=storage_url).user_attrs[ATTR] == data
 
 
-def _verification(best: list[float | None], defaults: list[float | None],
-                  same: bool = False) -> Verification:
+def _verification(
+    best: list[float | None], defaults: list[float | None], same: bool = False
+) -> Verification:
     winner = ADAM_DEFAULTS if same else AdamParams(lr=3e-3)
-    return Verification("s", list(range(len(best))), [
-        Verified("best", 5, winner, best), Verified("defaults", 0, ADAM_DEFAULTS, defaults)])
+    return Verification(
+        "s",
+        list(range(len(best))),
+        [Verified("best", 5, winner, best), Verified("defaults", 0, ADAM_DEFAULTS, defaults)],
+    )
 
 
-@pytest.mark.parametrize(("best", "defaults", "verdict"), [
-    ([0.10, 0.12, 0.09, 0.11, 0.10], [0.12, 0.14, 0.11, 0.13, 0.125], "holds"),
-    ([0.12, 0.14, 0.11, 0.13, 0.125], [0.10, 0.12, 0.09, 0.11, 0.10], "worse"),
-    ([0.10, 0.13, 0.09, 0.12, 0.10], [0.11, 0.12, 0.10, 0.11, 0.105], "not_established"),
-    ([0.10, None, 0.09, 0.11, 0.10], [0.12, 0.14, 0.11, 0.13, 0.125], "worse"),
-    ([0.50, 0.75, 1.00], [0.25, 0.50, 0.75], "worse"),  # worse by the same amount each time
-    ([0.10, 0.12, 0.09, 0.11], [None, 0.14, 0.11, 0.13], "holds"),  # the defaults diverged once
-    ([None, 0.12, 0.09, 0.11, 0.10], [None, 0.14, 0.11, 0.13, 0.125], "holds"),  # both did
-    ([0.1, 0.1000001, 0.1], [0.1000001, 0.1000002, 0.1000001], "not_established"),  # too small
-])
-def test_the_paired_verdict(best: list[float | None], defaults: list[float | None],
-                            verdict: str) -> None:
+@pytest.mark.parametrize(
+    ("best", "defaults", "verdict"),
+    [
+        ([0.10, 0.12, 0.09, 0.11, 0.10], [0.12, 0.14, 0.11, 0.13, 0.125], "holds"),
+        ([0.12, 0.14, 0.11, 0.13, 0.125], [0.10, 0.12, 0.09, 0.11, 0.10], "worse"),
+        ([0.10, 0.13, 0.09, 0.12, 0.10], [0.11, 0.12, 0.10, 0.11, 0.105], "not_established"),
+        ([0.10, None, 0.09, 0.11, 0.10], [0.12, 0.14, 0.11, 0.13, 0.125], "worse"),
+        ([0.50, 0.75, 1.00], [0.25, 0.50, 0.75], "worse"),  # worse by the same amount each time
+        ([0.10, 0.12, 0.09, 0.11], [None, 0.14, 0.11, 0.13], "holds"),  # the defaults diverged once
+        ([None, 0.12, 0.09, 0.11, 0.10], [None, 0.14, 0.11, 0.13, 0.125], "holds"),  # both did
+        ([0.1, 0.1000001, 0.1], [0.1000001, 0.1000002, 0.1000001], "not_established"),  # too small
+    ],
+)
+def test_the_paired_verdict(
+    best: list[float | None], defaults: list[float | None], verdict: str
+) -> None:
     result = _verification(best, defaults)
     _judge(result)
     assert result.verdict == verdict
@@ -87,6 +98,7 @@ def test_a_winner_that_is_the_defaults_is_not_compared() -> None:
 
 def test_verify_needs_a_study_made_by_search(storage_url: str) -> None:
     optuna.create_study(study_name="bare", storage=storage_url).optimize(
-        lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+        lambda t: t.suggest_float("x", 0, 1), n_trials=1
+    )
     result = CliRunner().invoke(app, ["verify", "--storage", storage_url, "--study", "bare"])
     assert result.exit_code == 2 and "was not made by adamtune search" in result.output

@@ -92,13 +92,22 @@ def check_shared_study(trials: list[FrozenTrial], budget: int) -> None:
         assert _end(counted, earlier) <= _start(counted, later), f"{later} began before {earlier}"
         assert _end(counted, BASELINE) <= _start(counted, later)
     assert "confirm" not in order or order[-1] == "confirm"
-    names_of = {"lr": ["lr"], "betas": ["beta1", "beta2"], "eps": ["eps"],
-                "amsgrad": ["amsgrad"], "weight_decay": ["weight_decay", "decoupled_weight_decay"]}
+    names_of = {
+        "lr": ["lr"],
+        "betas": ["beta1", "beta2"],
+        "eps": ["eps"],
+        "amsgrad": ["amsgrad"],
+        "weight_decay": ["weight_decay", "decoupled_weight_decay"],
+    }
     for stage in {str(t.user_attrs["stage"]) for t in counted} & set(names_of):
         searched = [t for t in counted if t.user_attrs["stage"] == stage]
         names = names_of[stage] + ["lr"]  # every stage after lr re-tunes it
-        fixed = {json.dumps({k: v for k, v in t.user_attrs["adam"].items() if k not in names},
-                            sort_keys=True) for t in searched}
+        fixed = {
+            json.dumps(
+                {k: v for k, v in t.user_attrs["adam"].items() if k not in names}, sort_keys=True
+            )
+            for t in searched
+        }
         assert len(fixed) == 1, f"stage {stage} ran under {len(fixed)} sets of fixed values"
 
 
@@ -119,8 +128,9 @@ def test_jobs_2_share_one_study_and_its_budget(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
     path = write_config(SLOW_TRIALS.format(name="shared", epochs=60, trials=30))
-    result = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url,
-                                      "--jobs", "2", "--batch", "1", "-q"])
+    result = CliRunner().invoke(
+        app, ["search", str(path), "--storage", storage_url, "--jobs", "2", "--batch", "1", "-q"]
+    )
     assert result.exit_code == 0, result.output
     trials = study_trials(storage_url, "shared")
     check_shared_study(trials, 30)
@@ -135,8 +145,12 @@ def test_a_worker_waits_for_a_stage_running_elsewhere(
 ) -> None:
     path = write_config(trials=12)
     runner = CliRunner()
-    assert runner.invoke(app, ["search", str(path), "--storage", storage_url, "--trials", "1",
-                               "-q"]).exit_code == 0  # Adam's defaults only
+    assert (
+        runner.invoke(
+            app, ["search", str(path), "--storage", storage_url, "--trials", "1", "-q"]
+        ).exit_code
+        == 0
+    )  # Adam's defaults only
     study = optuna.load_study(study_name="tiny", storage=storage_url)
     done = 0
     settings = load_config(path)
@@ -147,8 +161,7 @@ def test_a_worker_waits_for_a_stage_running_elsewhere(
         trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-5, 0.1, log=True)})
         trial.set_user_attr("stage", "lr")
         trial.set_user_attr("worker", "elsewhere:1")
-    waited = runner.invoke(app, ["search", str(path), "--storage", storage_url,
-                                 "--timeout", "1"])
+    waited = runner.invoke(app, ["search", str(path), "--storage", storage_url, "--timeout", "1"])
     assert waited.exit_code == 0, waited.output
     line = f"waiting for stage lr: {lr_budget - done} trials running elsewhere"
     assert line in waited.output and "(0 run now)" in waited.output
@@ -218,8 +231,11 @@ def _running_trial_of(
                 time.sleep(0.05)
                 continue
             for t in storage.get_all_trials(study_id, states=(TrialState.RUNNING,)):
-                if not (t.user_attrs.get("stage") in stages and wanted(t)
-                        and str(t.user_attrs.get("worker", "")).endswith(f":{pid}")):
+                if not (
+                    t.user_attrs.get("stage") in stages
+                    and wanted(t)
+                    and str(t.user_attrs.get("worker", "")).endswith(f":{pid}")
+                ):
                     continue
                 if stop:
                     os.kill(pid, signal.SIGSTOP)
@@ -240,12 +256,16 @@ def start_worker(path: Path, url: str, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "adamtune", "search", str(path), "-q", *extra],
         env={**os.environ, "ADAMTUNE_STORAGE": url},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
 def kill_in_trial(
-    worker: subprocess.Popen[bytes], url: str, name: str, stage: str | tuple[str, ...] = "lr",
+    worker: subprocess.Popen[bytes],
+    url: str,
+    name: str,
+    stage: str | tuple[str, ...] = "lr",
     wanted: Callable[[FrozenTrial], bool] = lambda _: True,
 ) -> FrozenTrial:
     """SIGKILL ``worker`` in the middle of a trial of ``stage``; that trial, as it was."""
@@ -267,11 +287,19 @@ def test_a_killed_trial_is_retried_once_with_its_parameters(
     victim = kill_mid_trial(path, storage_url, "killed")
     # The retry dies too: its parameters may be what kills the worker. It is not tried again.
     worker = start_worker(path, storage_url, "--batch", "1")
-    retry = kill_in_trial(worker, storage_url, "killed",
-                          wanted=lambda t: t.user_attrs.get("retry_of") == victim.number)
-    done = subprocess.run([sys.executable, "-m", "adamtune", "search", str(path), "-q"],
-                          env={**os.environ, "ADAMTUNE_STORAGE": storage_url},
-                          capture_output=True, text=True, timeout=300)
+    retry = kill_in_trial(
+        worker,
+        storage_url,
+        "killed",
+        wanted=lambda t: t.user_attrs.get("retry_of") == victim.number,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "adamtune", "search", str(path), "-q"],
+        env={**os.environ, "ADAMTUNE_STORAGE": storage_url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     trials = study_trials(storage_url, "killed")
     by_number = {t.number: t for t in trials}
@@ -279,7 +307,8 @@ def test_a_killed_trial_is_retried_once_with_its_parameters(
     assert status_of(by_number[retry.number]) == "failed"  # counted, not drawn again
     assert retry.user_attrs["adam"] == victim.user_attrs["adam"] and retry.params == victim.params
     assert [t.number for t in trials if t.user_attrs.get("retry_of") == victim.number] == [
-        retry.number]
+        retry.number
+    ]
     check_shared_study(trials, 8)
 
 
@@ -295,10 +324,10 @@ def test_fresh_with_jobs_starts_over_once(
 ) -> None:
     path = write_config(trials=6)
     runner = CliRunner()
-    assert runner.invoke(app, ["search", str(path), "--storage", storage_url, "-q"]
-                         ).exit_code == 0
-    again = runner.invoke(app, ["search", str(path), "--storage", storage_url, "-q",
-                                "--fresh", "--jobs", "2"])
+    assert runner.invoke(app, ["search", str(path), "--storage", storage_url, "-q"]).exit_code == 0
+    again = runner.invoke(
+        app, ["search", str(path), "--storage", storage_url, "-q", "--fresh", "--jobs", "2"]
+    )
     assert again.exit_code == 0, again.output
     check_shared_study(study_trials(storage_url, "tiny"), 6)  # the first 6 were deleted
 
@@ -313,16 +342,21 @@ def test_a_batch_takes_its_share_of_a_stage_when_others_are_present(
     roll = Roll(study)
     assert roll.present() == (1, 1)
     for other in ("a:1", "b:2"):  # two more workers signed the roll just now
-        study._storage.set_study_system_attr(study._study_id, f"adamtune_worker:{other}",
-                                            time.time())
+        study._storage.set_study_system_attr(
+            study._study_id, f"adamtune_worker:{other}", time.time()
+        )
     study._storage.set_study_system_attr(study._study_id, "adamtune_worker:gone:3", 0.0)
     roll.seen = None  # read the roll again now
     assert roll.present() == (3, 1)  # the others signed on other hosts
-    result = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url,
-                                      "--batch", "8", "--trials", "12", "-q"])
+    result = CliRunner().invoke(
+        app, ["search", str(path), "--storage", storage_url, "--batch", "8", "--trials", "12", "-q"]
+    )
     assert result.exit_code == 0, result.output
-    sizes = [t.user_attrs.get("batch", 1) for t in study_trials(storage_url, "tiny")
-             if t.user_attrs["stage"] == "lr"]
+    sizes = [
+        t.user_attrs.get("batch", 1)
+        for t in study_trials(storage_url, "tiny")
+        if t.user_attrs["stage"] == "lr"
+    ]
     lr_budget = len(sizes)
     # a third of the stage at most (the first batch with the defaults), not all of it
     assert max(sizes) <= -(-(lr_budget + 1) // 3)
@@ -387,30 +421,43 @@ def test_a_stage_past_its_planned_draws_waits_for_its_running_trials(
     lr = optuna.distributions.FloatDistribution(1e-5, 0.1, log=True)
 
     def add(stage_name: str, value: float, **attrs: Any) -> None:
-        study.add_trial(optuna.trial.create_trial(
-            value=value, params={"lr": 1e-3} if stage_name == "lr" else {},
-            distributions={"lr": lr} if stage_name == "lr" else {},
-            user_attrs={"stage": stage_name, "adam": ADAM_DEFAULTS.as_dict(), "status": "complete",
-                        **attrs}))
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=value,
+                params={"lr": 1e-3} if stage_name == "lr" else {},
+                distributions={"lr": lr} if stage_name == "lr" else {},
+                user_attrs={
+                    "stage": stage_name,
+                    "adam": ADAM_DEFAULTS.as_dict(),
+                    "status": "complete",
+                    **attrs,
+                },
+            )
+        )
 
     add(BASELINE, 0.5)
     for i in range(stage.trials - 1):
         add("lr", 0.4 - i / 100)
     running = study.ask({"lr": lr})
-    for key, value in {"stage": "lr", "worker": "elsewhere:1", "adam": ADAM_DEFAULTS.as_dict()
-                       }.items():
+    for key, value in {
+        "stage": "lr",
+        "worker": "elsewhere:1",
+        "adam": ADAM_DEFAULTS.as_dict(),
+    }.items():
         running.set_user_attr(key, value)
 
     ctx = Context(settings.config, 30, batch=1)
     step = next_step(study.get_trials(), ctx, StageSampler(settings.config), set())
     assert isinstance(step, Wait) and step.message == (
-        "waiting for stage lr: 1 trial running elsewhere")
+        "waiting for stage lr: 1 trial running elsewhere"
+    )
 
 
 def test_a_timeout_keeps_what_was_done(write_config: Callable[..., Path]) -> None:
     path = write_config(SLOW_TRIALS.format(name="t", epochs=150, trials=12))
-    result = CliRunner().invoke(app, ["search", str(path), "--timeout", "0.5", "--batch", "1",
-                                      "-q"])
+    result = CliRunner().invoke(
+        app, ["search", str(path), "--timeout", "0.5", "--batch", "1", "-q"]
+    )
     assert result.exit_code == 0, result.output
     assert "stopped by --timeout" in result.output
 
@@ -418,11 +465,13 @@ def test_a_timeout_keeps_what_was_done(write_config: Callable[..., Path]) -> Non
 def test_the_first_workers_heartbeat_holds_for_the_study(storage_url: str) -> None:
     from adamtune.search.workers import agree_heartbeat
 
-    first = optuna.create_study(study_name="s", storage=open_storage(
-        storage_url, **storage_options(30)))
+    first = optuna.create_study(
+        study_name="s", storage=open_storage(storage_url, **storage_options(30))
+    )
     agree_heartbeat(first, 30)
-    later = optuna.load_study(study_name="s", storage=open_storage(
-        storage_url, **storage_options(1)))
+    later = optuna.load_study(
+        study_name="s", storage=open_storage(storage_url, **storage_options(1))
+    )
     agree_heartbeat(later, 1)  # judged by 30 s beats, it never fails the first one's trials
     backend = later._storage._backend  # type: ignore[attr-defined]
     assert (backend.heartbeat_interval, backend.grace_period) == (30, 90)
@@ -437,16 +486,18 @@ def test_sigterm_to_jobs_ends_its_helpers_and_loses_nothing(
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # until both workers train
         try:
-            running = [t for t in study_trials(storage_url, "term")
-                       if t.state == TrialState.RUNNING]
+            running = [
+                t for t in study_trials(storage_url, "term") if t.state == TrialState.RUNNING
+            ]
         except KeyError:
             running = []
         workers = {str(t.user_attrs["worker"]) for t in running if "worker" in t.user_attrs}
         if len(workers) == 2:
             break
         time.sleep(0.1)
-    helper_pid = int(next(w.rpartition(":")[2] for w in workers
-                          if not w.endswith(f":{parent.pid}")))
+    helper_pid = int(
+        next(w.rpartition(":")[2] for w in workers if not w.endswith(f":{parent.pid}"))
+    )
     parent.send_signal(signal.SIGTERM)
     began = time.monotonic()
     assert parent.wait(timeout=60) == 143  # it interrupts its helpers (as Ctrl-C would)
@@ -483,11 +534,13 @@ def test_fresh_refuses_a_study_whose_worker_is_between_trials(
     path = write_config(trials=3)
     study = open_study_for(path, storage_url)
     # Another worker signed the roll a moment ago and runs no trial right now.
-    study._storage.set_study_system_attr(study._study_id, "adamtune_worker:elsewhere:1",
-                                        time.time())
+    study._storage.set_study_system_attr(
+        study._study_id, "adamtune_worker:elsewhere:1", time.time()
+    )
     fresh = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url, "--fresh"])
     assert fresh.exit_code == 1
     assert "has 1 other worker(s) searching it" in fresh.output and "--take-over" in fresh.output
-    taken = CliRunner().invoke(app, ["search", str(path), "--storage", storage_url, "--fresh",
-                                     "--take-over", "-q"])
+    taken = CliRunner().invoke(
+        app, ["search", str(path), "--storage", storage_url, "--fresh", "--take-over", "-q"]
+    )
     assert taken.exit_code == 0, taken.output

@@ -28,11 +28,19 @@ search:
 
 
 def test_exponent_scalars_are_floats_on_purpose() -> None:
-    doc = parse_yaml('lr: 1e-3\nwd: 5E-4\nbig: -2e+3\nepochs: 60\nquoted: "1e-3"\n'
-                     "single: '5E-4'\ndotted: 1.0e-5\n", "cfg.yaml")
+    doc = parse_yaml(
+        'lr: 1e-3\nwd: 5E-4\nbig: -2e+3\nepochs: 60\nquoted: "1e-3"\n'
+        "single: '5E-4'\ndotted: 1.0e-5\n",
+        "cfg.yaml",
+    )
     assert doc.data == {
-        "lr": 1e-3, "wd": 5e-4, "big": -2000.0, "epochs": 60, "quoted": "1e-3",
-        "single": "5E-4", "dotted": 1e-5,
+        "lr": 1e-3,
+        "wd": 5e-4,
+        "big": -2000.0,
+        "epochs": 60,
+        "quoted": "1e-3",
+        "single": "5E-4",
+        "dotted": 1e-5,
     }
     assert type(doc.data["lr"]) is float
     assert type(doc.data["wd"]) is float
@@ -116,8 +124,14 @@ def test_empty_document_has_no_data_and_no_lines() -> None:
         ("seed: 0\nname: 'unclosed\n", 3),
         ("seed: 0\n---\nseed: 1\n", 2),
     ],
-    ids=["unclosed-list", "tab", "nested-colon", "undefined-alias", "unclosed-quote",
-         "two-documents"],
+    ids=[
+        "unclosed-list",
+        "tab",
+        "nested-colon",
+        "undefined-alias",
+        "unclosed-quote",
+        "two-documents",
+    ],
 )
 def test_invalid_yaml_is_one_line_with_file_and_line(text: str, line: int) -> None:
     with pytest.raises(ConfigError) as info:
@@ -152,8 +166,7 @@ def test_anchors_and_aliases_are_resolved() -> None:
 
 
 def test_merge_keys_are_valid_yaml() -> None:
-    doc = parse_yaml("base: &b {low: 1e-5, high: 1e-1}\nlr:\n  <<: *b\n  high: 1e-2\n",
-                     "cfg.yaml")
+    doc = parse_yaml("base: &b {low: 1e-5, high: 1e-1}\nlr:\n  <<: *b\n  high: 1e-2\n", "cfg.yaml")
     assert doc.data["lr"] == {"low": 1e-5, "high": 1e-2}
 
 

@@ -46,8 +46,6 @@ def redact(text: str) -> str:
     return _PASSWORD.sub(r"\g<head>***\g<tail>", text)
 
 
-
-
 def resolve_storage(option: str | None, config_value: str | None = None) -> str:
     """--storage, then $ADAMTUNE_STORAGE, then search.storage, then sqlite:///adamtune.db."""
     url = option or os.environ.get(ENV_VAR) or config_value or DEFAULT_STORAGE

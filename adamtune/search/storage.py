@@ -26,6 +26,7 @@ _DRIVERS = {
     "mysql": (("MySQLdb", "pymysql"), "pip install mysqlclient (or PyMySQL)"),
 }
 
+
 def _with_driver(url: str) -> str:
     """``url`` naming the installed driver when it names none (``postgresql+psycopg2://``
     when only psycopg2 is there); a clear error when no driver for it is installed."""
