@@ -27,6 +27,7 @@ from adamtune.config.storage_url import redact
 from adamtune.errors import SearchFailedError
 from adamtune.search.drawing import StageSampler
 from adamtune.search.lr_auto import ATTR, SEEDS, AutoRange, resolve_lr
+from adamtune.search.optuna_private import storage_of
 from adamtune.search.plan import BASELINE, Confirmation, Stage, confirmation, replan
 from adamtune.search.rows import TrialRow
 from adamtune.search.samplers import make_pruner
@@ -290,7 +291,7 @@ def _loop(
             run.stopped_by = "timeout"
             break
         # Deciding and asking under the study's lock: every other worker's trials are seen.
-        with study_lock(study._storage, study.study_name):
+        with study_lock(storage_of(study), study.study_name):
             trials = read_live(study)
             roll.sign()
             workers, here = roll.present()

@@ -12,6 +12,8 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial
 
+from adamtune.search.optuna_private import IN_MEMORY_LOGGER
+
 
 class PresetSampler(BaseSampler):
     """Returns values chosen elsewhere. The real study records a trial's parameters through
@@ -90,7 +92,7 @@ def make_sampler(name: str, seed: int, *, position: int, startup: int, joint: bo
 def in_memory_study(**kwargs: Any) -> optuna.Study:
     """A throwaway in-memory study, without Optuna's "new study created" log line (one is
     made per draw and per search)."""
-    logger = logging.getLogger("optuna.storages._in_memory")
+    logger = logging.getLogger(IN_MEMORY_LOGGER)
     level = logger.level
     logger.setLevel(logging.WARNING)
     try:

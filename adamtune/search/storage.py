@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from adamtune.config.storage_url import redact, remember_secrets, sqlite_path
 from adamtune.errors import ConfigError, StorageError, StudyNotFoundError, first_line
+from adamtune.search.optuna_private import backend_of, rdb_internals, storage_of
 
 if TYPE_CHECKING:
     import optuna
@@ -260,12 +261,12 @@ def write_trial(
     own helper); on any other storage, or should those internals move, the public calls do it.
     """
     intermediate = intermediate or {}
-    backend = getattr(study._storage, "_backend", study._storage)
-    if not _write_rdb(backend, trial_id, user_attrs, intermediate):
+    if not _write_rdb(backend_of(study), trial_id, user_attrs, intermediate):
+        storage = storage_of(study)
         for key, value in user_attrs.items():
-            study._storage.set_trial_user_attr(trial_id, key, value)
+            storage.set_trial_user_attr(trial_id, key, value)
         for step, value in intermediate.items():
-            study._storage.set_trial_intermediate_value(trial_id, step, value)
+            storage.set_trial_intermediate_value(trial_id, step, value)
 
 
 def _write_rdb(
@@ -276,11 +277,10 @@ def _write_rdb(
 
     from optuna.storages import RDBStorage
 
-    try:
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
-    except ImportError:  # pragma: no cover - a future Optuna that reorganised its internals
+    internals = rdb_internals()
+    if internals is None:  # pragma: no cover - a future Optuna that reorganised its internals
         return False
+    models, _create_scoped_session = internals
     needed = ("_set_trial_attr_without_commit", "_set_trial_intermediate_value_without_commit")
     if not isinstance(backend, RDBStorage) or not all(hasattr(backend, n) for n in needed):
         return False

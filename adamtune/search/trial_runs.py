@@ -23,6 +23,7 @@ from adamtune import interrupts
 from adamtune.config.schema import Config
 from adamtune.errors import first_line
 from adamtune.search.drawing import is_joint
+from adamtune.search.optuna_private import storage_of, trial_id
 from adamtune.search.pruning import PruneMirror, halving
 from adamtune.search.rows import TrialRow, finite_or_none, row_of
 from adamtune.search.samplers import PresetSampler
@@ -120,7 +121,7 @@ class TrialRunner:
         """Train asked trials (alone, or together as one batch, each on the seed slot its
         member names) and tell how they ended; their heartbeat shows other workers that they
         are alive meanwhile."""
-        with Heartbeat(self.study._storage, [t._trial_id for t in asked.trials], self.alive):
+        with Heartbeat(storage_of(self.study), [trial_id(t) for t in asked.trials], self.alive):
             rows = self._train(asked, prunable)
         for trial in asked.trials:
             self.pending.pop(trial.number, None)
@@ -131,7 +132,7 @@ class TrialRunner:
         an interruption may land between asking and training."""
         for trial in list(self.pending.values()):
             try:
-                write_trial(self.study, trial._trial_id, INTERRUPTED)
+                write_trial(self.study, trial_id(trial), INTERRUPTED)
                 self.study.tell(trial, state=TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass  # told already
@@ -220,7 +221,7 @@ class TrialRunner:
             "is dropped and it runs again",
             trial.number,
         )
-        return row_of(self.study._storage.get_trial(trial._trial_id))
+        return row_of(storage_of(self.study).get_trial(trial_id(trial)))
 
     def ask(self, stage_name: str, members: list[Member]) -> Asked:
         """Start one study trial per member (RUNNING, with its parameters and attributes)."""
@@ -234,7 +235,7 @@ class TrialRunner:
             self.pending[trial.number] = trial
             # A heartbeat before anything else: a worker that dies from here on leaves a
             # trial that others can tell is dead (``workers.read_live``).
-            Heartbeat(self.study._storage, [trial._trial_id]).beat()
+            Heartbeat(storage_of(self.study), [trial_id(trial)]).beat()
             if m.names is None:
                 # A member that was not sampled (the baseline, a re-run) records its
                 # coordinates but trains its exact values, to the bit.
@@ -251,7 +252,7 @@ class TrialRunner:
             }
             if len(members) > 1:
                 attrs["batch"] = len(members)
-            write_trial(self.study, trial._trial_id, attrs)
+            write_trial(self.study, trial_id(trial), attrs)
             self.observer.trial_started(trial.number, attrs["stage"], member)
             trials.append(trial)
             params.append(member)
@@ -268,7 +269,7 @@ class TrialRunner:
         rows = []
         for trial, twin, values in zip(trials, twins, reported, strict=True):
             try:
-                write_trial(self.study, trial._trial_id, attrs, values)
+                write_trial(self.study, trial_id(trial), attrs, values)
                 frozen = self.study.tell(trial, state=TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 rows.append(self._taken_away(trial))
@@ -290,4 +291,4 @@ class TrialRunner:
             attrs["reason"] = "diverged"
             # Teach the sampler: a diverged trial ranks below every pruned one at its step.
             values[outcome.epochs] = math.inf
-        write_trial(self.study, trial._trial_id, attrs, values)
+        write_trial(self.study, trial_id(trial), attrs, values)

@@ -31,6 +31,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from adamtune.search.optuna_private import backend_of, heartbeat_interfaces, storage_of
 from adamtune.search.study import fail_orphans, worker_host, worker_id
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class Roll:
     def sign(self, now: float | None = None, *, leaving: bool = False) -> None:
         now = time.time() if now is None else now
         if leaving or now - self.signed >= self.every:
-            storage = self.study._storage
+            storage = storage_of(self.study)
             study_id = storage.get_study_id_from_name(self.study.study_name)
             storage.set_study_system_attr(study_id, self.key, 0.0 if leaving else now)
             self.signed = now
@@ -148,7 +149,7 @@ class Roll:
         now = time.time() if now is None else now
         if self.seen is not None and now - self.seen[0] < self.look:
             return self.seen[1]
-        storage = self.study._storage
+        storage = storage_of(self.study)
         attrs = storage.get_study_system_attrs(
             storage.get_study_id_from_name(self.study.study_name)
         )
@@ -189,7 +190,7 @@ def agree_heartbeat(study: optuna.Study, heartbeat: int | None) -> None:
     """One heartbeat for the whole study: the first worker's, stored in the study. A worker is
     judged dead by the interval its trials beat at, so a worker started with a shorter
     ``--heartbeat`` must not take a slower one's live trials for dead."""
-    backend: Any = getattr(study._storage, "_backend", study._storage)
+    backend: Any = backend_of(study)
     if not heartbeat or getattr(backend, "heartbeat_interval", None) is None:
         return
     agreed = study.user_attrs.get(HEARTBEAT_ATTR)
@@ -219,9 +220,8 @@ class Heartbeat:
         trial_ids: list[int],
         also: Callable[[], None] | None = None,
     ) -> None:
-        from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
-
-        self.storage = storage if isinstance(storage, BaseHeartbeat) else None
+        BaseHeartbeat, is_heartbeat_enabled = heartbeat_interfaces()
+        self.storage: Any = storage if isinstance(storage, BaseHeartbeat) else None
         self.enabled = self.storage is not None and is_heartbeat_enabled(storage)
         self.trial_ids = trial_ids
         self.also = also  # more signs of life with every beat (the study's roll)
