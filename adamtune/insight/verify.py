@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 import statistics
-import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from adamtune.search import stats
 from adamtune.search.plan import BASELINE
 from adamtune.search.rows import TrialRow, finite_or_none
 from adamtune.search.selection import CONFIRM, NOISE, Selection, measured
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 ATTR = "adamtune_verify"
 _CHOICES = ("amsgrad", "decoupled_weight_decay")
-_MIN_GAIN = 0.1  # of the defaults' spread over the verification seeds, as noise.bar
 _MIN_RELATIVE = 0.001  # and never under 0.1% of their loss: no claim for a negligible gain
 FIRST_SLOT = 100  # far above any confirmation slot a study uses
 CONFIDENCE = 0.95
@@ -52,7 +51,7 @@ class Verified:
 
     @property
     def mean(self) -> float:
-        return statistics.fmean(self.finite) if len(self.finite) == len(self.values) else math.inf
+        return stats.mean([math.inf if v is None else v for v in self.values])
 
     @property
     def std(self) -> float:
@@ -196,8 +195,6 @@ def verify(
 
 
 def _judge(result: Verification) -> None:
-    from scipy import stats
-
     best, defaults = result.run("best"), result.run("defaults")
     assert best is not None and defaults is not None
     if best.params == defaults.params:
@@ -219,18 +216,12 @@ def _judge(result: Verification) -> None:
     if len(pairs) < 2:
         return
     diffs = [d - b for d, b in pairs]
-    if statistics.pstdev(diffs) == 0:
-        result.p_value = 0.0 if diffs[0] > 0 else 1.0
-        worse = 0.0 if diffs[0] < 0 else 1.0
-    else:
-        with warnings.catch_warnings():  # nearly equal differences: precise enough here
-            warnings.simplefilter("ignore", RuntimeWarning)
-            result.p_value = float(stats.ttest_1samp(diffs, 0.0, alternative="greater").pvalue)
-            worse = float(stats.ttest_1samp(diffs, 0.0, alternative="less").pvalue)
+    result.p_value = stats.paired_p(diffs, "greater")
+    worse = stats.paired_p(diffs, "less")
     # As in a study's stages, a gain under a tenth of the seeds' spread (or under 0.1% of the
     # loss) is not worth a claim, however consistent.
     floor = max(
-        _MIN_GAIN * defaults.std, _MIN_RELATIVE * abs(statistics.fmean(d for d, _ in pairs))
+        stats.MIN_GAIN * defaults.std, _MIN_RELATIVE * abs(statistics.fmean(d for d, _ in pairs))
     )
     if result.p_value < 1 - CONFIDENCE and statistics.fmean(diffs) > floor:
         result.verdict = "holds"

@@ -38,7 +38,6 @@ from adamtune.train.params import AdamParams
 
 __all__ = ["CONFIRM", "NOISE"]
 
-_MIN_GAIN = 0.1  # of the noise: the smallest gain worth calling an improvement
 # States of a finished run; killed and interrupted ones are run again, so they do not count.
 _DONE = ("complete", "pruned", "diverged", "failed")
 
@@ -54,29 +53,17 @@ class Measured:
 
     @property
     def mean(self) -> float:
-        return _mean(self.values)
+        return stats.mean(self.values)
 
     @property
     def std(self) -> float:
-        return _std(self.values)
+        return stats.std(self.values)
 
     def on(self, slots: int) -> Measured:
         """The values a comparison over ``slots`` seed slots uses: the re-runs only, when
         there are any (slot 0 chose the candidate, so its value there is the luckiest of its
         stage: the winner's curse), else slot 0."""
         return Measured(self.trial, self.params, self.values[1:slots] or self.values[:1])
-
-
-def _mean(values: tuple[float, ...]) -> float:
-    return math.inf if not all(math.isfinite(v) for v in values) else statistics.fmean(values)
-
-
-def _std(values: tuple[float, ...]) -> float:
-    if len(values) < 2:
-        return 0.0
-    if not all(math.isfinite(v) for v in values):
-        return math.inf
-    return statistics.stdev(values)
 
 
 @dataclass
@@ -154,7 +141,7 @@ def bar(noise: float | None, compared: list[Measured], confidence: float = 0.8) 
     # A gain under a tenth of what seeds and splits move the defaults by may be real, but it
     # is too small to matter: it never moves a parameter (an eps of 1e-8 or 6e-7 trains
     # almost alike, so their tiny difference is consistent, and would pass the test alone).
-    return max(paired, (noise or 0.0) * _MIN_GAIN)
+    return max(paired, (noise or 0.0) * stats.MIN_GAIN)
 
 
 def beats(a: Measured, b: Measured, needed: float) -> bool:
@@ -271,7 +258,7 @@ def select(
         return Selection(None, None, None)
     defaults = measured(rows, base)
     finite = tuple(v for v in defaults.values if math.isfinite(v))
-    noise = _std(finite) if len(finite) >= 2 else None
+    noise = stats.std(finite) if len(finite) >= 2 else None
     selection = Selection(defaults, defaults, noise)
     incumbent = defaults
     rerun = {r.confirms for r in rows if r.confirms is not None}

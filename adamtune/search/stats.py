@@ -1,15 +1,52 @@
-"""Quantiles of Student's t distribution, in plain Python.
+"""Statistics for choices under noise, in plain Python: the mean and spread of runs that may
+have diverged, Student's t, and the one-sided paired t test.
 
-A stage's verdict needs one number, ``t.ppf(confidence, df)``; importing ``scipy.stats`` for it
-costs ~0.4 s of every search (and of ``best``). Here the distribution function is the
-regularized incomplete beta function, I_x(df/2, 1/2), evaluated by its continued fraction
-(Numerical Recipes, 2nd ed., section 6.4), and the quantile is found by bisection to float
-precision. tests/test_student_t.py checks it against scipy to 1e-10.
+The search's verdicts (``selection``) and ``verify`` both use this module. Student's t needs one
+number at a time (``t.ppf(confidence, df)``, a p-value); importing ``scipy.stats`` for it costs
+~0.4 s of every search (and of ``best``). Here the distribution function is the regularized
+incomplete beta function, I_x(df/2, 1/2), evaluated by its continued fraction (Numerical
+Recipes, 2nd ed., section 6.4), and the quantile is found by bisection to float precision.
+tests/test_stats.py checks them against scipy to 1e-10.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+from collections.abc import Sequence
+
+MIN_GAIN = 0.1  # of the noise: the smallest gain worth calling an improvement, however sure
+
+
+def mean(values: Sequence[float]) -> float:
+    """The mean, or +inf when any run did not finish finite (a diverged run never averages
+    into a good value)."""
+    return math.inf if not all(math.isfinite(v) for v in values) else statistics.fmean(values)
+
+
+def std(values: Sequence[float]) -> float:
+    """The sample standard deviation: 0 for fewer than two values, +inf with a non-finite one."""
+    if len(values) < 2:
+        return 0.0
+    if not all(math.isfinite(v) for v in values):
+        return math.inf
+    return statistics.stdev(values)
+
+
+def paired_p(differences: Sequence[float], alternative: str = "greater") -> float:
+    """The one-sided p-value of the one-sample t test that the mean of ``differences`` is 0,
+    against ``greater`` (or ``less``) than 0: ``scipy.stats.ttest_1samp(...).pvalue``. Equal
+    differences, a zero spread, give 0 or 1 by their sign."""
+    n = len(differences)
+    if n < 2:
+        raise ValueError(f"a paired test needs two differences at least (got {n})")
+    sign = 1.0 if alternative == "greater" else -1.0
+    center = sign * statistics.fmean(differences)
+    spread = statistics.pstdev(differences)
+    if spread == 0:
+        return 0.0 if center > 0 else 1.0
+    t = center / (statistics.stdev(differences) / math.sqrt(n))
+    return 1.0 - cdf(t, n - 1)
 
 
 def cdf(t: float, df: float) -> float:

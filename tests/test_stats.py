@@ -24,3 +24,19 @@ def test_cdf_is_scipys(t: float, df: float) -> None:
 def test_quantile_refuses_what_has_none(p: float, df: float) -> None:
     with pytest.raises(ValueError, match="0 < p < 1"):
         ours.quantile(p, df)
+
+
+@pytest.mark.parametrize(
+    "diffs",
+    [[0.1, 0.3, -0.05], [0.01, 0.02, 0.015, 0.03, -0.01], [-0.2, -0.1, 0.05, -0.3], [1e-4, 2e-4]],
+)
+def test_the_paired_test_is_scipy_s_one_sample_t_test(diffs: list[float]) -> None:
+    for alternative in ("greater", "less"):
+        expected = stats.ttest_1samp(diffs, 0.0, alternative=alternative).pvalue
+        assert ours.paired_p(diffs, alternative) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_equal_differences_decide_by_their_sign_and_diverged_runs_average_to_inf() -> None:
+    assert ours.paired_p([0.2, 0.2, 0.2]) == 0.0 and ours.paired_p([0.2, 0.2], "less") == 1.0
+    assert ours.mean([1.0, float("nan")]) == float("inf") and ours.mean([1.0, 3.0]) == 2.0
+    assert ours.std([1.0]) == 0.0 and ours.std([1.0, float("inf")]) == float("inf")
