@@ -296,9 +296,14 @@ def lr_find(
         curves = run_range_test(task, seeds, start, end, steps)
         summary = summarise(curves)
         if plot is not None:
-            from adamtune.insight.plots import range_test_png
+            from adamtune.insight.plots import range_test
 
-            range_test_png(curves, plot)
+            lines = [(c.lrs, c.smoothed) for c in curves]
+            picture = range_test(lines, {s.name: s.median for s in summary})
+            try:
+                plot.write_bytes(picture)
+            except OSError as exc:
+                raise ConfigError(f"--plot: cannot write {plot}: {exc.strerror or exc}") from None
         if format is Format.json:
             print(to_json(range_test_data(curves, summary)))
             return

@@ -4,7 +4,7 @@
 - ``decay``: the answer to "does decaying the lr help Adam here?";
 - ``verify``: the winner, the runner-up and the defaults retrained on fresh seeds;
 - ``formats``: results as JSON, YAML and pasteable torch code;
-- ``report``, ``report_plots``, ``plots``: the HTML/Markdown report and its figures;
+- ``report`` and ``plots``: the HTML/Markdown report, and every figure (PNG bytes);
 - ``ci``: the regression gate and the search summary JSON.
 
 May import everything before it in the flow (config, task, train, search); never the CLI.

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adamtune.insight import report_plots as plots
+from adamtune.insight import plots
 from adamtune.insight.formats import spread_text, value_text
 from adamtune.insight.results import BestResult, best_result
 from adamtune.insight.verify import Verification, stored_verification
