@@ -11,7 +11,7 @@ import pytest
 import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from adamtune.config.schema import PARAMS, SpaceConfig
+from adamtune.config.space import PARAMS, SpaceConfig
 from adamtune.search.space import coordinates, encode, searched, suggest
 from adamtune.train.params import ADAM_DEFAULTS, AdamParams, fixed_values
 from adamtune.train.schedules import Schedule

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from adamtune.config.schema import AUTO_LADDER, LrRange, Settings
+from adamtune.config.schema import Settings
+from adamtune.config.space import AUTO_LADDER, LrRange
 from adamtune.errors import SearchFailedError
 
 if TYPE_CHECKING:  # the range test and the task import torch; ``best`` needs neither

@@ -30,7 +30,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from adamtune.config.schema import SearchConfig, SpaceConfig
+from adamtune.config.schema import SearchConfig
+from adamtune.config.space import SpaceConfig
 from adamtune.search.space import LR_FACTOR, searched
 
 BASELINE = "defaults"

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 
-from adamtune.config.schema import SEARCHABLE, SpaceConfig
+from adamtune.config.space import SEARCHABLE, SpaceConfig
 from adamtune.train.params import ADAM_DEFAULTS, AdamParams
 from adamtune.train.schedules import (
     DECAYING,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from adamtune.config.schema import PARAMS, SpaceConfig
+from adamtune.config.space import PARAMS, SpaceConfig
 from adamtune.train.schedules import DECAYING, NO_SCHEDULE, TYPICAL_END, Schedule
 
 

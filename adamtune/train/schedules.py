@@ -23,7 +23,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from adamtune.config.schema import SCHEDULES
+from adamtune.config.space import SCHEDULES
 
 if TYPE_CHECKING:
     import torch
