@@ -7,7 +7,6 @@ standardisation is fitted on the training split only, so nothing of val leaks in
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +16,8 @@ import torch
 from torch.utils.data import Dataset
 
 from adamtune.config.schema import DataConfig, Settings
-from adamtune.task.splits import bundled, split_indices
+from adamtune.task.sources import builtin_arrays, read_csv, read_npz
+from adamtune.task.splits import split_indices
 from adamtune.task.user_code import load_callable
 
 Kind = Literal["classification", "regression", "binary"]
@@ -70,103 +70,6 @@ class TaskData:
     @property
     def n_val(self) -> int:
         return len(self.val)  # type: ignore[arg-type]
-
-
-def _sklearn(settings: Settings) -> tuple[np.ndarray, np.ndarray]:
-    source, seed, kwargs = (
-        settings.config.data.source,
-        settings.config.seed,
-        settings.config.data.kwargs,
-    )
-    try:
-        return _bundled_arrays(source, seed, kwargs)
-    except (TypeError, ValueError) as exc:
-        raise settings.problem("data.kwargs", f"{source} refused them: {exc}") from None
-
-
-def _sklearn_arrays(
-    source: str, seed: int, kwargs: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn import datasets
-
-    if source == "synthetic-classification":
-        opts: dict[str, Any] = {
-            "n_samples": 2000,
-            "n_features": 20,
-            "n_informative": 10,
-            "n_classes": 3,
-        }
-        return datasets.make_classification(**{**opts, **kwargs, "random_state": seed})
-    if source == "synthetic-regression":
-        opts = {"n_samples": 2000, "n_features": 20, "n_informative": 10, "noise": 10.0}
-        return datasets.make_regression(**{**opts, **kwargs, "random_state": seed})
-    loader = getattr(datasets, f"load_{source}")
-    x, y = loader(return_X_y=True)
-    return x, y
-
-
-def _bundled_arrays(
-    source: str, seed: int, kwargs: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray]:
-    """A bundled dataset read without importing scikit-learn where it can be (``splits``)."""
-    found = None if kwargs else bundled(source)
-    return found if found is not None else _sklearn_arrays(source, seed, kwargs)
-
-
-def _read_csv(path: Path, target: str | None, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
-    if target is None:
-        raise settings.problem("data.target", "name the CSV column to predict (got nothing)")
-    with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: Excel's byte-order mark
-        rows = [row for row in csv.reader(fh) if any(field.strip() for field in row)]
-    if len(rows) < 2:
-        raise settings.problem("data.source", f"{path} has no data rows")
-    header, body = [h.strip() for h in rows[0]], rows[1:]
-    if target not in header:
-        raise settings.problem(
-            "data.target", f"column {target!r} is not in {path.name} (columns: {', '.join(header)})"
-        )
-    t = header.index(target)
-    features = [i for i in range(len(header)) if i != t]
-    x = np.empty((len(body), len(features)), dtype=np.float64)
-    for r, row in enumerate(body):
-        if len(row) != len(header):
-            raise settings.problem(
-                "data.source",
-                f"{path.name} row {r + 2} has {len(row)} fields, expected {len(header)}",
-            )
-        for j, i in enumerate(features):
-            try:
-                x[r, j] = float(row[i])
-            except ValueError:
-                raise settings.problem(
-                    "data.source",
-                    f"{path.name} row {r + 2}, column {header[i]!r}: expected a number "
-                    f"(got {row[i]!r})",
-                ) from None
-    labels = [row[t].strip() for row in body]
-    if "" in labels:
-        raise settings.problem(
-            "data.target", f"{path.name} row {labels.index('') + 2}: column {target!r} is empty"
-        )
-    try:
-        values = np.array([float(v) for v in labels])
-    except ValueError:
-        return x, np.array(labels)  # text labels: classes
-    # Whole numbers with few distinct values are class labels (use loss: mse to regress them).
-    if np.all(values == np.round(values)) and len(np.unique(values)) <= 50:
-        return x, values.astype(np.int64)
-    return x, values
-
-
-def _read_npz(path: Path, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(path, allow_pickle=False) as arrays:
-        missing = [k for k in ("x", "y") if k not in arrays.files]
-        if missing:
-            raise settings.problem(
-                "data.source",
-                f"{path.name} must hold arrays 'x' and 'y' (has: {', '.join(arrays.files)})",
-            )
-        return arrays["x"], arrays["y"]
 
 
 def _kind_of(y: np.ndarray, loss: str) -> Kind:
@@ -398,9 +301,9 @@ def load_splits(settings: Settings, split_seed: int | None = None) -> list[TaskD
             raise settings.problem("data.source", f"file not found: {path}")
         try:
             x, y = (
-                _read_csv(path, cfg.target, settings)
+                read_csv(path, cfg.target, settings)
                 if source.endswith(".csv")
-                else _read_npz(path, settings)
+                else read_npz(path, settings)
             )
         except OSError as exc:
             raise settings.problem("data.source", f"cannot read {path}: {exc}") from None
@@ -410,7 +313,7 @@ def load_splits(settings: Settings, split_seed: int | None = None) -> list[TaskD
     elif ":" in source:
         splits = [_from_function(settings)]
     else:
-        x, y = _sklearn(settings)
+        x, y = builtin_arrays(settings)
         splits = _from_arrays(x, y, settings, source, seed)
     rows = min(d.n_train for d in splits)
     if cfg.batch_size > rows:
