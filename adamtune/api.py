@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from adamtune.config.schema import Settings, validate_config
 from adamtune.config.yamlfile import YamlDoc, read_yaml
-from adamtune.errors import ConfigError
+from adamtune.errors import ConfigError, OptionError
 
 if TYPE_CHECKING:
     import optuna
@@ -162,7 +162,7 @@ def _check_options(options: dict[str, Any]) -> None:
         if value is None:
             continue
         if not valid.get(name, lambda v: isinstance(v, str))(value):
-            raise ConfigError(f"{name}: must be {problems[name]} (got {value!r})")
+            raise OptionError(name, f"must be {problems[name]} (got {value!r})")
 
 
 def find_study(

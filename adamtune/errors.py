@@ -28,6 +28,19 @@ class ConfigError(AdamtuneError):
         super().__init__("\n".join(self.problems))
 
 
+class OptionError(ConfigError):
+    """A bad option of a command or of the Python API. ``option`` is its name as the API
+    spells it (``take_over``); the message reads ``take_over: ...``, and the CLI shows the
+    flag instead (``--take-over: ...``): the core speaks its own terms."""
+
+    def __init__(self, option: str, problem: str) -> None:
+        self.option, self.problem = option, problem
+        super().__init__(f"{option}: {problem}")
+
+    def as_flag(self) -> str:
+        return f"--{self.option.replace('_', '-')}: {self.problem}"
+
+
 class StudyNotFoundError(AdamtuneError):
     """The storage holds no study by that name (exit 2: the user named the wrong thing)."""
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.console import Console
 
-from adamtune.errors import AdamtuneError, first_line
+from adamtune.errors import AdamtuneError, OptionError, first_line
 
 
 class _Commands(typer.core.TyperGroup):
@@ -133,7 +133,8 @@ def _errors(debug: bool, interrupted: str = "interrupted") -> Iterator[None]:
     except AdamtuneError as exc:
         if debug:
             err.print(redact(traceback.format_exc()), highlight=False, markup=False)
-        for line in str(exc).splitlines():
+        text = exc.as_flag() if isinstance(exc, OptionError) else str(exc)
+        for line in text.splitlines():
             err.print(f"error: {redact(line)}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt as exc:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adamtune.errors import AdamtuneError, ConfigError
+from adamtune.errors import AdamtuneError, ConfigError, OptionError
 from adamtune.insight.results import BestResult
 
 if TYPE_CHECKING:
@@ -100,9 +100,9 @@ def baseline_value(path: Path) -> float:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"--baseline: {path}: file not found") from None
+        raise OptionError("baseline", f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"--baseline: {path}: not a JSON file ({exc})") from None
+        raise OptionError("baseline", f"{path}: not a JSON file ({exc})") from None
     best = data.get("best", data) if isinstance(data, dict) else None
     value = best.get("value") if isinstance(best, dict) else None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -117,7 +117,7 @@ def check(value: float, baseline: float, tolerance: float) -> Check:
     """The gate: ``value`` passes when it is at most ``baseline`` made worse by ``tolerance``
     (relative: 0.05 allows 5% more loss)."""
     if not 0 <= tolerance < math.inf:
-        raise ConfigError(f"--tolerance: must be a finite number >= 0 (got {tolerance:g})")
+        raise OptionError("tolerance", f"must be a finite number >= 0 (got {tolerance:g})")
     if not math.isfinite(baseline):
         raise ConfigError(f"the bar to check against must be a finite number (got {baseline:g})")
     return Check(value, baseline, baseline + abs(baseline) * tolerance)

@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from adamtune.errors import ConfigError
+from adamtune.errors import OptionError
 from adamtune.search.study import stage_of, status_of
 from adamtune.train.params import AdamParams
 
@@ -88,13 +88,13 @@ def filter_rows(
     value (lowest first; trials without one last) or by stage (in the order stages ran)."""
     for state in states or []:
         if state not in STATES:
-            raise ConfigError(f"--state: expected one of {', '.join(STATES)} (got {state!r})")
+            raise OptionError("state", f"expected one of {', '.join(STATES)} (got {state!r})")
     known = list(dict.fromkeys(r.stage for r in rows))
     for stage in stages or []:
         if stage not in known:
-            raise ConfigError(f"--stage: no trial of stage {stage!r} (stages: {', '.join(known)})")
+            raise OptionError("stage", f"no trial of stage {stage!r} (stages: {', '.join(known)})")
     if sort not in SORTS:
-        raise ConfigError(f"--sort: expected one of {', '.join(SORTS)} (got {sort!r})")
+        raise OptionError("sort", f"expected one of {', '.join(SORTS)} (got {sort!r})")
     kept = [
         r for r in rows if (not stages or r.stage in stages) and (not states or r.state in states)
     ]

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adamtune.config.schema import Settings, check_device, is_import_path
-from adamtune.errors import ConfigError
+from adamtune.errors import ConfigError, OptionError
 from adamtune.task.data import TaskData, TensorSplit, load_splits
 from adamtune.task.models import build_model, count_parameters
 
@@ -161,14 +161,14 @@ def _place(data: TaskData, device: torch.device, loss_name: str) -> None:
 def build_task(settings: Settings, device: str | None = None) -> Task:
     """Load data and check that the model builds, without training anything.
 
-    ``device`` (the --device option) overrides train.device; a problem with the device named
+    ``device`` (an option: ``--device``) overrides train.device; a problem with the device named
     in the config is reported at its line.
     """
     try:
         dev = resolve_device(device or settings.config.train.device)
     except ConfigError as exc:
         if device:
-            raise ConfigError(f"--device: {exc}") from None
+            raise OptionError("device", str(exc)) from None
         raise settings.problem("train.device", str(exc)) from None
     folds = load_splits(settings)
     data = folds[0]
