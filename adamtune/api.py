@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adamtune.config.schema import Settings, validate_config
 from adamtune.config.yamlfile import YamlDoc, read_yaml
-from adamtune.errors import ConfigError, OptionError
+from adamtune.errors import ConfigError
 
 if TYPE_CHECKING:
     import optuna
@@ -113,19 +113,16 @@ def tune(
     """
     from adamtune.config.storage_url import resolve_storage
     from adamtune.insight.results import best_result
-    from adamtune.search import SearchOptions, run_search
+    from adamtune.search import run_search
+    from adamtune.search.options import SearchOptions, check_option
     from adamtune.search.storage import load_study, open_storage, release_storage
 
     options = {k: overrides.pop(k) for k in _OPTION_NAMES if k in overrides}
-    _check_options(options)
+    for name, value in options.items():  # before the config: a bad option is named first
+        check_option(name, value)
     settings = settings_from(config, overrides)
     url = resolve_storage(options.pop("storage", None), settings.config.search.storage)
-    known = {f.name for f in fields(SearchOptions)}
-    search_options = SearchOptions(
-        storage=url,
-        study_name=options.pop("study", None),
-        **{k: v for k, v in options.items() if k in known},
-    )
+    search_options = SearchOptions(storage=url, study_name=options.pop("study", None), **options)
     run = run_search(settings, search_options, observer)
     backend = open_storage(url, must_exist=True)
     try:
@@ -133,36 +130,6 @@ def tune(
     finally:
         release_storage(backend)
     return TuneResult(run, best)
-
-
-def _check_options(options: dict[str, Any]) -> None:
-    """The checks the CLI's flags get (``--trials 0`` must not fall back to the config)."""
-
-    def whole(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-    problems = {
-        "trials": "a whole number >= 1",
-        "timeout": "a number of seconds > 0",
-        "batch": "a whole number >= 1 or 'auto'",
-        "fresh": "True or False",
-        "take_over": "True or False",
-        "storage": "a storage URL",
-        "study": "a study name",
-        "device": "auto, cpu, cuda, cuda:N or mps",
-    }
-    valid = {
-        "trials": whole,
-        "timeout": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
-        "batch": lambda v: v == "auto" or whole(v),
-        "fresh": lambda v: isinstance(v, bool),
-        "take_over": lambda v: isinstance(v, bool),
-    }
-    for name, value in options.items():
-        if value is None:
-            continue
-        if not valid.get(name, lambda v: isinstance(v, str))(value):
-            raise OptionError(name, f"must be {problems[name]} (got {value!r})")
 
 
 def find_study(

@@ -254,7 +254,7 @@ def test_init_names_the_study_after_any_file_name(stem: str) -> None:
 
 def test_non_positive_timeout_is_refused(write_config: Callable[..., Path]) -> None:
     result = invoke("search", str(write_config()), "--timeout", "0")
-    assert result.exit_code == 2 and "--timeout: must be > 0" in result.stderr
+    assert result.exit_code == 2 and "--timeout: must be a number of seconds > 0" in result.stderr
     assert not Path("adamtune.db").exists()
 
 

@@ -7,13 +7,11 @@ it may import every package (config, task, train, search, insight) and ``api``.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -112,36 +110,27 @@ def search(
     same --storage) share its budget and stages.
     """
     with _errors(debug, RESUME):
-        from adamtune.errors import ConfigError, NoCompletedTrialError
+        from adamtune.config.storage_url import resolve_storage
+        from adamtune.errors import NoCompletedTrialError
+        from adamtune.search.local_workers import search_with_helpers, threads_per_worker
+        from adamtune.search.options import SearchOptions
 
-        if timeout is not None and timeout <= 0:
-            raise ConfigError(f"--timeout: must be > 0 seconds (got {timeout:g})")
         batch_k = _batch_option(batch)
         settings = _settings(config)
-        from adamtune.config.storage_url import resolve_storage
-        from adamtune.search.storage import load_study, open_storage
-
         url = resolve_storage(storage, settings.config.search.storage)
-        helpers: list[Any] = []
-        if jobs > 1:
-            from adamtune.cli.jobs import start_helpers, threads_per_worker
-
-            threads = threads or threads_per_worker(jobs)
-            helper_options = {
-                "study": study,
-                "device": device,
-                "trials": trials,
-                "timeout": timeout,
-                "batch": batch,
-                "threads": threads,
-                "heartbeat": heartbeat,
-            }
-            if not (fresh or take_over):  # at once: they import torch while this one does
-                helpers = start_helpers(jobs - 1, config, url, helper_options)
+        threads = threads or (threads_per_worker(jobs) if jobs > 1 else None)
+        helper_options = {
+            "study": study,
+            "device": device,
+            "trials": trials,
+            "timeout": timeout,
+            "batch": batch,
+            "threads": threads,
+            "heartbeat": heartbeat,
+        }
         from adamtune.cli.progress import LiveProgress, PlainProgress
         from adamtune.cli.render import print_search_summary
         from adamtune.insight.results import best_result
-        from adamtune.search import SearchOptions, run_search
 
         _quiet_optuna()
         options = SearchOptions(
@@ -156,23 +145,20 @@ def search(
             heartbeat=heartbeat,
             threads=threads,
         )
-        if jobs > 1 and (fresh or take_over):
-            helpers = _prepared_with_helpers(jobs, config, settings, options, helper_options)
-        live = not quiet and err.is_terminal
-        observer = LiveProgress(err) if live else PlainProgress(err)
+        observer = LiveProgress(err) if not quiet and err.is_terminal else PlainProgress(err)
         began = time.monotonic()
         try:
-            with _helpers_follow(helpers):
-                run = run_search(settings, options, observer)
-                found = load_study(run.study, open_storage(url, must_exist=True), url)
-                _helpers_done(helpers, run, found)
+            done = search_with_helpers(settings, options, observer, jobs, config, helper_options)
         finally:
             if isinstance(observer, LiveProgress):
                 observer.stop()
+        for problem in done.problems:
+            err.print(f"warning: {problem}", markup=False, highlight=False)
         if not summary:
             return
+        run = done.run
         try:
-            best = best_result(found, run.storage)
+            best = best_result(done.study, run.storage)
         except NoCompletedTrialError:
             if run.stopped_by != "timeout":
                 raise
@@ -185,61 +171,6 @@ def search(
             return
         print_search_summary(out, best, len(run.ran), run.stopped_by)
         _ci_outputs(run, best, time.monotonic() - began, json_path)
-
-
-@contextlib.contextmanager
-def _helpers_follow(helpers: list[Any]) -> Iterator[None]:
-    """Ctrl-C and SIGTERM interrupt the search (``interrupts``); the helpers end with this
-    process: on an error or an interruption it interrupts them (each records its trial as
-    interrupted)."""
-    from adamtune import interrupts
-    from adamtune.cli.jobs import stop_helpers
-
-    with interrupts.installed():
-        try:
-            yield
-        except BaseException:
-            stop_helpers(helpers)
-            raise
-
-
-def _prepared_with_helpers(
-    jobs: int, config: Path, settings: Any, options: Any, helper_options: dict[str, Any]
-) -> list[Any]:
-    """``--jobs N`` with ``--fresh`` or ``--take-over``: start N - 1 helper workers, then,
-    holding the study's lock (they wait for it), start over or take over once, for all."""
-    from adamtune.cli.jobs import start_helpers, stop_helpers
-    from adamtune.search import open_study
-    from adamtune.search.storage import open_storage, release_storage
-    from adamtune.search.workers import study_lock
-
-    storage = open_storage(options.storage)
-    try:
-        with study_lock(storage, options.study_name or settings.study_name):
-            helpers = start_helpers(jobs - 1, config, options.storage, helper_options)
-            try:
-                open_study(settings, options, storage)
-            except BaseException:
-                stop_helpers(helpers)
-                raise
-    finally:
-        release_storage(storage)
-    options.fresh = options.take_over = False  # done, for every worker
-    return helpers
-
-
-def _helpers_done(helpers: list[Any], run: Any, study: Any) -> None:
-    """Wait for the helpers; count their trials as run now, and say which of them failed."""
-    if not helpers:
-        return
-    from adamtune.cli.jobs import wait_helpers
-    from adamtune.search.rows import row_of
-    from adamtune.search.study import worker_host
-
-    for problem in wait_helpers(helpers):
-        err.print(f"warning: {problem}", markup=False, highlight=False)
-    ids = {f"{worker_host()}:{h.process.pid}" for h in helpers}
-    run.ran.extend(row_of(t) for t in study.get_trials() if t.user_attrs.get("worker") in ids)
 
 
 def _ci_outputs(run: Any, best: Any, seconds: float, json_path: Path | None) -> None:

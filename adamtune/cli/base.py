@@ -227,6 +227,7 @@ def _batch_option(value: str | None) -> int | Literal["auto"] | None:
         return value  # type: ignore[return-value]
     if value.isdigit() and int(value) >= 1:
         return int(value)
-    from adamtune.errors import ConfigError
+    from adamtune.search.options import check_option
 
-    raise ConfigError(f"--batch: must be a whole number >= 1 or 'auto' (got {value!r})")
+    check_option("batch", value)  # raises, naming the option
+    return None

@@ -12,7 +12,9 @@ Data flows one way through this package:
   and the verdict;
 - ``trial_runs`` and ``pruning``: ask, train (alone or batched), record and tell trials;
 - ``workers``: many workers on one study (locks, heartbeats, the roll);
-- ``run``: ``run_search``, the loop that ties them together;
+- ``run``: ``run_search``, the loop that ties them together; ``events`` and ``options``: what
+  it is given and what it tells (light: no torch);
+- ``local_workers``: ``--jobs N``, helper processes beside this one;
 - ``space``: how each parameter is searched (its Optuna coordinates);
 - ``lr_auto``: the lr range of an ``lr: auto`` study, from the LR range test;
 - ``study``, ``rows``, ``storage``: the Optuna study, its trials as rows, where it lives;
@@ -27,14 +29,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from adamtune.search.run import (
-        SearchObserver,
-        SearchOptions,
-        SearchRun,
-        SearchStart,
-        open_study,
-        run_search,
-    )
+    from adamtune.search.events import SearchObserver, SearchRun, SearchStart
+    from adamtune.search.options import SearchOptions
+    from adamtune.search.run import open_study, run_search
 
 __all__ = [
     "SearchObserver",
@@ -47,10 +44,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """The entry points, imported on first use: the package's light modules (``plan``,
-    ``selection``) are read by ``best`` and the report without loading torch."""
-    if name in __all__:
-        from adamtune.search import run
+    """The entry points, imported on first use: ``best``, the report and the CLI's progress
+    display read the light modules (``events``, ``options``, ``plan``, ``selection``) without
+    loading torch; ``run_search`` and ``open_study`` load it."""
+    import importlib
 
-        return getattr(run, name)
+    if name in __all__:
+        home = {"SearchObserver": "events", "SearchRun": "events", "SearchStart": "events"}
+        home["SearchOptions"] = "options"
+        module = importlib.import_module(f"adamtune.search.{home.get(name, 'run')}")
+        return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

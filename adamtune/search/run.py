@@ -15,8 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from dataclasses import replace
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -26,10 +25,11 @@ from adamtune.config.schema import Settings
 from adamtune.config.storage_url import redact
 from adamtune.errors import SearchFailedError
 from adamtune.search.drawing import StageSampler
+from adamtune.search.events import SearchObserver, SearchRun, SearchStart
 from adamtune.search.lr_auto import ATTR, SEEDS, AutoRange, resolve_lr
+from adamtune.search.options import SearchOptions
 from adamtune.search.optuna_private import storage_of
-from adamtune.search.plan import BASELINE, Confirmation, Stage, confirmation, replan
-from adamtune.search.rows import TrialRow
+from adamtune.search.plan import BASELINE, confirmation, replan
 from adamtune.search.samplers import make_pruner
 from adamtune.search.steps import Context, Run, Stop, Wait, done_per_stage, next_step
 from adamtune.search.storage import open_storage, release_storage, storage_errors, storage_failure
@@ -42,7 +42,6 @@ from adamtune.search.study import (
 )
 from adamtune.search.trial_runs import TrialRunner
 from adamtune.search.workers import (
-    HEARTBEAT,
     CoreShare,
     Roll,
     agree_heartbeat,
@@ -52,74 +51,10 @@ from adamtune.search.workers import (
 )
 from adamtune.task.build import Task, build_task
 from adamtune.train.engine import warm_up
-from adamtune.train.params import AdamParams
 from adamtune.train.sizing import batch_size, cpu_threads
 
 _MAX_ERRORS_IN_A_ROW = 3
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SearchOptions:
-    storage: str
-    study_name: str | None = None
-    trials: int | None = None
-    timeout: float | None = None
-    device: str | None = None
-    fresh: bool = False
-    batch: int | Literal["auto"] | None = None  # overrides search.batch
-    take_over: bool = False  # fail the running trials of other workers (known to be gone)
-    heartbeat: int = HEARTBEAT  # seconds; a trial silent for three is taken for dead
-    poll: float = 0.05  # seconds between looks while waiting for other workers' trials
-    threads: int | None = None  # torch CPU threads (None: 1 for a small model on CPU, else
-    # torch's default shared out among this host's workers)
-
-
-@dataclass
-class SearchStart:
-    study: str
-    storage: str  # redacted
-    task: str
-    plan: list[Stage]
-    total: int
-    done: int  # trials already in the study that count toward its budget
-    batch: int = 1  # trials trained together
-    batch_note: str | None = None  # why a batch was asked for and not used
-    confirm: Confirmation = field(default_factory=Confirmation)  # the final re-runs
-    lr_range: AutoRange | None = None  # the range ``lr: auto`` searches
-
-    @property
-    def seeds(self) -> int:
-        """Seed slots behind a confirmed value (1: no confirmation)."""
-        return self.confirm.slots + 1
-
-
-class SearchObserver:
-    """Progress hooks; the CLI renders them, library users may subclass. All are no-ops."""
-
-    def range_test_started(self, seeds: int) -> None: ...
-
-    def search_started(self, start: SearchStart) -> None: ...
-
-    def trial_started(self, number: int, stage: str, params: AdamParams) -> None: ...
-
-    def epoch_finished(self, number: int, epoch: int, epochs: int, value: float) -> None: ...
-
-    def trial_finished(self, row: TrialRow, best: float | None) -> None: ...
-
-    def waiting(self, message: str) -> None:
-        """Called on every look while trials running elsewhere hold this worker up."""
-
-
-@dataclass
-class SearchRun:
-    """What one call of ``run_search`` did."""
-
-    study: str
-    storage: str  # redacted
-    started: SearchStart
-    ran: list[TrialRow] = field(default_factory=list)
-    stopped_by: str = "budget"  # budget | timeout | exhausted (every choice tried)
 
 
 def _best(trials: list[FrozenTrial]) -> FrozenTrial | None:

@@ -31,12 +31,12 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from adamtune.search.options import HEARTBEAT
 from adamtune.search.optuna_private import backend_of, heartbeat_interfaces, storage_of
 from adamtune.search.study import fail_orphans, worker_host, worker_id
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT = 10  # seconds between a running trial's heartbeats
 GRACE = 3  # heartbeats missed before a running trial is taken for dead
 HEARTBEAT_ATTR = "adamtune_heartbeat"
 _LOCAL = threading.Lock()  # storages with no lock of their own: one process only

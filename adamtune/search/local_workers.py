@@ -1,8 +1,10 @@
-"""``search --jobs N``: N - 1 helper worker processes beside this one, on the same study.
+"""Local workers (``search --jobs N``): N - 1 helper processes beside this one, on one study.
 
 Each helper is a plain ``adamtune search`` (quiet, output kept in a temporary file); the study
 and its lock do the coordinating, exactly as for workers on other machines. The storage URL
 reaches them in the environment, never on a command line, where ``ps`` would show a password.
+``search_with_helpers`` runs the whole thing: helpers started, this process searching beside
+them, the helpers stopped on an error or an interruption and waited for at the end.
 """
 
 from __future__ import annotations
@@ -15,9 +17,17 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from adamtune import interrupts
 from adamtune.config.storage_url import ENV_VAR, redact
+
+if TYPE_CHECKING:
+    import optuna
+
+    from adamtune.config.schema import Settings
+    from adamtune.search.options import SearchOptions
+    from adamtune.search.events import SearchObserver, SearchRun
 
 
 @dataclass
@@ -101,3 +111,78 @@ def wait_helpers(helpers: list[Helper]) -> list[str]:
             )
         helper.log.close()
     return problems
+
+
+@dataclass
+class LocalSearch:
+    """What ``search_with_helpers`` did: this worker's run (the helpers' trials counted in
+    ``run.ran``), the study as it ended, and a line for each helper that failed."""
+
+    run: SearchRun
+    study: optuna.Study
+    problems: list[str]
+
+
+def search_with_helpers(
+    settings: Settings,
+    options: SearchOptions,
+    observer: SearchObserver,
+    jobs: int = 1,
+    config: Path | None = None,
+    helper_options: dict[str, Any] | None = None,
+) -> LocalSearch:
+    """``run_search`` in this process beside ``jobs - 1`` helper processes running the same
+    config (``config``, with ``helper_options``: ``search`` options by name). With a fresh
+    start or a take-over, that happens once, for all, under the study's lock."""
+    helpers: list[Helper] = []
+    if jobs > 1:
+        assert config is not None
+        if options.fresh or options.take_over:
+            helpers = _prepared(jobs, config, settings, options, helper_options or {})
+        else:  # at once: they import torch while this one does
+            helpers = start_helpers(jobs - 1, config, options.storage, helper_options or {})
+    from adamtune.search.rows import row_of
+    from adamtune.search.run import run_search
+    from adamtune.search.storage import load_study, open_storage
+    from adamtune.search.study import worker_host
+
+    with interrupts.installed():
+        try:
+            run = run_search(settings, options, observer)
+            url = options.storage  # run.storage is redacted
+            found = load_study(run.study, open_storage(url, must_exist=True), url)
+        except BaseException:
+            stop_helpers(helpers)
+            raise
+    problems = wait_helpers(helpers)
+    ids = {f"{worker_host()}:{h.process.pid}" for h in helpers}
+    run.ran.extend(row_of(t) for t in found.get_trials() if t.user_attrs.get("worker") in ids)
+    return LocalSearch(run, found, problems)
+
+
+def _prepared(
+    jobs: int,
+    config: Path,
+    settings: Settings,
+    options: SearchOptions,
+    helper_options: dict[str, Any],
+) -> list[Helper]:
+    """Start N - 1 helpers, then, holding the study's lock (they wait for it), start over or
+    take over once, for all."""
+    from adamtune.search.run import open_study
+    from adamtune.search.storage import open_storage, release_storage
+    from adamtune.search.workers import study_lock
+
+    storage = open_storage(options.storage)
+    try:
+        with study_lock(storage, options.study_name or settings.study_name):
+            helpers = start_helpers(jobs - 1, config, options.storage, helper_options)
+            try:
+                open_study(settings, options, storage)
+            except BaseException:
+                stop_helpers(helpers)
+                raise
+    finally:
+        release_storage(storage)
+    options.fresh = options.take_over = False  # done, for every worker
+    return helpers
