@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     import optuna
 
     from adamtune.config.schema import Settings
-    from adamtune.search.options import SearchOptions
     from adamtune.search.events import SearchObserver, SearchRun
+    from adamtune.search.options import SearchOptions
 
 
 @dataclass
