@@ -30,8 +30,9 @@ from adamtune.search.lr_auto import ATTR, SEEDS, AutoRange, resolve_lr
 from adamtune.search.options import SearchOptions
 from adamtune.search.optuna_private import storage_of
 from adamtune.search.plan import BASELINE, confirmation, replan
+from adamtune.search.rows import TrialRow
 from adamtune.search.samplers import make_pruner
-from adamtune.search.steps import Context, Run, Stop, Wait, done_per_stage, next_step
+from adamtune.search.steps import Context, Run, Step, Stop, Wait, done_per_stage, next_step
 from adamtune.search.storage import open_storage, release_storage, storage_errors, storage_failure
 from adamtune.search.study import (
     CONFIG_ATTR,
@@ -40,7 +41,7 @@ from adamtune.search.study import (
     relevant_config,
     take_over,
 )
-from adamtune.search.trial_runs import TrialRunner
+from adamtune.search.trial_runs import Asked, TrialRunner
 from adamtune.search.workers import (
     CoreShare,
     Roll,
@@ -225,20 +226,7 @@ def _loop(
         if timeout is not None and clock() - began >= timeout:
             run.stopped_by = "timeout"
             break
-        # Deciding and asking under the study's lock: every other worker's trials are seen.
-        with study_lock(storage_of(study), study.study_name):
-            trials = read_live(study)
-            roll.sign()
-            workers, here = roll.present()
-            if cores is not None:
-                cores.share(here)
-            ctx = replace(ctx, workers=workers)
-            step = next_step(trials, ctx, sampling, complete)
-            asked = None
-            if isinstance(step, Run):
-                incumbent = next((t for t in trials if t.number == step.incumbent), None)
-                runner.mirror(step.stage, trials, incumbent)  # the stage's pruner, up to date
-                asked = runner.ask(step.stage, step.members)
+        trials, ctx, step, asked = _decide(study, roll, cores, ctx, sampling, complete, runner)
         if isinstance(step, Stop):
             run.stopped_by = step.reason
             break
@@ -259,30 +247,76 @@ def _loop(
                 f"model or data, then rerun (--debug shows the traceback)"
             )
         run.ran.extend(rows)
-        # The best so far without reading the study again: the next iteration reads it anyway.
-        best = _best(trials)
-        best_value = best.value if best else None
-        for row in rows:
-            mine = row.value if row.confirms is None else None
-            values = [v for v in (best_value, mine) if v is not None]
-            best_value = min(values) if values else None
-            observer.trial_finished(row, best_value)
-        # A failing batch raised once for all its trials: one failure, as for a single trial.
-        # Out of memory once may be another process's doing (that trial is drawn again);
-        # again and again, it is the trials' size.
-        failing = failing + [rows[-1].state] if rows[-1].state in ("failed", "oom") else []
-        if rows[-1].state == "oom" and ctx.batch > 1:
-            # K stacked trials hold K times one trial's memory: fewer together first.
-            ctx = replace(ctx, batch=max(1, min(ctx.batch, len(rows)) // 2))
-            runner.batched = ctx.batch > 1
-            failing = []
-            log.warning(
-                "%d trials together ran out of memory; training %d together from now on",
-                len(rows),
-                ctx.batch,
-            )
-        if len(failing) >= _MAX_ERRORS_IN_A_ROW:
-            raise SearchFailedError(_failing(failing, runner.task, ctx.batch, rows[-1].error))
+        _tell_observer(observer, rows, trials)
+        ctx, failing = _after_failures(rows, ctx, failing, runner)
+    _some_trial_completed(study)
+    return run
+
+
+def _decide(
+    study: optuna.Study,
+    roll: Roll,
+    cores: CoreShare | None,
+    ctx: Context,
+    sampling: StageSampler,
+    complete: set[str],
+    runner: TrialRunner,
+) -> tuple[list[FrozenTrial], Context, Step, Asked | None]:
+    """The next step, decided (and its trials asked) under the study's lock, so that every
+    other worker's trials are seen."""
+    with study_lock(storage_of(study), study.study_name):
+        trials = read_live(study)
+        roll.sign()
+        workers, here = roll.present()
+        if cores is not None:
+            cores.share(here)
+        ctx = replace(ctx, workers=workers)
+        step = next_step(trials, ctx, sampling, complete)
+        asked = None
+        if isinstance(step, Run):
+            incumbent = next((t for t in trials if t.number == step.incumbent), None)
+            runner.mirror(step.stage, trials, incumbent)  # the stage's pruner, up to date
+            asked = runner.ask(step.stage, step.members)
+    return trials, ctx, step, asked
+
+
+def _tell_observer(
+    observer: SearchObserver, rows: list[TrialRow], trials: list[FrozenTrial]
+) -> None:
+    """Each finished trial, with the best value so far (without reading the study again:
+    the next step reads it anyway)."""
+    best = _best(trials)
+    best_value = best.value if best else None
+    for row in rows:
+        mine = row.value if row.confirms is None else None
+        values = [v for v in (best_value, mine) if v is not None]
+        best_value = min(values) if values else None
+        observer.trial_finished(row, best_value)
+
+
+def _after_failures(
+    rows: list[TrialRow], ctx: Context, failing: list[str], runner: TrialRunner
+) -> tuple[Context, list[str]]:
+    """The failures in a row so far, and the batch to go on with. A failing batch raised once
+    for all its trials: one failure, as for a single trial. Out of memory once may be another
+    process's doing (that trial is drawn again); again and again, it is the trials' size."""
+    failing = failing + [rows[-1].state] if rows[-1].state in ("failed", "oom") else []
+    if rows[-1].state == "oom" and ctx.batch > 1:
+        # K stacked trials hold K times one trial's memory: fewer together first.
+        ctx = replace(ctx, batch=max(1, min(ctx.batch, len(rows)) // 2))
+        runner.batched = ctx.batch > 1
+        failing = []
+        log.warning(
+            "%d trials together ran out of memory; training %d together from now on",
+            len(rows),
+            ctx.batch,
+        )
+    if len(failing) >= _MAX_ERRORS_IN_A_ROW:
+        raise SearchFailedError(_failing(failing, runner.task, ctx.batch, rows[-1].error))
+    return ctx, failing
+
+
+def _some_trial_completed(study: optuna.Study) -> None:
     trials = study.get_trials(deepcopy=False)
     if _best(trials) is None and not any(t.state == TrialState.RUNNING for t in trials):
         # (With trials still running elsewhere, this worker only waited for them: --timeout
@@ -291,4 +325,3 @@ def _loop(
             f"study {study.study_name!r} has no completed trial: every trial diverged, was "
             f"pruned or failed"
         )
-    return run

@@ -177,12 +177,8 @@ class TrialRunner:
 
         oom = None
         try:
-            if self.batched:  # even a batch of one: a lone trial costs the same either way
-                rung = halving(epochs, may_stop) if prunable and len(params) > 1 else None
-                outcomes = train_batch(self.task, params, on_epoch, slots, rung)
-            else:
-                alone = train_trial(self.task, params[0], lambda e, v: on_epoch(0, e, v), slots[0])
-                outcomes = [alone]
+            rung = halving(epochs, may_stop) if prunable and len(params) > 1 else None
+            outcomes = self._outcomes(params, on_epoch, slots, rung)
         except KeyboardInterrupt:
             self._fail(trials, twins, reported, INTERRUPTED, mirror)
             raise
@@ -196,22 +192,45 @@ class TrialRunner:
             release_memory(self.task.device)
             attrs = {"status": "oom", "reason": "oom", "error": oom}
             return self._fail(trials, twins, reported, attrs, mirror)
-        rows = []
-        for trial, twin, outcome, values in zip(trials, twins, outcomes, reported, strict=True):
-            try:
-                self._record(trial, outcome, values)
-                if outcome.status == "diverged":
-                    twin.report(math.inf, outcome.epochs)
-                if outcome.status == "complete":
-                    frozen = self.study.tell(trial, outcome.value)
-                else:
-                    frozen = self.study.tell(trial, state=TrialState.PRUNED)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                rows.append(self._taken_away(trial))
-                continue
-            mirror.finish(twin, trial.number, frozen.state, frozen.value)
-            rows.append(row_of(frozen))
-        return rows
+        return [
+            self._tell(trial, twin, outcome, values, mirror)
+            for trial, twin, outcome, values in zip(trials, twins, outcomes, reported, strict=True)
+        ]
+
+    def _tell(
+        self,
+        trial: optuna.Trial,
+        twin: optuna.Trial,
+        outcome: TrialOutcome,
+        values: dict[int, float],
+        mirror: PruneMirror,
+    ) -> TrialRow:
+        """Record how a trained trial ended and tell the study (and its pruning mirror)."""
+        try:
+            self._record(trial, outcome, values)
+            if outcome.status == "diverged":
+                twin.report(math.inf, outcome.epochs)
+            if outcome.status == "complete":
+                frozen = self.study.tell(trial, outcome.value)
+            else:
+                frozen = self.study.tell(trial, state=TrialState.PRUNED)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return self._taken_away(trial)
+        mirror.finish(twin, trial.number, frozen.state, frozen.value)
+        return row_of(frozen)
+
+    def _outcomes(
+        self,
+        params: list[AdamParams],
+        on_epoch: Callable[[int, int, float], bool],
+        slots: list[int],
+        rung: Callable[[int, dict[int, float]], set[int]] | None,
+    ) -> list[TrialOutcome]:
+        """Train: together as one batch (even a batch of one: a lone trial costs the same
+        either way), or one trial alone."""
+        if self.batched:
+            return train_batch(self.task, params, on_epoch, slots, rung)
+        return [train_trial(self.task, params[0], lambda e, v: on_epoch(0, e, v), slots[0])]
 
     def _taken_away(self, trial: optuna.Trial) -> TrialRow:
         """A trial another worker failed while this one trained it (its heartbeat looked

@@ -272,23 +272,14 @@ def train_batch(
         val = [stack.validate() for stack in stacks]
         stopped: set[int] = set()
         for row, i in enumerate(live):
-            outcome = outcomes[i]
-            train_losses = [t[row] for t in train]
-            if not all(math.isfinite(t) for t in train_losses):
-                outcome.status = "diverged"
-            else:
-                val_losses = [v[row] for v in val]
-                outcome.train_curve.append(sum(train_losses) / len(stacks))
-                outcome.val_curve.append(sum(val_losses) / len(stacks))
-                if not all(math.isfinite(v) for v in val_losses):
-                    outcome.status = "diverged"
-                else:
-                    so_far = _mean_objective(stacks, row, last)
-                    if on_epoch is not None and on_epoch(i, epoch, so_far):
-                        outcome.status = "pruned"
-            if outcome.status != "complete":
+            losses = ([t[row] for t in train], [v[row] for v in val])
+            if not _record_epoch(outcomes[i], losses, len(stacks)):
+                outcomes[i].status = "diverged"
+            elif on_epoch is not None and on_epoch(i, epoch, _mean_objective(stacks, row, last)):
+                outcomes[i].status = "pruned"
+            if outcomes[i].status != "complete":
                 stopped.add(i)
-                outcome.seconds = time.perf_counter() - started
+                outcomes[i].seconds = time.perf_counter() - started
         if on_rung is not None:
             values = {
                 i: _mean_objective(stacks, row, last)
@@ -351,6 +342,19 @@ def _slot_by_slot(
         for i, outcome in zip(index, done, strict=True):
             outcomes[i] = outcome
     return [o for o in outcomes if o is not None]
+
+
+def _record_epoch(
+    outcome: TrialOutcome, losses: tuple[list[float], list[float]], runs: int
+) -> bool:
+    """Add one epoch's train and val losses (their mean over the runs) to ``outcome``'s
+    curves; False when a loss is not finite (the val curve then is not extended)."""
+    train_losses, val_losses = losses
+    if not all(math.isfinite(t) for t in train_losses):
+        return False
+    outcome.train_curve.append(sum(train_losses) / runs)
+    outcome.val_curve.append(sum(val_losses) / runs)
+    return all(math.isfinite(v) for v in val_losses)
 
 
 def _mean_objective(stacks: list[_Stack], row: int, last: bool) -> float:
