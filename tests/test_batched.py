@@ -197,7 +197,7 @@ def test_the_small_cnn_batches_through_vmap(make_task: MakeTask) -> None:
 def test_stacked_losses_are_the_task_loss_per_member(make_task: MakeTask, loss: str) -> None:
     import torch
 
-    from adamtune.train.batched import stacked_loss
+    from adamtune.train.stacked_mlp import stacked_loss
 
     source = "breast_cancer" if loss == "bce" else "diabetes"
     task = make_task(source=source, train=f"  loss: {loss}\n")

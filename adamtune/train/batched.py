@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
@@ -46,7 +45,7 @@ from adamtune.train.engine import (
 from adamtune.train.params import ADAM_DEFAULTS, AdamParams
 from adamtune.train.schedules import lr_sequence
 from adamtune.train.stacked_adam import StackedAdam
-from adamtune.train.stacked_mlp import plan_of, stacked_forward, stored
+from adamtune.train.stacked_mlp import plan_of, stacked_forward, stacked_loss, stored
 
 # Called after each epoch with (member index, epoch index, value so far); True stops it.
 MemberCallback = Callable[[int, int, float], bool]
@@ -202,35 +201,6 @@ class _Stack:
         return values
 
 
-def stacked_loss(
-    name: str, out: torch.Tensor, y: torch.Tensor, per_row: bool = False
-) -> torch.Tensor:
-    """The task's loss for each member of ``out`` [K, B, ...] against the shared targets ``y``
-    (or, ``per_row``, each row's own [K, B, ...]), written for the stack: the same losses under
-    vmap cost about a quarter of a step."""
-    k = out.shape[0]
-    if name == "cross_entropy":
-        # Rows of [K * B, C], as a lone trial's [B, C]: log-softmax over the last dimension
-        # runs the same kernel and rounds the same (over a middle dimension it drifted 1e-4).
-        classes = out.shape[-1]
-        target = y.reshape(-1) if per_row else y.repeat(k)
-        per_item = F.cross_entropy(out.reshape(-1, classes), target, reduction="none").view(k, -1)
-    else:  # numeric targets, shaped like one member's output (task._numeric)
-        if per_row:
-            target = y.reshape(out.shape).to(out.dtype)
-        else:
-            target = y.reshape(out.shape[1:]).to(out.dtype).expand_as(out)
-        per_item = _NUMERIC[name](out, target, reduction="none")
-    return per_item.flatten(1).mean(1)
-
-
-_NUMERIC: dict[str, Callable[..., torch.Tensor]] = {
-    "mse": F.mse_loss,
-    "bce": F.binary_cross_entropy_with_logits,
-    "l1": F.l1_loss,
-}
-
-
 def train_batch(
     task: Task,
     params: Sequence[AdamParams],
@@ -280,16 +250,10 @@ def train_batch(
             if outcomes[i].status != "complete":
                 stopped.add(i)
                 outcomes[i].seconds = time.perf_counter() - started
-        if on_rung is not None:
-            values = {
-                i: _mean_objective(stacks, row, last)
-                for row, i in enumerate(live)
-                if i not in stopped
-            }
-            for i in on_rung(epoch, values) & set(values):
-                outcomes[i].status = "pruned"
-                outcomes[i].seconds = time.perf_counter() - started
-                stopped.add(i)
+        for i in _halved(on_rung, epoch, stacks, live, stopped, last):
+            outcomes[i].status = "pruned"
+            outcomes[i].seconds = time.perf_counter() - started
+            stopped.add(i)
         if stopped:
             rows = [row for row, i in enumerate(live) if i not in stopped]
             live = [live[row] for row in rows]
@@ -342,6 +306,23 @@ def _slot_by_slot(
         for i, outcome in zip(index, done, strict=True):
             outcomes[i] = outcome
     return [o for o in outcomes if o is not None]
+
+
+def _halved(
+    on_rung: RungCallback | None,
+    epoch: int,
+    stacks: list[_Stack],
+    live: list[int],
+    stopped: set[int],
+    last: bool,
+) -> set[int]:
+    """The members successive halving stops after ``epoch`` (none without ``on_rung``)."""
+    if on_rung is None:
+        return set()
+    values = {
+        i: _mean_objective(stacks, row, last) for row, i in enumerate(live) if i not in stopped
+    }
+    return on_rung(epoch, values) & set(values)
 
 
 def _record_epoch(
