@@ -35,6 +35,18 @@ from adamtune.cli.base import (
     out,
 )
 from adamtune.cli.render import say
+from adamtune.cli.search_options import (
+    BatchOpt,
+    FreshOpt,
+    HeartbeatOpt,
+    JobsOpt,
+    JsonPathOpt,
+    SummaryOpt,
+    TakeOverOpt,
+    ThreadsOpt,
+    TimeoutOpt,
+    TrialsOpt,
+)
 
 RESUME = "interrupted: finished trials are kept; run the same command to resume"
 
@@ -45,60 +57,16 @@ def search(
     storage: StorageOpt = None,
     study: StudyOpt = None,
     device: DeviceOpt = None,
-    trials: Annotated[
-        int | None,
-        typer.Option(
-            min=1, help="Total trials for the study, baseline included (overrides search.trials)."
-        ),
-    ] = None,
-    timeout: Annotated[
-        float | None, typer.Option(min=0, help="Stop starting trials after this many seconds.")
-    ] = None,
-    fresh: Annotated[
-        bool, typer.Option("--fresh", help="Delete the study and start over.")
-    ] = False,
-    batch: Annotated[
-        str | None,
-        typer.Option(
-            metavar="K|auto",
-            help="Train K trials together as one vectorised model (overrides search.batch).",
-        ),
-    ] = None,
-    json_path: Annotated[
-        Path | None,
-        typer.Option("--json", help="Also write a machine-readable summary here (for CI)."),
-    ] = None,
-    jobs: Annotated[
-        int,
-        typer.Option(
-            min=1, help="Local worker processes on the study (each takes cores / N threads)."
-        ),
-    ] = 1,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="torch CPU threads per worker (default: 1 for a small model on CPU, else "
-            "torch's; cores / jobs).",
-        ),
-    ] = None,
-    heartbeat: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            metavar="SECONDS",
-            help="Heartbeat of running trials; a trial silent for 3 is failed and retried.",
-        ),
-    ] = 10,
-    take_over: Annotated[
-        bool,
-        typer.Option(
-            "--take-over", help="Another worker on this study is gone: fail its running trials."
-        ),
-    ] = False,
-    summary: Annotated[
-        bool, typer.Option("--summary/--no-summary", hidden=True)  # --jobs helpers: none
-    ] = True,
+    trials: TrialsOpt = None,
+    timeout: TimeoutOpt = None,
+    fresh: FreshOpt = False,
+    batch: BatchOpt = None,
+    json_path: JsonPathOpt = None,
+    jobs: JobsOpt = 1,
+    threads: ThreadsOpt = None,
+    heartbeat: HeartbeatOpt = 10,
+    take_over: TakeOverOpt = False,
+    summary: SummaryOpt = True,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:

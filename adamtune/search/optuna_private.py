@@ -4,7 +4,7 @@ adamtune needs a few things Optuna keeps private: a study's storage and a trial'
 a trial's records in one transaction and to beat its heartbeat), the RDB storage behind the
 cache, the RDB models, the heartbeat interfaces, and the name of the in-memory storage's
 logger. Nothing else in adamtune touches an Optuna name that starts with an underscore;
-``tests/test_optuna_private.py`` fails loudly when an Optuna release moves one of these.
+``tests/search/test_optuna_private.py`` fails loudly when an Optuna release moves one of these.
 """
 
 from __future__ import annotations

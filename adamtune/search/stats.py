@@ -6,7 +6,7 @@ number at a time (``t.ppf(confidence, df)``, a p-value); importing ``scipy.stats
 ~0.4 s of every search (and of ``best``). Here the distribution function is the regularized
 incomplete beta function, I_x(df/2, 1/2), evaluated by its continued fraction (Numerical
 Recipes, 2nd ed., section 6.4), and the quantile is found by bisection to float precision.
-tests/test_stats.py checks them against scipy to 1e-10.
+tests/search/test_stats.py checks them against scipy to 1e-10.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Importing scikit-learn (and through it scipy) is ~0.8 s of every command that loads data: a
 fifteenth of the quickstart, and a fixed cost that every ``--jobs`` worker pays again. Both
-functions here give exactly what scikit-learn gives (tests/test_splits.py compares them array
+functions here give exactly what scikit-learn gives (tests/task/test_splits.py compares them array
 for array, index for index), so studies resume and reproduce as before. They answer None
 where they would have to guess (a file moved in another scikit-learn, sizes scikit-learn
 refuses); the caller then asks scikit-learn itself, which keeps its messages.

@@ -128,7 +128,7 @@ def suggest(
     Why a centred median for the last one: the moving average lags by tens of steps, and the
     ladder rises ~20% a step, so on full-batch least squares (whose limit is known in closed
     form) reading the smoothed curve overshot the limit by 1.6-2.4x, the median 1.0-1.7x
-    (tests/test_range_test.py); unlike the raw loss of one step, it ignores a lone bad batch.
+    (tests/train/test_lr_find.py); unlike the raw loss of one step, it ignores a lone bad batch.
     """
     out: dict[str, float | None] = dict.fromkeys(SUGGESTIONS)
     if len(lrs) < 3:

@@ -13,7 +13,7 @@ from sklearn.model_selection import train_test_split
 
 from adamtune.task.splits import bundled, split_indices
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("source", ["digits", "iris", "wine", "breast_cancer"])

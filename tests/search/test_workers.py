@@ -387,7 +387,7 @@ def open_study_for(path: Path, url: str) -> optuna.Study:
 def test_the_cluster_recipes_keep_the_url_off_command_lines() -> None:
     import yaml
 
-    root = Path(__file__).resolve().parents[1] / "examples" / "cluster"
+    root = Path(__file__).resolve().parents[2] / "examples" / "cluster"
     job = yaml.safe_load((root / "kubernetes-job.yaml").read_text())
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"][:2] == ["adamtune", "search"]

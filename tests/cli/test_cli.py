@@ -116,7 +116,7 @@ def test_bad_config_exits_2_with_file_line_and_key(
 
 
 def test_validate_accepts_every_bundled_config() -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     configs = sorted((root / "configs").glob("*.yaml")) + [
         root / "examples" / "custom-model" / "config.yaml"
     ]

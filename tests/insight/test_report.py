@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from adamtune.cli import app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("ADAMTUNE_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 STUDY = """\
 name: full

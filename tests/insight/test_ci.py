@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from adamtune.cli import app
 from adamtune.insight.ci import SCHEMA
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def invoke(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
