@@ -84,6 +84,7 @@ def test_overrides_take_numpy_numbers_and_touch_nothing_shared() -> None:
     assert settings.config.train.epochs == 3
 
 
+@pytest.mark.slow
 def test_best_optimizer_is_adam_with_the_winning_params(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:

@@ -130,6 +130,7 @@ search:
 """
 
 
+@pytest.mark.slow
 def test_a_non_finite_loss_is_pruned_as_diverged_and_best_stays_finite(
     write_config: Callable[..., Path],
 ) -> None:
@@ -178,6 +179,7 @@ def out_of_memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     yield state
 
 
+@pytest.mark.slow
 def test_out_of_memory_fails_that_trial_releases_it_and_the_search_goes_on(
     write_config: Callable[..., Path], out_of_memory: dict[str, Any]
 ) -> None:
@@ -204,6 +206,7 @@ def test_out_of_memory_fails_that_trial_releases_it_and_the_search_goes_on(
     assert "oom" in result.stderr  # the trial's line says so
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", ["1", "4"])
 def test_out_of_memory_again_and_again_ends_the_search_with_a_hint(
     write_config: Callable[..., Path],
@@ -237,6 +240,7 @@ def test_out_of_memory_again_and_again_ends_the_search_with_a_hint(
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
 
 
+@pytest.mark.slow
 def test_a_batch_that_runs_out_of_memory_is_halved_and_the_search_finishes(
     write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -329,6 +333,7 @@ class Locker:
         self.release()
 
 
+@pytest.mark.slow
 def test_a_locked_sqlite_file_is_waited_for_then_used(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -344,6 +349,7 @@ def test_a_locked_sqlite_file_is_waited_for_then_used(
     assert trials[2].datetime_start.timestamp() >= lock.released_at - 0.1  # it waited
 
 
+@pytest.mark.slow
 def test_a_sqlite_file_locked_past_the_wait_gets_one_line_and_exit_1(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -359,6 +365,7 @@ def test_a_sqlite_file_locked_past_the_wait_gets_one_line_and_exit_1(
     assert len(optuna.load_study(study_name="tiny", storage="sqlite:///adamtune.db").trials) == 2
 
 
+@pytest.mark.slow
 def test_a_lock_taken_mid_search_ends_it_in_one_line_and_keeps_the_finished_trials(
     write_config: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -391,6 +398,7 @@ def test_a_lock_taken_mid_search_ends_it_in_one_line_and_keeps_the_finished_tria
     assert sum(1 for t in study_trials(f"sqlite:///{db}", "tiny") if counts_toward_budget(t)) == 8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "pages"])
 def test_a_corrupt_sqlite_file_gets_one_line_and_exit_1_and_is_left_alone(
     write_config: Callable[..., Path], tmp_path: Path, damage: str
@@ -427,6 +435,7 @@ def _trials(url: str, name: str) -> list[tuple[Any, ...]]:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", ["1", "auto"])
 def test_the_same_config_and_seed_give_the_same_trials_one_by_one(
     write_config: Callable[..., Path], tmp_path: Path, batch: str

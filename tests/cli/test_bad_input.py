@@ -417,6 +417,7 @@ def _storage_files(directory: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_gets_one_line_the_right_code_and_leaves_storage_alone(
     case: Case, tmp_path: Path

@@ -32,6 +32,7 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
     assert "Example: adamtune" in result.stdout
 
 
+@pytest.mark.slow
 def test_search_then_best_end_to_end(write_config: Callable[..., Path]) -> None:
     path = write_config(trials=10)
     result = invoke("search", str(path), "--quiet")
@@ -71,6 +72,7 @@ def test_search_then_best_end_to_end(write_config: Callable[..., Path]) -> None:
     assert table.exit_code == 0 and "weight_decay" in table.stdout
 
 
+@pytest.mark.slow
 def test_trials_lists_defaults_then_stages_in_order(write_config: Callable[..., Path]) -> None:
     path = write_config(trials=12)
     assert invoke("search", str(path), "-q").exit_code == 0
@@ -191,6 +193,7 @@ def _program(name: str) -> str:
     return found
 
 
+@pytest.mark.slow
 def test_installed_program_and_optuna_agree(write_config: Callable[..., Path]) -> None:
     path = write_config(trials=3)
     adamtune = _program("adamtune")
@@ -226,6 +229,7 @@ def test_installed_program_and_optuna_agree(write_config: Callable[..., Path]) -
     assert module.stdout.startswith("adamtune ")
 
 
+@pytest.mark.slow
 def test_best_without_arguments_reads_the_most_recently_updated_study(
     write_config: Callable[..., Path],
 ) -> None:
@@ -283,6 +287,7 @@ search:
 """
 
 
+@pytest.mark.slow
 def test_best_says_plainly_when_the_defaults_are_within_noise(
     write_config: Callable[..., Path],
 ) -> None:
@@ -362,6 +367,7 @@ def test_help_does_not_import_torch() -> None:
     assert result.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_trials_sorts_and_filters_in_every_format(write_config: Callable[..., Path]) -> None:
     path = write_config(trials=8)
     assert invoke("search", str(path), "-q").exit_code == 0

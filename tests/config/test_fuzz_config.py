@@ -10,6 +10,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -163,6 +164,7 @@ def _validate(text: str, directory: Path) -> None:
     assert not (directory / "adamtune.db").exists()
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(
     mutations=st.lists(
@@ -188,6 +190,7 @@ DOCUMENTS = st.recursive(
 )
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(text=st.one_of(DOCUMENTS.map(yaml.safe_dump), TEXT))
 def test_yaml_of_any_shape_validates_or_exits_2_with_one_line(text: str, tmp_path: Path) -> None:

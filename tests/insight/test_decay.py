@@ -51,6 +51,7 @@ def _run(path: Path, storage: str) -> optuna.Study:
     return optuna.load_study(study_name=run.study, storage=storage)
 
 
+@pytest.mark.slow
 def test_the_stage_records_each_candidate_with_lr_retuned_within_3x(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -105,6 +106,7 @@ def test_the_stage_records_each_candidate_with_lr_retuned_within_3x(
     assert "schedule" in best
 
 
+@pytest.mark.slow
 def test_decay_that_helps_is_adopted_and_printed_as_torch_code(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -146,6 +148,7 @@ def test_unknown_schedules_are_refused(write_config: Callable[..., Path], bad: s
     assert result.exit_code == 2 and "search.space.schedule" in result.output
 
 
+@pytest.mark.slow
 def test_a_stage_mixing_lr_and_schedule_runs_and_answers(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -161,6 +164,7 @@ def test_a_stage_mixing_lr_and_schedule_runs_and_answers(
     assert best["decay"] is not None and best["decay"]["sentence"].startswith("LR decay: ")
 
 
+@pytest.mark.slow
 def test_the_retuned_lr_stays_inside_the_users_range(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -169,6 +173,7 @@ def test_the_retuned_lr_stays_inside_the_users_range(
     assert all(1e-3 <= r.params.lr <= 1e-2 for r in rows if r.params)
 
 
+@pytest.mark.slow
 def test_the_answer_follows_the_stage_that_searched_the_schedule(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -189,6 +194,7 @@ def test_the_answer_follows_the_stage_that_searched_the_schedule(
     assert answers["renamed"] is not None and answers["misnamed"] is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["none", "cosine"])
 def test_one_listed_schedule_is_no_stage_it_pins_the_schedule(
     write_config: Callable[..., Path], storage_url: str, kind: str

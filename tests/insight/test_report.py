@@ -64,6 +64,7 @@ def _report(path: Path, storage: str, out: Path, *extra: str) -> None:
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.slow
 def test_the_html_report_holds_every_section_and_loads_nothing(
     studied: tuple[Path, str], tmp_path: Path
 ) -> None:
@@ -137,6 +138,7 @@ def _page_requests(page: Path, tmp: Path) -> list[str]:
     return sorted(u for u in urls if not u.startswith(("file:", "data:")))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_chromium() is None, reason="needs chromium (.ci/run installs it)")
 def test_the_report_renders_offline_in_headless_chromium(
     studied: tuple[Path, str], tmp_path: Path
@@ -165,6 +167,7 @@ def test_the_report_renders_offline_in_headless_chromium(
     assert shot.exists() and shot.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_markdown_links_png_files_beside_it(studied: tuple[Path, str], tmp_path: Path) -> None:
     out = tmp_path / "ci" / "my summary.md"  # a folder to make, a space in the name
     _report(*studied, out)  # the format follows the suffix
@@ -176,6 +179,7 @@ def test_markdown_links_png_files_beside_it(studied: tuple[Path, str], tmp_path:
     assert "| stage | trials |" in text and "LR decay:" in text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("lr", "says"),
     [

@@ -19,6 +19,7 @@ def invoke(*args: str) -> object:
     return CliRunner().invoke(app, list(args))
 
 
+@pytest.mark.slow
 def test_verify_retrains_three_sets_on_fresh_slots_and_stores_it(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:

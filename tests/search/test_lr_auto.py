@@ -46,6 +46,7 @@ class _Counting(SearchObserver):
         self.tests += 1
 
 
+@pytest.mark.slow
 def test_an_auto_study_runs_the_range_test_once_stores_it_and_searches_inside_it(
     write_config: Callable[..., Path], storage_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -76,6 +77,7 @@ def test_an_auto_study_runs_the_range_test_once_stores_it_and_searches_inside_it
     assert len(optuna.load_study(study_name="auto", storage=storage_url).trials) == 9
 
 
+@pytest.mark.slow
 def test_best_and_trials_show_the_range(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from adamtune.cli import app
 
 
+@pytest.mark.slow
 def test_a_study_lives_in_postgresql_and_resumes_there(
     write_config: Callable[..., Path], postgres_url: str
 ) -> None:

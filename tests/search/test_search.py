@@ -36,6 +36,7 @@ def _search(path: Path, storage: str, **kw: object):
     return run, study
 
 
+@pytest.mark.slow
 def test_trial_zero_is_adams_defaults_and_stages_run_in_order(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -51,6 +52,7 @@ def test_trial_zero_is_adams_defaults_and_stages_run_in_order(
     assert {s.name: stages.count(s.name) for s in plan} == {s.name: s.trials for s in plan}
 
 
+@pytest.mark.slow
 def test_each_stage_fixes_other_params_at_the_incumbent_and_re_tunes_lr_near_it(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -79,6 +81,7 @@ def test_each_stage_fixes_other_params_at_the_incumbent_and_re_tunes_lr_near_it(
         assert len(drawn) == len(mine), "a stage should not repeat a candidate"
 
 
+@pytest.mark.slow
 def test_every_trial_records_its_full_params_and_stage(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -95,6 +98,7 @@ def test_every_trial_records_its_full_params_and_stage(
     assert math.isclose(1 - betas.params["one_minus_beta1"], betas.user_attrs["adam"]["beta1"])
 
 
+@pytest.mark.slow
 def test_best_is_the_stages_pick_and_names_its_trial(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -117,6 +121,7 @@ def test_under_ten_trials_tunes_only_lr(
     assert [t.user_attrs["stage"] for t in study.trials] == [BASELINE] + ["lr"] * 5
 
 
+@pytest.mark.slow
 def test_resume_continues_up_to_the_budget_and_reproduces(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -135,6 +140,7 @@ def test_resume_continues_up_to_the_budget_and_reproduces(
     ]
 
 
+@pytest.mark.slow
 def test_changed_config_is_refused_with_the_difference_unless_fresh(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -150,6 +156,7 @@ def test_changed_config_is_refused_with_the_difference_unless_fresh(
     assert len(run.ran) == 2
 
 
+@pytest.mark.slow
 def test_diverged_trial_is_pruned_with_reason_and_never_best(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -185,6 +192,7 @@ def test_joint_strategy_searches_everything_at_once(
     assert len(lrs) == 7 and len(b1s) == 7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["random", "qmc", "gp", "cmaes"])
 def test_every_sampler_runs_a_staged_search(
     sampler: str, write_config: Callable[..., Path], storage_url: str
@@ -197,6 +205,7 @@ def test_every_sampler_runs_a_staged_search(
     assert len(set(lr_values)) == len(lr_values)
 
 
+@pytest.mark.slow
 def test_fixed_params_are_held_and_their_stages_skipped(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -240,6 +249,7 @@ def test_a_model_that_raises_fails_the_search_with_exit_1(
     assert info.value.exit_code == 1
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_finished_trials_and_resume_completes_the_budget(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -285,6 +295,7 @@ def test_trials_of_a_killed_process_are_failed_on_resume(
     assert states == {orphan.number: TrialState.FAIL, elsewhere.number: TrialState.RUNNING}
 
 
+@pytest.mark.slow
 def test_raising_the_budget_of_a_finished_study_refines_jointly(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -295,6 +306,7 @@ def test_raising_the_budget_of_a_finished_study_refines_jointly(
     assert len({json.dumps(t.user_attrs["adam"], sort_keys=True) for t in study.trials}) == 14
 
 
+@pytest.mark.slow
 def test_a_stage_of_choices_runs_each_untried_choice_once(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -367,6 +379,7 @@ def test_sqlite_file_is_left_in_its_ordinary_journal_mode(
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
 
 
+@pytest.mark.slow
 def test_hyperband_resume_prunes_as_an_uninterrupted_run(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -399,6 +412,7 @@ def test_each_epoch_value_is_stored_for_optuna_and_the_pruner(
         assert [t.intermediate_values[i] for i in range(len(curve))] == running_best
 
 
+@pytest.mark.slow
 def test_a_trial_costs_a_few_commits_not_one_per_epoch(
     write_config: Callable[..., Path], storage_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -436,6 +450,7 @@ def test_a_trial_costs_a_few_commits_not_one_per_epoch(
     assert len(commits) / len(run.ran) <= 16
 
 
+@pytest.mark.slow
 def test_a_worker_waits_for_trials_another_live_worker_runs_unless_taken_over(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:

@@ -25,6 +25,7 @@ def _trials(storage: str, name: str = "tiny") -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=storage).get_trials()
 
 
+@pytest.mark.slow
 def test_batched_search_keeps_the_plan_and_each_trial_is_what_it_gives_alone(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -48,6 +49,7 @@ def test_batched_search_keeps_the_plan_and_each_trial_is_what_it_gives_alone(
         assert t.value == pytest.approx(alone.value, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_a_batch_draws_distinct_well_spread_points(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -63,6 +65,7 @@ def test_a_batch_draws_distinct_well_spread_points(
     assert quarters == {0, 1, 2, 3}
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_batch_fails_its_trials_and_resume_redraws_them(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:

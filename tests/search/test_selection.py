@@ -107,6 +107,7 @@ def test_a_real_improvement_several_times_the_noise_is_adopted_and_confirmed() -
     assert len(selection.winner.on(SEEDS).values) == SEEDS - 1  # judged on the fresh slots
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("confidence", "chance_at_most"), [(0.8, 0.25), (0.9, 0.15)])
 def test_over_many_studies_chance_is_seldom_claimed_and_real_gains_are(
     confidence: float, chance_at_most: float
@@ -207,6 +208,7 @@ search:
 """
 
 
+@pytest.mark.slow
 def test_a_search_confirms_once_at_the_end_and_meets_its_budget(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -242,6 +244,7 @@ def test_a_search_confirms_once_at_the_end_and_meets_its_budget(
     json.dumps(best, allow_nan=False)
 
 
+@pytest.mark.slow
 def test_a_search_interrupted_during_confirmation_resumes_as_an_uninterrupted_one(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -275,6 +278,7 @@ def test_a_search_interrupted_during_confirmation_resumes_as_an_uninterrupted_on
     assert finished(storage_url) == finished(straight)
 
 
+@pytest.mark.slow
 def test_the_pruner_compares_a_trial_with_its_own_stage_only(
     write_config: Callable[..., Path], storage_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -312,6 +316,7 @@ def test_the_pruner_compares_a_trial_with_its_own_stage_only(
 STAGES = ["lr", "betas", "eps", "weight_decay", "amsgrad"]
 
 
+@pytest.mark.slow
 def test_chance_picks_across_five_stages_do_not_add_up_to_a_claimed_gain() -> None:
     """Every stage's pick and the last incumbent are confirmed together; a gain is claimed only
     when the winner beats the defaults at a confidence that counts every candidate's chance."""

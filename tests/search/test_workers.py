@@ -62,6 +62,7 @@ def lock_wait(url: str) -> float:
     return waited
 
 
+@pytest.mark.slow
 def test_the_study_lock_holds_other_processes_off(storage_url: str) -> None:
     assert 1.0 < lock_wait(storage_url) < 10
 
@@ -140,6 +141,7 @@ def test_jobs_2_share_one_study_and_its_budget(
     assert "warning" not in result.output
 
 
+@pytest.mark.slow
 def test_a_worker_waits_for_a_stage_running_elsewhere(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -187,6 +189,7 @@ def test_fresh_does_not_delete_a_study_another_worker_has_just_opened(
     assert optuna.load_study(study_name="tiny", storage=storage_url).user_attrs  # still there
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # asked by hand, as Optuna warns
 def test_a_dead_workers_trial_goes_stale_and_is_failed(storage_url: str) -> None:
     storage = open_storage(storage_url, **storage_options(1))  # beats every 1 s, 3 s grace
@@ -319,6 +322,7 @@ def test_jobs_must_be_positive(write_config: Callable[..., Path], jobs: str) -> 
     assert not Path("adamtune.db").exists()
 
 
+@pytest.mark.slow
 def test_fresh_with_jobs_starts_over_once(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -332,6 +336,7 @@ def test_fresh_with_jobs_starts_over_once(
     check_shared_study(study_trials(storage_url, "tiny"), 6)  # the first 6 were deleted
 
 
+@pytest.mark.slow
 def test_a_batch_takes_its_share_of_a_stage_when_others_are_present(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
@@ -453,6 +458,7 @@ def test_a_stage_past_its_planned_draws_waits_for_its_running_trials(
     )
 
 
+@pytest.mark.slow
 def test_a_timeout_keeps_what_was_done(write_config: Callable[..., Path]) -> None:
     path = write_config(SLOW_TRIALS.format(name="t", epochs=150, trials=12))
     result = CliRunner().invoke(

@@ -76,6 +76,7 @@ def test_sizes_scikit_learn_refuses_are_left_to_it() -> None:
     assert split_indices(np.arange(3), 0.99, 0, stratified=False) is None  # nothing to train on
 
 
+@pytest.mark.slow
 def test_a_digits_search_never_imports_scikit_learn() -> None:
     probe = (
         "import sys\n"

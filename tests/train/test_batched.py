@@ -40,6 +40,7 @@ def assert_same(alone: TrialOutcome, batched: TrialOutcome) -> None:
         assert batched.value == pytest.approx(alone.value, rel=REL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["digits", "diabetes"])
 def test_each_trial_of_a_batch_matches_the_trial_trained_alone(
     make_task: MakeTask, source: str
@@ -208,6 +209,7 @@ def test_stacked_losses_are_the_task_loss_per_member(make_task: MakeTask, loss: 
     assert torch.allclose(stacked_loss(task.loss_name, out, y), expected, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_twenty_epochs_of_a_sensitive_trial_stay_close(make_task: MakeTask) -> None:
     # A realistic batch over the full 20 epochs of the benchmark task (bench_engine.py's first
     # eight parameter sets): rounding differences must not grow.
@@ -258,6 +260,7 @@ def test_a_small_model_on_cpu_trains_with_one_thread(make_task: MakeTask) -> Non
     assert big.n_params > 1_000_000 and cpu_threads(big) is None  # torch's own choice
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("source", "model"),
     [

@@ -77,6 +77,7 @@ def test_the_printed_code_builds_the_same_schedule(schedule: Schedule) -> None:
     assert scheduler_code(NO_SCHEDULE, 0.02, 20) == []
 
 
+@pytest.mark.slow
 def test_a_scheduled_trial_differs_from_a_constant_one_and_batches_alike(
     make_task: MakeTask,
 ) -> None:
