@@ -49,7 +49,8 @@ def report(
     """
     with _errors(debug):
         from adamtune.errors import ConfigError
-        from adamtune.insight.report import build_report, to_html, to_markdown
+        from adamtune.insight.report import build_report
+        from adamtune.insight.report_pages import to_html, to_markdown
 
         if format is None:
             md = out_path is not None and out_path.suffix.lower() in (".md", ".markdown")

@@ -4,7 +4,8 @@
 - ``decay``: the answer to "does decaying the lr help Adam here?";
 - ``verify``: the winner, the runner-up and the defaults retrained on fresh seeds;
 - ``formats``: results as JSON, YAML and pasteable torch code;
-- ``report`` and ``plots``: the HTML/Markdown report, and every figure (PNG bytes);
+- ``report``, ``report_pages`` and ``plots``: what a report holds, the HTML/Markdown page,
+  and every figure (PNG bytes);
 - ``ci``: the regression gate and the search summary JSON.
 
 May import everything before it in the flow (config, task, train, search); never the CLI.

@@ -56,7 +56,13 @@ def _states(run: SearchRun) -> dict[str, int]:
 
 def step_summary(best: BestResult, headline: str, stopped_by: str) -> str:
     """A short Markdown summary for a CI job page: the answer, the winner, the stages."""
-    from adamtune.insight.report import STAGE_HEAD, md_table, md_text, param_rows, stage_rows
+    from adamtune.insight.report_pages import (
+        STAGE_HEAD,
+        md_table,
+        md_text,
+        param_rows,
+        stage_rows,
+    )
 
     lines = [f"### adamtune: {md_text(best.study)}", "", md_text(headline) + "  "]
     if best.decay is not None:
