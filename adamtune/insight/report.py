@@ -19,6 +19,7 @@ from adamtune.insight import plots
 from adamtune.insight.formats import spread_text
 from adamtune.insight.results import BestResult, best_result
 from adamtune.insight.verify import Verification, stored_verification
+from adamtune.search import trial_attrs
 from adamtune.search.plan import BASELINE
 from adamtune.search.rows import TrialRow, trial_rows
 from adamtune.search.selection import CONFIRM, NOISE
@@ -229,7 +230,11 @@ def _curves(
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
 
     def curve(number: int) -> list[float | None]:
-        return list(trials[number].user_attrs.get("val_curve", [])) if number in trials else []
+        return (
+            list(trials[number].user_attrs.get(trial_attrs.VAL_CURVE, []))
+            if number in trials
+            else []
+        )
 
     named: dict[str, list[float | None]] = {f"best (trial {best.trial})": curve(best.trial)}
     base = next((r for r in rows if r.stage == BASELINE), None)

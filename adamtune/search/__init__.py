@@ -18,6 +18,8 @@ Data flows one way through this package:
 - ``space``: how each parameter is searched (its Optuna coordinates);
 - ``lr_auto``: the lr range of an ``lr: auto`` study, from the LR range test;
 - ``study``, ``rows``, ``storage``: the Optuna study, its trials as rows, where it lives;
+  ``trial_attrs``: every key a trial records, and the records it gets;
+  ``optuna_private``: every use of Optuna's private parts;
 - ``stats``: Student's t, for the verdict.
 
 May import ``config``, ``task`` and ``train``; nothing after it in the flow (insight, cli).

@@ -141,6 +141,7 @@ def search_with_helpers(
             helpers = _prepared(jobs, config, settings, options, helper_options or {})
         else:  # at once: they import torch while this one does
             helpers = start_helpers(jobs - 1, config, options.storage, helper_options or {})
+    from adamtune.search import trial_attrs
     from adamtune.search.rows import row_of
     from adamtune.search.run import run_search
     from adamtune.search.storage import load_study, open_storage
@@ -156,7 +157,9 @@ def search_with_helpers(
             raise
     problems = wait_helpers(helpers)
     ids = {f"{worker_host()}:{h.process.pid}" for h in helpers}
-    run.ran.extend(row_of(t) for t in found.get_trials() if t.user_attrs.get("worker") in ids)
+    run.ran.extend(
+        row_of(t) for t in found.get_trials() if t.user_attrs.get(trial_attrs.WORKER) in ids
+    )
     return LocalSearch(run, found, problems)
 
 

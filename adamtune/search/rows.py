@@ -10,6 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from adamtune.errors import OptionError
+from adamtune.search import trial_attrs
 from adamtune.search.study import stage_of, status_of
 from adamtune.train.params import AdamParams
 
@@ -45,18 +46,18 @@ class TrialRow:
 
 def row_of(trial: FrozenTrial) -> TrialRow:
     attrs = trial.user_attrs
-    adam = attrs.get("adam")
+    adam = attrs.get(trial_attrs.ADAM)
     return TrialRow(
         number=trial.number,
         stage=stage_of(trial),
         state=status_of(trial),
         params=AdamParams.from_dict(adam) if adam else None,
         value=trial.value if trial.state == TrialState.COMPLETE else None,
-        epochs=attrs.get("epochs"),
-        seconds=attrs.get("seconds"),
-        error=attrs.get("error"),
-        slot=int(attrs.get("slot", 0)),
-        confirms=attrs.get("confirms"),
+        epochs=attrs.get(trial_attrs.EPOCHS),
+        seconds=attrs.get(trial_attrs.SECONDS),
+        error=attrs.get(trial_attrs.ERROR),
+        slot=int(attrs.get(trial_attrs.SLOT, 0)),
+        confirms=attrs.get(trial_attrs.CONFIRMS),
     )
 
 

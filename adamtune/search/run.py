@@ -24,6 +24,7 @@ from adamtune import interrupts
 from adamtune.config.schema import Settings
 from adamtune.config.storage_url import redact
 from adamtune.errors import SearchFailedError
+from adamtune.search import trial_attrs
 from adamtune.search.drawing import StageSampler
 from adamtune.search.events import SearchObserver, SearchRun, SearchStart
 from adamtune.search.lr_auto import ATTR, SEEDS, AutoRange, resolve_lr
@@ -64,7 +65,9 @@ def _best(trials: list[FrozenTrial]) -> FrozenTrial | None:
     done = [
         t
         for t in trials
-        if t.state == TrialState.COMPLETE and t.value is not None and "confirms" not in t.user_attrs
+        if t.state == TrialState.COMPLETE
+        and t.value is not None
+        and not trial_attrs.is_rerun(t.user_attrs)
     ]
     return min(done, key=lambda t: (t.value, t.number)) if done else None
 

@@ -27,6 +27,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from adamtune.config.schema import Config
+from adamtune.search import trial_attrs
 from adamtune.search.drawing import StageSampler, is_joint
 from adamtune.search.plan import (
     BASELINE,
@@ -85,7 +86,7 @@ class Context:
 
 def budget_key(trial: FrozenTrial) -> str:
     """The budget a trial uses: its stage's, or the confirmation's for a re-run."""
-    return str(trial.user_attrs.get("of", stage_of(trial)))
+    return str(trial.user_attrs.get(trial_attrs.OF, stage_of(trial)))
 
 
 def done_per_stage(trials: list[FrozenTrial]) -> dict[str, int]:
@@ -139,7 +140,10 @@ def next_step(
         if first is not None:
             return Wait(f"waiting for Adam's defaults (trial {first.number}): {_elsewhere(1)}")
         return _first_round(trials, ctx, sampling, complete)
-    pending = {(t.user_attrs.get("confirms"), t.user_attrs.get("slot")) for t in running}
+    pending = {
+        (t.user_attrs.get(trial_attrs.CONFIRMS), t.user_attrs.get(trial_attrs.SLOT))
+        for t in running
+    }
     while True:
         plan = replan(search, ctx.total, claimed, frozenset(complete))
         stage = current_stage(plan, claimed, frozenset(complete))
@@ -164,7 +168,7 @@ def _first_round(
     against), and, when trials train together, the first stage's first draws beside it."""
     space = ctx.config.search.space
     params = ADAM_DEFAULTS.with_values(fixed_values(space))
-    baseline = Member.fixed(params, _coords(ctx.config, params), {"stage": BASELINE})
+    baseline = Member.fixed(params, _coords(ctx.config, params), {trial_attrs.STAGE: BASELINE})
     claimed = _claimed(trials)
     plan = replan(ctx.config.search, ctx.total, claimed, frozenset(complete))
     stage = current_stage(plan, claimed, frozenset(complete))
@@ -221,17 +225,17 @@ def _draws(
     """``size`` of the stage's draws on top of the incumbent: first the retries of trials
     whose worker died, then new draws (a batch stays inside its stage: the next stage starts
     from this one's pick)."""
-    retried = {t.user_attrs.get("retry_of") for t in trials}
+    retried = {t.user_attrs.get(trial_attrs.RETRY_OF) for t in trials}
     killed = [
         t
         for t in trials
         if stage_of(t) == stage.name
         and status_of(t) == "killed"
-        and "confirms" not in t.user_attrs
+        and not trial_attrs.is_rerun(t.user_attrs)
         and t.number not in retried
     ]
     members = [
-        Member(base, dict(t.params), {"retry_of": t.number}, list(stage.params))
+        Member(base, dict(t.params), {trial_attrs.RETRY_OF: t.number}, list(stage.params))
         for t in killed[:size]
     ]
     searching = [t for t in trials if stage_of(t) == stage.name and t.state == TrialState.RUNNING]
@@ -275,14 +279,11 @@ def _reruns(ctx: Context, due: list[tuple[TrialRow, int]], rows: list[TrialRow])
     for row, slot in due[: _share(ctx, len(due))]:
         assert row.params is not None
         stage = NOISE if row.stage == BASELINE else CONFIRM
-        attrs: dict[str, Any] = {"stage": stage, "slot": slot, "confirms": row.number}
-        attrs["of"] = CONFIRM
         killed = [
             r.number
             for r in rows
             if r.state == "killed" and r.confirms == row.number and r.slot == slot
         ]
-        if killed:
-            attrs["retry_of"] = killed[0]
+        attrs = trial_attrs.rerun(stage, slot, row.number, CONFIRM, killed[0] if killed else None)
         members.append(Member.fixed(row.params, _coords(ctx.config, row.params), attrs))
     return Run(CONFIRM, members, prunable=False)

@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from adamtune.config.schema import Config
 from adamtune.errors import ConfigError
+from adamtune.search import trial_attrs
 from adamtune.search.plan import BASELINE
 
 CONFIG_ATTR = "adamtune_config"
@@ -34,17 +35,17 @@ _NOT_RELEVANT = {
 
 
 def stage_of(trial: FrozenTrial) -> str:
-    return str(trial.user_attrs.get("stage", "?"))
+    return str(trial.user_attrs.get(trial_attrs.STAGE, "?"))
 
 
 def status_of(trial: FrozenTrial) -> str:
-    if "status" in trial.user_attrs:
-        return str(trial.user_attrs["status"])
+    if trial_attrs.STATUS in trial.user_attrs:
+        return str(trial.user_attrs[trial_attrs.STATUS])
     if trial.state == TrialState.FAIL:
         # Its worker died before it could say how the trial ended. A trial is drawn again
         # once; a retry that dies too (its parameters may be what kills the worker: out of
         # host memory, say) counts as failed.
-        return "failed" if "retry_of" in trial.user_attrs else "killed"
+        return "failed" if trial_attrs.RETRY_OF in trial.user_attrs else "killed"
     return {
         TrialState.COMPLETE: "complete",
         TrialState.PRUNED: "pruned",
@@ -97,7 +98,7 @@ def fail_orphans(study: optuna.Study, trials: list[FrozenTrial] | None = None) -
     if trials is None:
         trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in (t for t in trials if t.state == TrialState.RUNNING):
-        owner = str(trial.user_attrs.get("worker", ""))
+        owner = str(trial.user_attrs.get(trial_attrs.WORKER, ""))
         name, _, pid = owner.rpartition(":")
         if name == host and pid.isdigit() and not _alive(int(pid)):
             study.tell(trial.number, state=TrialState.FAIL)  # no status: shown as killed
@@ -111,7 +112,7 @@ def others_running(study: optuna.Study) -> list[FrozenTrial]:
     return [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if str(t.user_attrs.get("worker", "")) != mine
+        if str(t.user_attrs.get(trial_attrs.WORKER, "")) != mine
     ]
 
 
@@ -131,7 +132,7 @@ def refuse_if_busy(study: optuna.Study, elsewhere: int = 0) -> None:
 
     others = others_running(study)
     if others:
-        workers = sorted({str(t.user_attrs.get("worker", "?")) for t in others})
+        workers = sorted({str(t.user_attrs.get(trial_attrs.WORKER, "?")) for t in others})
         raise SearchFailedError(
             f"study {study.study_name!r} is being searched by {', '.join(workers)} "
             f"({len(others)} trials running): --fresh would delete it under them; wait for "

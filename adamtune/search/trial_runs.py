@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from adamtune import interrupts
 from adamtune.config.schema import Config
 from adamtune.errors import first_line
+from adamtune.search import trial_attrs
 from adamtune.search.drawing import is_joint
 from adamtune.search.optuna_private import storage_of, trial_id
 from adamtune.search.pruning import PruneMirror, halving
@@ -37,8 +38,6 @@ from adamtune.train.engine import TrialOutcome, out_of_memory, release_memory, t
 from adamtune.train.params import AdamParams
 
 log = logging.getLogger(__name__)
-# What an interrupted trial records (Ctrl-C, SIGTERM); it is drawn again on resume.
-INTERRUPTED = {"status": "interrupted", "reason": "interrupted"}
 
 
 class TrialObserver(Protocol):
@@ -132,7 +131,7 @@ class TrialRunner:
         an interruption may land between asking and training."""
         for trial in list(self.pending.values()):
             try:
-                write_trial(self.study, trial_id(trial), INTERRUPTED)
+                write_trial(self.study, trial_id(trial), trial_attrs.INTERRUPTED)
                 self.study.tell(trial, state=TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass  # told already
@@ -140,7 +139,7 @@ class TrialRunner:
 
     def _train(self, asked: Asked, prunable: bool) -> list[TrialRow]:
         stage_name, members, trials, params = asked.stage, asked.members, asked.trials, asked.params
-        slots = [int(m.attrs.get("slot", 0)) for m in members]
+        slots = [int(m.attrs.get(trial_attrs.SLOT, 0)) for m in members]
         # Runs on other seeds and splits must not set the bar for the search's own trials
         # (their curves sit elsewhere): they report to a mirror of their own, never consulted.
         mirror = self.mirror(stage_name) if not any(slots) else self._new_mirror()
@@ -180,17 +179,17 @@ class TrialRunner:
             rung = halving(epochs, may_stop) if prunable and len(params) > 1 else None
             outcomes = self._outcomes(params, on_epoch, slots, rung)
         except KeyboardInterrupt:
-            self._fail(trials, twins, reported, INTERRUPTED, mirror)
+            self._fail(trials, twins, reported, trial_attrs.INTERRUPTED, mirror)
             raise
         except Exception as exc:  # a bug in user code, say; recorded, then judged by caller
             log.debug("trials %s raised", [t.number for t in trials], exc_info=True)
             if not out_of_memory(exc):
-                attrs = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+                attrs = trial_attrs.failed(f"{type(exc).__name__}: {exc}")
                 return self._fail(trials, twins, reported, attrs, mirror)
             oom = f"{type(exc).__name__}: {first_line(exc)}"
         if oom is not None:  # out of the handler: its traceback no longer holds the tensors
             release_memory(self.task.device)
-            attrs = {"status": "oom", "reason": "oom", "error": oom}
+            attrs = trial_attrs.failed(oom, oom=True)
             return self._fail(trials, twins, reported, attrs, mirror)
         return [
             self._tell(trial, twin, outcome, values, mirror)
@@ -263,16 +262,10 @@ class TrialRunner:
             else:
                 drawn = suggest(trial, m.names, self.space, with_zero=joint, base=m.base)
                 member = m.base.with_values(drawn)
-            attrs: dict[str, Any] = {
-                "stage": stage_name,
-                "adam": member.as_dict(),
-                "worker": worker_id(),
-                **m.attrs,
-            }
-            if len(members) > 1:
-                attrs["batch"] = len(members)
+            started = trial_attrs.asked(stage_name, member.as_dict(), worker_id(), len(members))
+            attrs = {**started, **m.attrs}  # a re-run names its own stage
             write_trial(self.study, trial_id(trial), attrs)
-            self.observer.trial_started(trial.number, attrs["stage"], member)
+            self.observer.trial_started(trial.number, attrs[trial_attrs.STAGE], member)
             trials.append(trial)
             params.append(member)
         return Asked(stage_name, members, trials, params)
@@ -298,16 +291,15 @@ class TrialRunner:
         return rows
 
     def _record(self, trial: optuna.Trial, outcome: TrialOutcome, values: dict[int, float]) -> None:
-        attrs: dict[str, Any] = {
-            "status": outcome.status,
-            "epochs": outcome.epochs,
-            "seconds": round(outcome.seconds, 4),
-            "val_curve": [finite_or_none(v) for v in outcome.val_curve],
-            "train_curve": [finite_or_none(v) for v in outcome.train_curve],
-        }
+        attrs = trial_attrs.ended(
+            outcome.status,
+            outcome.epochs,
+            outcome.seconds,
+            [finite_or_none(v) for v in outcome.val_curve],
+            [finite_or_none(v) for v in outcome.train_curve],
+        )
         values = dict(values)
         if outcome.status == "diverged":
-            attrs["reason"] = "diverged"
             # Teach the sampler: a diverged trial ranks below every pruned one at its step.
             values[outcome.epochs] = math.inf
         write_trial(self.study, trial_id(trial), attrs, values)

@@ -31,6 +31,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from adamtune.search import trial_attrs
 from adamtune.search.options import HEARTBEAT
 from adamtune.search.optuna_private import backend_of, heartbeat_interfaces, storage_of
 from adamtune.search.study import fail_orphans, worker_host, worker_id
@@ -271,7 +272,7 @@ def read_live(study: optuna.Study) -> list[FrozenTrial]:
     # Trials are asked and given their attributes under the study's lock, which the caller
     # holds: a running trial without them was being asked when its worker died.
     for trial in trials:
-        if trial.state == TrialState.RUNNING and "worker" not in trial.user_attrs:
+        if trial.state == TrialState.RUNNING and trial_attrs.WORKER not in trial.user_attrs:
             study.tell(trial.number, state=TrialState.FAIL)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
