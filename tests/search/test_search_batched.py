@@ -146,3 +146,25 @@ def test_the_cli_prints_why_it_did_not_batch(write_config: Callable[..., Path]) 
     result = CliRunner().invoke(app, ["search", str(path), "--batch", "8", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "trials are trained one at a time: fp16 gradient scaling" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_confirmation_trains_every_seed_slot_in_one_round(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    # 30 trials: one candidate and the defaults on 3 fresh slots, 6 re-runs asked together
+    # (each with its own slot's split and seeds), each as it would be alone.
+    text = write_config(trials=30).read_text().replace("confirm: {seeds: 1}", "confirm: {seeds: 4}")
+    settings = load_config(write_config(text, name="confirmed"))
+    run_search(settings, SearchOptions(storage=storage_url, batch=8))
+    trials = _trials(storage_url)
+    reruns = [t for t in trials if "confirms" in t.user_attrs]
+    assert len(reruns) == 6
+    assert {t.user_attrs["slot"] for t in reruns} == {1, 2, 3}
+    assert {t.user_attrs.get("batch") for t in reruns} == {6}  # one round
+    task = build_task(settings)
+    for t in reruns[:2]:
+        alone = train_trial(
+            task, AdamParams.from_dict(t.user_attrs["adam"]), slot=t.user_attrs["slot"]
+        )
+        assert t.value == pytest.approx(alone.value, rel=1e-5)
