@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import zlib
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -47,11 +48,13 @@ class StageSampler:
         self.space = config.search.space
         self.batched = batched
         # The task's data and model move the seed of every stage's sampler: one fixed
-        # quasi-random sequence for every task would pick the same lrs everywhere.
-        task = json.dumps(
-            [config.data.model_dump(mode="json"), config.model.model_dump(mode="json")],
-            sort_keys=True,
-        )
+        # quasi-random sequence for every task would pick the same lrs everywhere. A data
+        # file counts by its name, not its folder: the same study run from another folder
+        # (a fresh clone, a temporary directory) draws the same trials.
+        data = config.data.model_dump(mode="json")
+        if str(data["source"]).endswith((".csv", ".npz")):
+            data["source"] = Path(data["source"]).name
+        task = json.dumps([data, config.model.model_dump(mode="json")], sort_keys=True)
         self.seed = (config.seed * 1_000_003 + zlib.crc32(task.encode())) % 2**30
 
     def draw(

@@ -53,3 +53,17 @@ def test_a_spent_budget_stops(write_config: Callable[..., Path]) -> None:
     ]
     step = next_step(done, ctx, StageSampler(ctx.config, batched=False), set())
     assert isinstance(step, Stop) and step.reason == "budget"
+
+
+def test_a_data_file_moves_the_draws_by_its_name_not_its_folder(tmp_path: Path) -> None:
+    import numpy as np
+
+    configs = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        np.savez(tmp_path / folder / "data.npz", x=np.zeros((40, 2)), y=np.arange(40) % 2)
+        path = tmp_path / folder / "c.yaml"
+        path.write_text(f"data: {{source: {tmp_path / folder / 'data.npz'}}}\n")
+        configs.append(load_config(path).config)
+    a, b = (StageSampler(c).seed for c in configs)
+    assert a == b
