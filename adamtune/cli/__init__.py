@@ -79,7 +79,6 @@ def search(
     """
     with _errors(debug, RESUME):
         from adamtune.config.storage_url import resolve_storage
-        from adamtune.errors import NoCompletedTrialError
         from adamtune.search.local_workers import search_with_helpers, threads_per_worker
         from adamtune.search.options import SearchOptions
 
@@ -97,8 +96,6 @@ def search(
             "heartbeat": heartbeat,
         }
         from adamtune.cli.progress import LiveProgress, PlainProgress
-        from adamtune.cli.render import print_search_summary
-        from adamtune.insight.results import best_result
 
         _quiet_optuna()
         options = SearchOptions(
@@ -122,23 +119,31 @@ def search(
                 observer.stop()
         for problem in done.problems:
             err.print(f"warning: {problem}", markup=False, highlight=False)
-        if not summary:
-            return
-        run = done.run
-        try:
-            best = best_result(done.study, run.storage)
-        except NoCompletedTrialError:
-            if run.stopped_by != "timeout":
-                raise
-            # Only possible beside other workers: this one timed out waiting for their first.
-            say(
-                out,
-                f"study {run.study}: --timeout came before any trial finished "
-                f"({len(run.ran)} run now); run the same command to go on",
-            )
-            return
-        print_search_summary(out, best, len(run.ran), run.stopped_by)
-        _ci_outputs(run, best, time.monotonic() - began, json_path)
+        if summary:
+            _summary(done, time.monotonic() - began, json_path)
+
+
+def _summary(done: Any, seconds: float, json_path: Path | None) -> None:
+    """The end of a search: its winner, and the CI outputs."""
+    from adamtune.cli.render import print_search_summary
+    from adamtune.errors import NoCompletedTrialError
+    from adamtune.insight.results import best_result
+
+    run = done.run
+    try:
+        best = best_result(done.study, run.storage)
+    except NoCompletedTrialError:
+        if run.stopped_by != "timeout":
+            raise
+        # Only possible beside other workers: this one timed out waiting for their first.
+        say(
+            out,
+            f"study {run.study}: --timeout came before any trial finished "
+            f"({len(run.ran)} run now); run the same command to go on",
+        )
+        return
+    print_search_summary(out, best, len(run.ran), run.stopped_by)
+    _ci_outputs(run, best, seconds, json_path)
 
 
 def _ci_outputs(run: Any, best: Any, seconds: float, json_path: Path | None) -> None:
