@@ -145,7 +145,7 @@ def search_with_helpers(
     from adamtune.search.rows import row_of
     from adamtune.search.run import run_search
     from adamtune.search.storage import load_study, open_storage
-    from adamtune.search.study import worker_host
+    from adamtune.search.workers import worker_host
 
     with interrupts.installed():
         try:

@@ -35,21 +35,17 @@ from adamtune.search.rows import TrialRow
 from adamtune.search.samplers import make_pruner
 from adamtune.search.steps import Context, Run, Step, Stop, Wait, done_per_stage, next_step
 from adamtune.search.storage import open_storage, release_storage, storage_errors, storage_failure
-from adamtune.search.study import (
-    CONFIG_ATTR,
-    check_same_config,
-    refuse_if_busy,
-    relevant_config,
-    take_over,
-)
+from adamtune.search.study import CONFIG_ATTR, check_same_config, relevant_config
 from adamtune.search.trial_runs import Asked, TrialRunner
 from adamtune.search.workers import (
     CoreShare,
     Roll,
     agree_heartbeat,
     read_live,
+    refuse_if_busy,
     storage_options,
     study_lock,
+    take_over,
 )
 from adamtune.task.build import Task, build_task
 from adamtune.train.engine import warm_up

@@ -30,8 +30,8 @@ from adamtune.search.rows import TrialRow, finite_or_none, row_of
 from adamtune.search.samplers import PresetSampler
 from adamtune.search.space import record, suggest
 from adamtune.search.storage import write_trial
-from adamtune.search.study import stage_of, worker_id
-from adamtune.search.workers import Heartbeat
+from adamtune.search.study import stage_of
+from adamtune.search.workers import Heartbeat, worker_id
 from adamtune.task.build import Task
 from adamtune.train.batched import train_batch
 from adamtune.train.engine import TrialOutcome, out_of_memory, release_memory, train_trial

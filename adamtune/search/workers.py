@@ -22,6 +22,7 @@ import hashlib
 import logging
 import math
 import os
+import socket
 import threading
 import time
 import warnings
@@ -34,7 +35,6 @@ from optuna.trial import FrozenTrial, TrialState
 from adamtune.search import trial_attrs
 from adamtune.search.options import HEARTBEAT
 from adamtune.search.optuna_private import backend_of, heartbeat_interfaces, storage_of
-from adamtune.search.study import fail_orphans, worker_host, worker_id
 
 log = logging.getLogger(__name__)
 
@@ -278,3 +278,85 @@ def read_live(study: optuna.Study) -> list[FrozenTrial]:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     return study.get_trials(deepcopy=False)
+
+
+# --- who is alive: this worker, the others, the trials of dead ones ---------------------
+
+
+def worker_host() -> str:
+    return socket.gethostname()
+
+
+def worker_id() -> str:
+    return f"{worker_host()}:{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed process its parent has not reaped yet (a zombie) is gone too
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def fail_orphans(study: optuna.Study, trials: list[FrozenTrial] | None = None) -> int:
+    """Mark as failed the RUNNING trials (of ``trials``, else the study's) whose process on
+    this host is gone (killed, crashed). Trials of live workers, here or on other hosts, are
+    left alone."""
+    host = socket.gethostname()
+    failed = 0
+    if trials is None:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in (t for t in trials if t.state == TrialState.RUNNING):
+        owner = str(trial.user_attrs.get(trial_attrs.WORKER, ""))
+        name, _, pid = owner.rpartition(":")
+        if name == host and pid.isdigit() and not _alive(int(pid)):
+            study.tell(trial.number, state=TrialState.FAIL)  # no status: shown as killed
+            failed += 1
+    return failed
+
+
+def others_running(study: optuna.Study) -> list[FrozenTrial]:
+    """The running trials of other workers than this process."""
+    mine = worker_id()
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if str(t.user_attrs.get(trial_attrs.WORKER, "")) != mine
+    ]
+
+
+def take_over(study: optuna.Study) -> int:
+    """Fail the running trials of other workers (known to be gone): they are drawn again."""
+    others = others_running(study)
+    for trial in others:
+        study.tell(trial.number, state=TrialState.FAIL)  # no status: retried, as killed
+    return len(others)
+
+
+def refuse_if_busy(study: optuna.Study, elsewhere: int = 0) -> None:
+    """Refuse to delete (``--fresh``) a study that another live worker is searching: its
+    RUNNING trials remain after ``fail_orphans``, or ``elsewhere`` other workers signed the
+    study's roll within the last minute (``workers.Roll``)."""
+    from adamtune.errors import SearchFailedError
+
+    others = others_running(study)
+    if others:
+        workers = sorted({str(t.user_attrs.get(trial_attrs.WORKER, "?")) for t in others})
+        raise SearchFailedError(
+            f"study {study.study_name!r} is being searched by {', '.join(workers)} "
+            f"({len(others)} trials running): --fresh would delete it under them; wait for "
+            f"them, or, if they are gone, add --take-over"
+        )
+    if elsewhere > 0:
+        raise SearchFailedError(
+            f"study {study.study_name!r} has {elsewhere} other worker(s) searching it (seen "
+            f"within the last minute): --fresh would delete it under them; wait for them, or, "
+            f"if they are gone, add --take-over"
+        )

@@ -282,7 +282,7 @@ def test_trials_of_a_killed_process_are_failed_on_resume(
     import socket
 
     from adamtune.search import open_study
-    from adamtune.search.study import fail_orphans
+    from adamtune.search.workers import fail_orphans
 
     settings = load_config(write_config(trials=3))
     study = open_study(settings, SearchOptions(storage=storage_url))
