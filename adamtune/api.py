@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adamtune.config.schema import Settings, validate_config
+from adamtune.config.schema import Settings, settings_of
 from adamtune.config.yamlfile import YamlDoc, read_yaml
 from adamtune.errors import ConfigError
 
@@ -65,13 +65,7 @@ def settings_from(
             raise ConfigError(f"{doc.source}: the config must be a mapping of keys")
         # Messages then name the key path, not a line of the file (which no longer holds it).
         doc = YamlDoc(_overridden(doc.data, overrides), f"{doc.source} (with overrides)")
-    validated = validate_config(doc)
-    return Settings(
-        config=validated,
-        path=path.resolve(),
-        study_name=validated.name or (path.stem if not isinstance(config, Mapping) else "adamtune"),
-        doc=doc,
-    )
+    return settings_of(doc, path, "adamtune" if isinstance(config, Mapping) else path.stem)
 
 
 def _plain(value: Any) -> Any:

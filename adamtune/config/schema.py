@@ -311,8 +311,13 @@ def _cross_checks(config: Config) -> list[tuple[tuple[str | int, ...], str]]:
 def load_config(path: str | Path) -> Settings:
     """Read and validate a config file. Raises ConfigError listing every problem found."""
     path = Path(path)
-    doc = read_yaml(path)
+    return settings_of(read_yaml(path), path, path.stem)
+
+
+def settings_of(doc: YamlDoc, path: Path, default_name: str) -> Settings:
+    """Validated settings of a read config document; the study is named by ``name:``, else
+    ``default_name``."""
     config = validate_config(doc)
     return Settings(
-        config=config, path=path.resolve(), study_name=config.name or path.stem, doc=doc
+        config=config, path=path.resolve(), study_name=config.name or default_name, doc=doc
     )
