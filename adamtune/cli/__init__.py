@@ -22,10 +22,11 @@ from adamtune.cli.base import (
     ConfigArg,
     DebugOpt,
     DeviceOpt,
-    Format,
     QuietOpt,
     StorageOpt,
     StudyOpt,
+    TextFormat,
+    TextFormatOpt,
     _batch_option,
     _errors,
     _quiet_optuna,
@@ -176,7 +177,7 @@ def lr_find(
     start: Annotated[float, typer.Option("--start", min=0.0, help="First learning rate.")] = 1e-7,
     end: Annotated[float, typer.Option("--end", min=0.0, help="Last learning rate.")] = 10.0,
     steps: Annotated[int, typer.Option("--steps", min=2, help="Learning rates tried.")] = 100,
-    format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+    format: TextFormatOpt = TextFormat.table,
     device: DeviceOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -189,8 +190,6 @@ def lr_find(
 
         if not 0 < start < end:
             raise ConfigError(f"--start/--end: need 0 < start < end (got {start:g}, {end:g})")
-        if format not in (Format.table, Format.json):
-            raise ConfigError(f"--format: lr-find prints table or json (got {format.value})")
         settings = _settings(config)
         from adamtune.insight.formats import range_test_data, to_json
         from adamtune.task.build import build_task
@@ -208,7 +207,7 @@ def lr_find(
                 plot.write_bytes(picture)
             except OSError as exc:
                 raise ConfigError(f"--plot: cannot write {plot}: {exc.strerror or exc}") from None
-        if format is Format.json:
+        if format is TextFormat.json:
             print(to_json(range_test_data(curves, summary)))
             return
         from adamtune.cli.render import range_test_table, text_plot

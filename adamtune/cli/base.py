@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -64,6 +65,20 @@ def _click_exceptions() -> Any:
         return click.exceptions
 
 
+def _flags_without_a_placeholder() -> None:
+    """typer (0.29) prints ``<bool>`` beside every flag in help (``--fresh <bool>``), as if
+    it took a value: a flag shows nothing there (tests/cli/test_cli.py checks every command)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    TyperOption.display_type_rich = display  # type: ignore[method-assign]
+
+
+_flags_without_a_placeholder()
 app = typer.Typer(
     cls=_Commands,
     name="adamtune",
@@ -75,7 +90,16 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 # Results on stdout, diagnostics and progress on stderr. Piped output gets room for tables.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+class _Results(Console):
+    """stdout's console: a reader that goes away (``| head``) ends the command quietly with
+    exit 0 (``_errors``), not with rich's exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+out = _Results(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
@@ -111,6 +135,16 @@ DeviceOpt = Annotated[
     typer.Option("--device", help="auto | cpu | cuda | cuda:N | mps (overrides train.device)."),
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+
+
+class TextFormat(str, Enum):
+    """What ``verify`` and ``lr-find`` print: their help lists only these."""
+
+    table = "table"
+    json = "json"
+
+
+TextFormatOpt = Annotated[TextFormat, typer.Option("--format", "-f", help="Output format.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Plain one-line-per-trial logs.")]
 
@@ -144,6 +178,11 @@ def _errors(debug: bool, interrupted: str = "interrupted") -> Iterator[None]:
         raise typer.Exit(exit_code(exc)) from None
     except typer.Exit:
         raise
+    except BrokenPipeError:
+        # The reader went away (``adamtune best | head``): end quietly, as other tools do;
+        # stdout goes to /dev/null so that flushing it at exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
     except Exception as exc:  # a bug of ours, or something unforeseen: still one line
         known = _runtime_failure(exc)
         if known is not None:  # a database or the memory failed under the command

@@ -11,10 +11,11 @@ import typer
 from adamtune.cli.base import (
     DebugOpt,
     DeviceOpt,
-    Format,
     OptConfigArg,
     StorageOpt,
     StudyOpt,
+    TextFormat,
+    TextFormatOpt,
     _errors,
     _open_study,
     app,
@@ -81,7 +82,7 @@ def verify(
     seeds: Annotated[
         int, typer.Option("--seeds", min=2, help="Fresh seeds (and splits) to retrain on.")
     ] = 5,
-    format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+    format: TextFormatOpt = TextFormat.table,
     device: DeviceOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -90,11 +91,8 @@ def verify(
     Example: adamtune verify configs/digits-mlp.yaml --seeds 5
     """
     with _errors(debug):
-        from adamtune.errors import ConfigError, NoCompletedTrialError
-
-        if format not in (Format.table, Format.json):
-            raise ConfigError(f"--format: verify prints table or json (got {format.value})")
         from adamtune.api import study_settings
+        from adamtune.errors import NoCompletedTrialError
         from adamtune.insight.results import study_selection
         from adamtune.insight.verify import verify as verify_study
         from adamtune.task.build import build_task
@@ -107,7 +105,7 @@ def verify(
         task = build_task(settings, device)
         err.print(f"retraining on {seeds} fresh seeds and splits ...", highlight=False)
         result = verify_study(found, task, seeds, selection, rows)
-        if format is Format.json:
+        if format is TextFormat.json:
             from adamtune.insight.formats import to_json
 
             print(to_json(result.as_dict()))

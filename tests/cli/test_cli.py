@@ -397,3 +397,39 @@ def test_trials_sorts_and_filters_in_every_format(write_config: Callable[..., Pa
     ]:
         result = invoke("trials", str(path), *bad)
         assert result.exit_code == 2 and says in result.output
+
+
+@pytest.mark.slow
+def test_a_reader_that_goes_away_ends_the_command_quietly(
+    write_config: Callable[..., Path],
+) -> None:
+    # ``adamtune best | head``: a closed pipe is no error, as for other command-line tools.
+    path = write_config(trials=3)
+    adamtune = _program("adamtune")
+    subprocess.run([adamtune, "search", str(path), "--quiet"], capture_output=True, check=True)
+    for args in (["best"], ["best", "--format", "torch"], ["trials", "--format", "json"]):
+        run = subprocess.Popen(
+            [adamtune, *args, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert run.stdout is not None and run.stderr is not None
+        run.stdout.close()
+        assert (run.wait(timeout=120), run.stderr.read().decode()) == (0, ""), args
+
+
+@pytest.mark.parametrize(
+    "command", ["search", "best", "trials", "lr-find", "report", "verify", "check", "validate"]
+)
+def test_help_shows_no_placeholder_for_flags_and_only_formats_a_command_takes(
+    command: str,
+) -> None:
+    text = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output
+    assert "<bool>" not in text
+    if command in ("verify", "lr-find"):
+        assert "<table|json>" in text and "torch" not in text
+
+
+def test_what_the_quickstart_leaves_is_ignored_by_git() -> None:
+    root = Path(__file__).resolve().parents[2]
+    ignored = (root / ".gitignore").read_text().split()
+    for left in ("*.db", "*.db.lock", "report.html", "report_files/", "lr-find.png"):
+        assert left in ignored
