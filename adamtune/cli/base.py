@@ -89,6 +89,8 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
 # Results on stdout, diagnostics and progress on stderr. Piped output gets room for tables.
 class _Results(Console):
     """stdout's console: a reader that goes away (``| head``) ends the command quietly with
