@@ -20,6 +20,7 @@ import typer
 from adamtune import __version__
 from adamtune.cli.base import (
     ConfigArg,
+    CpuThreadsOpt,
     DebugOpt,
     DeviceOpt,
     QuietOpt,
@@ -179,6 +180,7 @@ def lr_find(
     steps: Annotated[int, typer.Option("--steps", min=2, help="Learning rates tried.")] = 100,
     format: TextFormatOpt = TextFormat.table,
     device: DeviceOpt = None,
+    threads: CpuThreadsOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """LR range test: raise Adam's lr exponentially, one step per batch, until the loss blows up.
@@ -194,8 +196,10 @@ def lr_find(
         from adamtune.insight.formats import range_test_data, to_json
         from adamtune.task.build import build_task
         from adamtune.train.lr_find import run_range_test, summarise
+        from adamtune.train.sizing import use_threads
 
         task = build_task(settings, device)
+        use_threads(task, threads)
         curves = run_range_test(task, seeds, start, end, steps)
         summary = summarise(curves)
         if plot is not None:

@@ -148,6 +148,14 @@ class TextFormat(str, Enum):
 
 TextFormatOpt = Annotated[TextFormat, typer.Option("--format", "-f", help="Output format.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+CpuThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="torch CPU threads (default: 1 for a small model on CPU, else torch's).",
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Plain one-line-per-trial logs.")]
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from adamtune.cli.base import (
+    CpuThreadsOpt,
     DebugOpt,
     DeviceOpt,
     OptConfigArg,
@@ -84,6 +85,7 @@ def verify(
     ] = 5,
     format: TextFormatOpt = TextFormat.table,
     device: DeviceOpt = None,
+    threads: CpuThreadsOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Retrain the winner, the runner-up and Adam's defaults on fresh seeds: is the gain real?
@@ -96,6 +98,7 @@ def verify(
         from adamtune.insight.results import study_selection
         from adamtune.insight.verify import verify as verify_study
         from adamtune.task.build import build_task
+        from adamtune.train.sizing import use_threads
 
         found, url = _open_study(config, storage, study)
         settings = study_settings(found, config)
@@ -103,6 +106,7 @@ def verify(
         if selection.winner is None:
             raise NoCompletedTrialError(f"study {found.study_name!r} has no completed trial yet")
         task = build_task(settings, device)
+        use_threads(task, threads)
         err.print(f"retraining on {seeds} fresh seeds and splits ...", highlight=False)
         result = verify_study(found, task, seeds, selection, rows)
         if format is TextFormat.json:

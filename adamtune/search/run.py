@@ -49,7 +49,7 @@ from adamtune.search.workers import (
 )
 from adamtune.task.build import Task, build_task
 from adamtune.train.engine import warm_up
-from adamtune.train.sizing import batch_size, cpu_threads
+from adamtune.train.sizing import batch_size, use_threads
 
 _MAX_ERRORS_IN_A_ROW = 3
 log = logging.getLogger(__name__)
@@ -117,11 +117,8 @@ def run_search(
     """Run (or resume) the study that ``settings`` describe, up to its total budget, beside any
     other workers searching it."""
     task = build_task(settings, options.device)  # data and model are checked before storage
-    threads = options.threads or cpu_threads(task)
+    threads = use_threads(task, options.threads)
     if threads:
-        import torch
-
-        torch.set_num_threads(threads)
         options = replace(options, threads=threads)
     warm_up()
     storage = open_storage(options.storage, **storage_options(options.heartbeat))

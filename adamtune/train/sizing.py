@@ -44,6 +44,15 @@ def cpu_threads(task: Task) -> int | None:
     return 1 if task.device.type == "cpu" and task.n_params < _ONE_THREAD_PARAMS else None
 
 
+def use_threads(task: Task, threads: int | None = None) -> int | None:
+    """Set torch's CPU threads for training ``task``: ``threads`` when given, else
+    ``cpu_threads``'s choice; returns the number set (None: torch's default kept)."""
+    threads = threads or cpu_threads(task)
+    if threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
 def _free_bytes(device: torch.device) -> int | None:
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])

@@ -433,3 +433,16 @@ def test_what_the_quickstart_leaves_is_ignored_by_git() -> None:
     ignored = (root / ".gitignore").read_text().split()
     for left in ("*.db", "*.db.lock", "report.html", "report_files/", "lr-find.png"):
         assert left in ignored
+
+
+def test_lr_find_takes_threads_as_search_does(write_config: Callable[..., Path]) -> None:
+    before = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(
+            app,
+            ["lr-find", str(write_config()), "--steps", "5", "--threads", "2", "-f", "json"],
+        )
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
