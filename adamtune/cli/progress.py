@@ -18,6 +18,9 @@ class PlainProgress(SearchObserver):
         self.console = console
         self.waited: str | None = None  # what this worker waits for, said once
 
+    def study_deleted(self, study: str, trials: int, storage: str) -> None:
+        say(self.console, f"--fresh: deleted study {study} ({trials} trials) from {storage}")
+
     def search_started(self, start: SearchStart) -> None:
         plan = ", ".join(f"{s.name} {s.trials}" for s in start.plan)
         if start.confirm.trials:

@@ -36,6 +36,10 @@ class SearchObserver:
 
     def range_test_started(self, seeds: int) -> None: ...
 
+    def study_deleted(self, study: str, trials: int, storage: str) -> None:
+        """A fresh start (``fresh``) deleted ``study`` and its ``trials`` trials from
+        ``storage`` (redacted)."""
+
     def search_started(self, start: SearchStart) -> None: ...
 
     def trial_started(self, number: int, stage: str, params: AdamParams) -> None: ...

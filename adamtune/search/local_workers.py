@@ -138,7 +138,7 @@ def search_with_helpers(
     if jobs > 1:
         assert config is not None
         if options.fresh or options.take_over:
-            helpers = _prepared(jobs, config, settings, options, helper_options or {})
+            helpers = _prepared(jobs, config, settings, options, helper_options or {}, observer)
         else:  # at once: they import torch while this one does
             helpers = start_helpers(jobs - 1, config, options.storage, helper_options or {})
     from adamtune.search import trial_attrs
@@ -169,6 +169,7 @@ def _prepared(
     settings: Settings,
     options: SearchOptions,
     helper_options: dict[str, Any],
+    observer: SearchObserver,
 ) -> list[Helper]:
     """Start N - 1 helpers, then, holding the study's lock (they wait for it), start over or
     take over once, for all."""
@@ -181,7 +182,7 @@ def _prepared(
         with study_lock(storage, options.study_name or settings.study_name):
             helpers = start_helpers(jobs - 1, config, options.storage, helper_options)
             try:
-                open_study(settings, options, storage)
+                open_study(settings, options, storage, observer)
             except BaseException:
                 stop_helpers(helpers)
                 raise

@@ -69,7 +69,10 @@ def _best(trials: list[FrozenTrial]) -> FrozenTrial | None:
 
 
 def open_study(
-    settings: Settings, options: SearchOptions, storage: optuna.storages.BaseStorage | None = None
+    settings: Settings,
+    options: SearchOptions,
+    storage: optuna.storages.BaseStorage | None = None,
+    observer: SearchObserver | None = None,
 ) -> optuna.Study:
     storage = storage or open_storage(options.storage)
     name = options.study_name or settings.study_name
@@ -89,7 +92,10 @@ def open_study(
                 refuse_if_busy(
                     old, elsewhere=0 if options.take_over else Roll(old).present()[0] - 1
                 )
+                trials = len(old.get_trials(deepcopy=False))
                 optuna.delete_study(study_name=name, storage=storage)
+                if observer is not None:
+                    observer.study_deleted(name, trials, redact(options.storage))
         study = optuna.create_study(
             storage=storage,
             study_name=name,
@@ -124,7 +130,7 @@ def run_search(
     storage = open_storage(options.storage, **storage_options(options.heartbeat))
     observer = observer or SearchObserver()
     try:
-        study = open_study(settings, options, storage)
+        study = open_study(settings, options, storage, observer)
         try:
             # The first worker runs the range test; the others wait for it and read its range.
             with study_lock(storage, study.study_name):

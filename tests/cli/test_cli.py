@@ -446,3 +446,12 @@ def test_lr_find_takes_threads_as_search_does(write_config: Callable[..., Path])
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_fresh_says_what_it_deletes(write_config: Callable[..., Path]) -> None:
+    path = str(write_config(trials=3))
+    assert CliRunner().invoke(app, ["search", path, "--quiet"]).exit_code == 0
+    again = CliRunner().invoke(app, ["search", path, "--quiet", "--fresh"])
+    assert again.exit_code == 0, again.output
+    assert "--fresh: deleted study tiny (3 trials) from sqlite:///adamtune.db" in again.stderr
