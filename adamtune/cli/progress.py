@@ -44,7 +44,7 @@ class PlainProgress(SearchObserver):
         if start.lr_range is not None:
             say(self.console, lr_range_line(start.lr_range))
         if start.batch > 1:
-            say(self.console, f"{start.batch} trials trained together per batch (--batch)")
+            say(self.console, batch_line(start))
         if start.batch_note:
             say(self.console, start.batch_note)
 
@@ -120,3 +120,12 @@ class LiveProgress(PlainProgress):
 
     def stop(self) -> None:
         self.progress.stop()
+
+
+def batch_line(start: SearchStart) -> str:
+    """How many trials train together: the widest round the plan holds, not the batch size
+    (a 12-trial study with --batch 32 trains at most its largest stage at once)."""
+    widths = [s.trials + (1 if i == 0 else 0) for i, s in enumerate(start.plan)]
+    widths.append(start.confirm.trials)
+    widest = min(start.batch, max(widths))
+    return f"up to {widest} trials trained together per batch (--batch {start.batch})"

@@ -455,3 +455,13 @@ def test_fresh_says_what_it_deletes(write_config: Callable[..., Path]) -> None:
     again = CliRunner().invoke(app, ["search", path, "--quiet", "--fresh"])
     assert again.exit_code == 0, again.output
     assert "--fresh: deleted study tiny (3 trials) from sqlite:///adamtune.db" in again.stderr
+
+
+def test_the_batch_line_states_the_widest_round_not_the_batch_size() -> None:
+    from adamtune.cli.progress import batch_line
+    from adamtune.search.events import SearchStart
+    from adamtune.search.plan import Confirmation, Stage
+
+    plan = [Stage("lr", ("lr",), 3), Stage("betas", ("beta1", "beta2"), 4)]
+    start = SearchStart("s", "x", "t", plan, 12, 0, batch=32, confirm=Confirmation(1, 2))
+    assert batch_line(start) == "up to 4 trials trained together per batch (--batch 32)"

@@ -125,7 +125,7 @@ def test_cli_batch_option(write_config: Callable[..., Path]) -> None:
     assert bad.stderr.strip() == "error: --batch: must be a whole number >= 1 or 'auto' (got '0')"
     good = runner.invoke(app, ["search", str(path), "--batch", "3", "--quiet"])
     assert good.exit_code == 0, good.output
-    assert "3 trials trained together per batch" in good.stderr
+    assert "up to 3 trials trained together per batch (--batch 3)" in good.stderr
     sizes = [t.user_attrs.get("batch", 1) for t in _trials("sqlite:///adamtune.db")]
     assert max(sizes) == 3
 
