@@ -234,19 +234,19 @@ def validate(
     """
     with _errors(debug):
         settings = _settings(config)
-        from adamtune.search.plan import make_plan
+        from adamtune.cli.render import plan_text
+        from adamtune.search.plan import confirmation, make_plan
         from adamtune.task.build import build_task
+        from adamtune.train.engine import check_one_batch
 
         task = build_task(settings, device)
+        check_one_batch(task)
         search_cfg = settings.config.search
-        plan = ", ".join(f"{s.name} {s.trials}" for s in make_plan(search_cfg, search_cfg.trials))
-        say(out, f"{config}: valid")
+        total = search_cfg.trials
+        plan = plan_text(make_plan(search_cfg, total), confirmation(search_cfg, total))
+        say(out, f"{config}: valid (the model trained on one batch)")
         say(out, f"study {settings.study_name}: {task.describe()}")
-        say(
-            out,
-            f"{search_cfg.strategy} search, {search_cfg.trials} trials: defaults 1"
-            + (f", {plan}" if plan else ""),
-        )
+        say(out, f"{search_cfg.strategy} search, {total} trials: defaults 1, {plan}")
 
 
 @app.command(rich_help_panel="Set up")

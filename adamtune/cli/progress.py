@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from adamtune.cli.render import lr_range_line, say, trial_line
+from adamtune.cli.render import lr_range_line, plan_text, say, trial_line
 from adamtune.search import SearchObserver, SearchStart
 from adamtune.search.rows import TrialRow
 from adamtune.train.params import AdamParams
@@ -22,12 +22,7 @@ class PlainProgress(SearchObserver):
         say(self.console, f"--fresh: deleted study {study} ({trials} trials) from {storage}")
 
     def search_started(self, start: SearchStart) -> None:
-        plan = ", ".join(f"{s.name} {s.trials}" for s in start.plan)
-        if start.confirm.trials:
-            plan += (
-                f", confirm {start.confirm.trials} ({start.confirm.candidates} best and the "
-                f"defaults on {start.confirm.slots} more seeds)"
-            )
+        plan = plan_text(start.plan, start.confirm)
         where = f"study {start.study} in {start.storage}"
         if start.done >= start.total:
             say(

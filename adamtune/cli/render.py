@@ -11,6 +11,7 @@ from rich.table import Table
 
 from adamtune.insight.formats import spread_text, value_text
 from adamtune.insight.results import BestResult, StageSummary
+from adamtune.search.plan import Confirmation, Stage
 from adamtune.search.rows import TrialRow
 from adamtune.train.params import ADAM_DEFAULTS
 from adamtune.train.schedules import NO_SCHEDULE
@@ -263,3 +264,15 @@ def text_plot(curve: RangeCurve, width: int = 60, height: int = 12) -> str:
     lines.append("          +" + "-" * width)
     lines.append(f"           lr {curve.lrs[0]:.0e}{' ' * (width - 17)}{curve.lrs[-1]:.0e}")
     return "\n".join(lines)
+
+
+def plan_text(plan: list[Stage], confirm: Confirmation) -> str:
+    """A study's stages and its confirmation with their trials, as ``search`` and
+    ``validate`` print them: every trial the study will run but the defaults."""
+    text = ", ".join(f"{s.name} {s.trials}" for s in plan)
+    if confirm.trials:
+        text += (
+            f", confirm {confirm.trials} ({confirm.candidates} best and the defaults on "
+            f"{confirm.slots} more seeds)"
+        )
+    return text

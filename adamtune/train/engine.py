@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from adamtune.errors import first_line
 from adamtune.task.build import Task
 from adamtune.task.data import Split, TaskData, TensorSplit
 from adamtune.train.params import AdamParams
@@ -216,3 +217,29 @@ def train_trial(
         outcome.value = sum(run.objective() for run in runs) / len(runs)
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def check_one_batch(task: Task) -> None:
+    """Train the model on one batch, forward and backward, on the task's device: a model that
+    does not fit the data (a wrong input size, outputs the loss cannot take) fails here in one
+    line naming ``model.arch``, not on the study's first trial."""
+    model = task.new_model(task.seeds[0])
+    generator = torch.Generator().manual_seed(0)
+    x, y = next(
+        batches(task.data.train, task.settings.config.data.batch_size, generator, task.device)
+    )
+    try:
+        with autocast(task):
+            loss = task.loss_fn(model(x).float(), y)
+        loss.backward()
+    except Exception as exc:  # whatever the user's model or the loss raises
+        if out_of_memory(exc):
+            raise
+        raise task.settings.problem(
+            "model.arch",
+            f"cannot train on this data's first batch ({type(exc).__name__}: {first_line(exc)})",
+        ) from None
+    if not torch.isfinite(loss.detach()):
+        raise task.settings.problem(
+            "model.arch", f"the loss of the first batch is {float(loss)} (not finite)"
+        )

@@ -465,3 +465,39 @@ def test_the_batch_line_states_the_widest_round_not_the_batch_size() -> None:
     plan = [Stage("lr", ("lr",), 3), Stage("betas", ("beta1", "beta2"), 4)]
     start = SearchStart("s", "x", "t", plan, 12, 0, batch=32, confirm=Confirmation(1, 2))
     assert batch_line(start) == "up to 4 trials trained together per batch (--batch 32)"
+
+
+def test_validate_trains_the_model_on_one_batch(
+    write_config: Callable[..., Path], user_module: Callable[[str], str]
+) -> None:
+    # A model for 3 inputs on iris' 4: valid keys, but it cannot train. validate says so in
+    # one line with exit 2, instead of the search failing on trial 0.
+    name = user_module(
+        """
+        from torch import nn
+
+        def Net():
+            return nn.Sequential(nn.Linear(3, 3))
+        """
+    )
+    text = f"data: {{source: iris}}\nmodel: {{arch: '{name}:Net'}}\ntrain: {{device: cpu}}\n"
+    result = CliRunner().invoke(app, ["validate", str(write_config(text))])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "model.arch: cannot train on this data's first batch" in lines[0]
+    good = CliRunner().invoke(app, ["validate", str(write_config())])
+    assert good.exit_code == 0 and "(the model trained on one batch)" in good.stdout
+    assert "confirm" not in good.stdout or "more seeds" in good.stdout
+
+
+def test_validate_s_plan_counts_every_trial_the_study_runs(
+    write_config: Callable[..., Path],
+) -> None:
+    import re
+
+    text = "data: {source: iris}\ntrain: {device: cpu}\nsearch: {trials: 40}\n"
+    result = CliRunner().invoke(app, ["validate", str(write_config(text))])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stdout.splitlines() if x.startswith("staged search, 40 trials"))
+    counts = [int(n) for n in re.findall(r"(?:^|, )\w+ (\d+)", line.split(": ", 1)[1])]
+    assert sum(counts) == 40 and "confirm" in line
