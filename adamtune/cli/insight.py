@@ -95,8 +95,8 @@ def verify(
     with _errors(debug):
         from adamtune.api import study_settings
         from adamtune.errors import NoCompletedTrialError
-        from adamtune.insight.results import study_selection
         from adamtune.insight.verify import verify as verify_study
+        from adamtune.search.winner import study_selection
         from adamtune.task.build import build_task
         from adamtune.train.sizing import use_threads
 

@@ -13,10 +13,11 @@ from adamtune.config.schema import SearchConfig
 from adamtune.errors import NoCompletedTrialError
 from adamtune.insight.decay import DecayAnswer, decay_answer
 from adamtune.search.lr_auto import AutoRange, stored_range
-from adamtune.search.plan import BASELINE, schedule_stage
-from adamtune.search.rows import TrialRow, finite_or_none, trial_rows
-from adamtune.search.selection import CONFIRM, NOISE, Measured, Selection, select, verdict
+from adamtune.search.plan import schedule_stage
+from adamtune.search.rows import TrialRow, finite_or_none
+from adamtune.search.selection import CONFIRM, Measured, Selection, verdict
 from adamtune.search.study import CONFIG_ATTR
+from adamtune.search.winner import stage_order, study_selection
 from adamtune.train.params import AdamParams
 from adamtune.train.schedules import spec
 
@@ -150,15 +151,6 @@ class BestResult:
         }
 
 
-def stage_order(rows: list[TrialRow]) -> list[str]:
-    """The searched stages in the order they ran (not the baseline, noise or confirm runs)."""
-    order: list[str] = []
-    for row in rows:
-        if row.stage not in order and row.stage not in (BASELINE, NOISE, CONFIRM):
-            order.append(row.stage)
-    return order
-
-
 def stage_summaries(rows: list[TrialRow], selection: Selection) -> list[StageSummary]:
     """Per stage, in the order stages ran: its best trial, how it was judged and what it
     changed in the winner."""
@@ -190,14 +182,6 @@ def _schedule_stage(stored: dict[str, Any]) -> str | None:
         return schedule_stage(SearchConfig.model_validate(stored.get("search", {})))
     except ValidationError:  # a config from a version that no longer validates: no answer
         return None
-
-
-def study_selection(study: optuna.Study) -> tuple[list[TrialRow], Selection]:
-    """A study's rows, and what its stages selected (at the confidence it ran with)."""
-    rows = trial_rows(study)
-    stored = study.user_attrs.get(CONFIG_ATTR, {})
-    confidence = stored.get("search", {}).get("confirm", {}).get("confidence", 0.8)
-    return rows, select(rows, stage_order(rows), confidence)
 
 
 def best_result(study: optuna.Study, storage: str = "") -> BestResult:

@@ -19,7 +19,8 @@ Data flows one way through this package:
 - ``lr_auto``: the lr range of an ``lr: auto`` study, from the LR range test;
 - ``study``, ``rows``, ``storage``: the Optuna study, its trials as rows, where it lives;
   ``trial_attrs``: every key a trial records, and the records it gets;
-  ``optuna_private``: every use of Optuna's private parts;
+  ``optuna_private``: every use of Optuna's private parts; ``winner``: the winner where
+  Optuna's tools look (user attributes, optuna-dashboard's note);
 - ``stats``: Student's t, for the verdict.
 
 May import ``config``, ``task`` and ``train``; nothing after it in the flow (insight, cli).

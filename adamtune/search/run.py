@@ -37,6 +37,7 @@ from adamtune.search.steps import Context, Run, Step, Stop, Wait, done_per_stage
 from adamtune.search.storage import open_storage, release_storage, storage_errors, storage_failure
 from adamtune.search.study import CONFIG_ATTR, check_same_config, relevant_config
 from adamtune.search.trial_runs import Asked, TrialRunner
+from adamtune.search.winner import record_winner
 from adamtune.search.workers import (
     CoreShare,
     Roll,
@@ -184,7 +185,9 @@ def _run(
     runner.alive = roll.sign  # a worker training a long trial stays on the roll
     try:
         ctx = Context(config, total, batch)
-        return _loop(run, ctx, runner, study, options, observer, clock, timeout, roll)
+        run = _loop(run, ctx, runner, study, options, observer, clock, timeout, roll)
+        record_winner(study)  # where Optuna's tools look: the study's attributes and note
+        return run
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM to --jobs: wherever it landed
         runner.interrupt_pending()
         raise

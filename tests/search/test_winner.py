@@ -1,0 +1,36 @@
+"""adamtune's winner where Optuna's tools look: the study's user attributes and its
+optuna-dashboard note (a real optuna-dashboard install: the test extra has it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+
+from adamtune.config.schema import load_config
+from adamtune.insight.results import best_result
+from adamtune.search import SearchOptions, run_search
+from adamtune.search.winner import WINNER_ATTR
+
+
+@pytest.mark.slow
+def test_after_a_search_the_study_names_adamtune_s_winner(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    dashboard = pytest.importorskip("optuna_dashboard")
+    text = write_config(trials=30).read_text().replace("confirm: {seeds: 1}", "confirm: {seeds: 3}")
+    run_search(load_config(write_config(text, name="named")), SearchOptions(storage=storage_url))
+    study = optuna.load_study(study_name="tiny", storage=storage_url)
+    best = best_result(study)
+    record = study.user_attrs[WINNER_ATTR]
+    assert record["trial"] == best.trial and record["verdict"] == best.verdict
+    assert record["value"] == pytest.approx(best.value) and record["seeds"] == best.seeds
+    assert record["params"] == {
+        **best.params.torch_kwargs(),
+        "betas": list(best.params.torch_kwargs()["betas"]),
+    }
+    note = dashboard.get_note(study)
+    assert f"**Winner: trial {best.trial}**" in note and f"**{best.verdict}**" in note
+    assert "Optuna's best trial is the lowest single run" in note
