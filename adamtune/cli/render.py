@@ -242,7 +242,8 @@ def range_test_table(summary: list[Suggestion], title: str) -> Table:
     for s in summary:
         spread = "-" if s.spread is None else f"{s.spread:.2g}x"
         seeds = " ".join("-" if v is None else f"{v:.3g}" for v in s.values)
-        table.add_row(s.name, _num(s.median, 3), spread, seeds)
+        lr = f"withheld: {s.withheld}" if s.withheld else _num(s.median, 3)
+        table.add_row(s.name, lr, spread, seeds)
     return table
 
 

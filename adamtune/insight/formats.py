@@ -101,7 +101,13 @@ def range_test_data(curves: list[RangeCurve], summary: list[Suggestion]) -> dict
     """A range test as plain data: each suggestion over seeds, and every seed's curve."""
     return {
         "suggestions": {
-            s.name: {"median": s.median, "spread": s.spread, "per_seed": s.values} for s in summary
+            s.name: {
+                "median": s.median,
+                "spread": s.spread,
+                "per_seed": s.values,
+                "withheld": s.withheld,
+            }
+            for s in summary
         },
         "curves": [
             {"lrs": c.lrs, "losses": c.losses, "smoothed": c.smoothed, "stopped": c.stopped}

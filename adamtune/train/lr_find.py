@@ -44,6 +44,7 @@ class RangeCurve:
     smoothed: list[float]  # bias-corrected moving average
     stopped: str  # "diverged" (4x the minimum, or not finite) | "end" (the ladder ran out)
     suggestions: dict[str, float | None] = field(default_factory=dict)
+    withheld: dict[str, str] = field(default_factory=dict)  # suggestion -> why it is not shown
 
 
 def ladder(start: float, end: float, steps: int) -> list[float]:
@@ -110,7 +111,35 @@ def _run(
         loss.backward()
         optimizer.step()
     curve.suggestions = suggest(curve.lrs, curve.smoothed, curve.losses)
+    curve.withheld = withheld(curve)
     return curve
+
+
+_FELL = 0.02  # the smoothed loss must fall this far below its start for a reading to mean much
+
+
+def withheld(curve: RangeCurve) -> dict[str, str]:
+    """The suggestions a curve cannot stand behind, with the reason: all of them when the loss
+    never fell; one outside the learning rates tried, or at the ladder's edge (the first two
+    steps, or the last two when the ladder ran out before the loss blew up)."""
+    lrs, found = curve.lrs, curve.suggestions
+    if len(lrs) < 3:
+        return {}
+    if min(curve.smoothed) > (1 - _FELL) * curve.smoothed[0]:
+        return {name: "the loss never fell" for name, lr in found.items() if lr is not None}
+    out = {}
+    for name, lr in found.items():
+        if lr is None:
+            continue
+        read = lr * 10 if name == "minimum/10" else lr  # where on the curve it was read
+        at = min(range(len(lrs)), key=lambda i: abs(math.log(lrs[i] / read)))
+        if lr < lrs[0] * (1 - 1e-9):
+            out[name] = "below the learning rates tried (lower --start)"
+        elif at <= 1:
+            out[name] = "at the ladder's start (lower --start)"
+        elif at >= len(lrs) - 2 and curve.stopped == "end":
+            out[name] = "at the ladder's end, the loss never blew up (raise --end)"
+    return out
 
 
 def suggest(
@@ -180,7 +209,15 @@ class Suggestion:
     """One suggestion over several seeds: its median and spread (max / min)."""
 
     name: str
-    values: list[float | None]
+    values: list[float | None]  # per seed; None where the seed's curve withheld it
+    reasons: list[str | None] = field(default_factory=list)  # why, per seed
+
+    @property
+    def withheld(self) -> str | None:
+        """Why the suggestion is not shown, when no seed gives it."""
+        if self.found:
+            return None
+        return next((r for r in self.reasons if r), None)
 
     @property
     def found(self) -> list[float]:
@@ -200,7 +237,16 @@ class Suggestion:
 
 
 def summarise(curves: list[RangeCurve]) -> list[Suggestion]:
-    return [Suggestion(name, [c.suggestions.get(name) for c in curves]) for name in SUGGESTIONS]
+    """Each suggestion over the seeds, as shown: medians and spreads over the values no curve
+    withheld (the spread rule reads what the table shows)."""
+    return [
+        Suggestion(
+            name,
+            [None if name in c.withheld else c.suggestions.get(name) for c in curves],
+            [c.withheld.get(name) for c in curves],
+        )
+        for name in SUGGESTIONS
+    ]
 
 
 def _cycle(task: Task, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

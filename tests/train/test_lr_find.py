@@ -13,7 +13,15 @@ import torch
 from torch import nn
 
 from adamtune.train.engine import train_trial
-from adamtune.train.lr_find import ladder, range_test_model, run_range_test, suggest
+from adamtune.train.lr_find import (
+    RangeCurve,
+    ladder,
+    range_test_model,
+    run_range_test,
+    suggest,
+    summarise,
+    withheld,
+)
 from adamtune.train.params import ADAM_DEFAULTS
 
 if TYPE_CHECKING:
@@ -155,3 +163,35 @@ def test_lr_find_from_the_command_line(write_config: Callable[..., Path], tmp_pa
     assert table.exit_code == 0 and "largest_stable" in table.stdout and "lr 1e-07" in table.stdout
     bad = CliRunner().invoke(app, ["lr-find", str(path), "--start", "1", "--end", "0.1"])
     assert bad.exit_code == 2 and "need 0 < start < end" in bad.output
+
+
+def _curve(smoothed: list[float], stopped: str = "diverged") -> RangeCurve:
+    lrs = ladder(1e-7, 10.0, len(smoothed))
+    curve = RangeCurve(lrs, list(smoothed), list(smoothed), stopped)
+    curve.suggestions = suggest(lrs, curve.smoothed, curve.losses)
+    return curve
+
+
+def test_a_curve_whose_loss_never_fell_recommends_nothing() -> None:
+    # A noisy regression whose loss only wanders (as the one that gave "steep 1.45e-07,
+    # spread 1x"): every reading is withheld, and the table says why.
+    flat = [1.0 + 0.004 * ((i * 7) % 5) for i in range(60)]
+    curve = _curve(flat)
+    curve.withheld = withheld(curve)
+    assert set(curve.withheld) == {k for k, v in curve.suggestions.items() if v is not None}
+    assert set(curve.withheld.values()) == {"the loss never fell"}
+    summary = summarise([curve, curve])
+    assert all(s.median is None and s.spread is None for s in summary if s.withheld)
+
+
+def test_a_reading_at_the_ladder_s_edge_or_outside_it_is_withheld() -> None:
+    # The loss falls from the first step on and is lowest at the second: minimum/10 is below
+    # the first lr tried; the curve never blew up, so the largest stable rate is the end.
+    falling_then_flat = [1.0, 0.5] + [0.55 + 0.001 * i for i in range(40)]
+    curve = _curve(falling_then_flat, stopped="end")
+    reasons = withheld(curve)
+    assert reasons["minimum/10"].startswith("below the learning rates tried")
+    assert reasons["steep"].startswith("at the ladder's start")
+    # A healthy curve: a long fall in the middle, then a blow-up; nothing is withheld.
+    healthy = [1.0] * 10 + [1.0 - 0.02 * i for i in range(30)] + [0.4 + 0.2 * i for i in range(8)]
+    assert withheld(_curve(healthy)) == {}
