@@ -144,8 +144,9 @@ def _summary(done: Any, seconds: float, json_path: Path | None) -> None:
             f"({len(run.ran)} run now); run the same command to go on",
         )
         return
-    print_search_summary(out, best, len(run.ran), run.stopped_by)
+    # The files first: a reader of stdout that goes away (| head) must not cost --json.
     _ci_outputs(run, best, seconds, json_path)
+    print_search_summary(out, best, len(run.ran), run.stopped_by)
 
 
 def _ci_outputs(run: Any, best: Any, seconds: float, json_path: Path | None) -> None:

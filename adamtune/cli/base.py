@@ -70,7 +70,9 @@ def _flags_without_a_placeholder() -> None:
     it took a value: a flag shows nothing there (tests/cli/test_cli.py checks every command)."""
     from typer.core import TyperOption
 
-    shown = TyperOption.display_type_rich
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None:  # an older typer draws help another way: nothing to change
+        return
 
     def display(self: TyperOption, ctx: Any) -> str | None:
         return None if self.is_flag and self.metavar is None else shown(self, ctx)

@@ -150,12 +150,12 @@ def search_with_helpers(
     with interrupts.installed():
         try:
             run = run_search(settings, options, observer)
+            problems = wait_helpers(helpers)  # an interruption here stops them too
             url = options.storage  # run.storage is redacted
             found = load_study(run.study, open_storage(url, must_exist=True), url)
         except BaseException:
             stop_helpers(helpers)
             raise
-    problems = wait_helpers(helpers)
     ids = {f"{worker_host()}:{h.process.pid}" for h in helpers}
     run.ran.extend(
         row_of(t) for t in found.get_trials() if t.user_attrs.get(trial_attrs.WORKER) in ids

@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from adamtune import interrupts
 from adamtune.config.schema import Settings
 from adamtune.config.storage_url import redact
-from adamtune.errors import SearchFailedError
+from adamtune.errors import SearchFailedError, first_line
 from adamtune.search import trial_attrs
 from adamtune.search.drawing import StageSampler
 from adamtune.search.events import SearchObserver, SearchRun, SearchStart
@@ -186,7 +186,10 @@ def _run(
     try:
         ctx = Context(config, total, batch)
         run = _loop(run, ctx, runner, study, options, observer, clock, timeout, roll)
-        record_winner(study)  # where Optuna's tools look: the study's attributes and note
+        try:  # where Optuna's tools look: the study's attributes and note
+            record_winner(study)
+        except Exception as exc:  # the search is done: a note that failed must not undo it
+            log.warning("could not record the winner in the study: %s", first_line(exc))
         return run
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM to --jobs: wherever it landed
         runner.interrupt_pending()

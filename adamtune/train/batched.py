@@ -35,6 +35,7 @@ from adamtune.errors import first_line
 from adamtune.task.build import Task
 from adamtune.task.data import TaskData, TensorSplit
 from adamtune.train.engine import (
+    VAL_CHUNK,
     TrialOutcome,
     autocast,
     batches,
@@ -52,6 +53,9 @@ MemberCallback = Callable[[int, int, float], bool]
 # Called once after each epoch with (epoch index, {member index: value so far}) for the members
 # still training; returns the members to stop (successive halving inside the batch).
 RungCallback = Callable[[int, dict[int, float]], set[int]]
+
+
+_GROUPED_ELEMENTS = 8_000_000  # inputs copied per validation chunk of a grouped stack (32 MB)
 
 
 class _Stack:
@@ -155,6 +159,15 @@ class _Stack:
         y = torch.stack([y for _, y in parts])[index]
         return x, y, True
 
+    def _val_rows(self) -> int:
+        """Validation rows per chunk: with several groups every row gets its own copy of the
+        inputs, [K, rows, ...], so the chunk shrinks to keep that copy small."""
+        if len(self.runs) == 1:
+            return VAL_CHUNK
+        val = self.runs[0][1].val
+        per_row = val.x[0].numel() if isinstance(val, TensorSplit) and len(val) else 1
+        return max(64, min(VAL_CHUNK, _GROUPED_ELEMENTS // (self.flat.shape[0] * per_row)))
+
     def train_epoch(self) -> list[float]:
         """Each row's mean training loss; NaN for a row whose loss stopped being finite."""
         task = self.task
@@ -188,7 +201,7 @@ class _Stack:
         self.template.eval()
         k = self.flat.shape[0]
         totals, seen = [0.0] * k, 0
-        chunks = [val_chunks(self.task, data) for _, data in self.runs]
+        chunks = [val_chunks(self.task, data, self._val_rows()) for _, data in self.runs]
         for parts in zip(*chunks, strict=True):
             x, y, per_row = self._feed(parts)
             with autocast(self.task):

@@ -29,7 +29,7 @@ from adamtune.train.schedules import make_scheduler
 Status = Literal["complete", "pruned", "diverged"]
 # Called after each epoch with (epoch index, value so far); returning True stops the trial.
 EpochCallback = Callable[[int, float], bool]
-_VAL_CHUNK = 4096
+VAL_CHUNK = 4096
 
 
 @dataclass
@@ -108,17 +108,19 @@ def batches(
             yield x.to(device), y.to(device)
 
 
-def val_chunks(task: Task, data: TaskData) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def val_chunks(
+    task: Task, data: TaskData, size: int = VAL_CHUNK
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``data``'s validation split in large chunks, on the task's device."""
     val = data.val
     if isinstance(val, TensorSplit):
-        for i in range(0, len(val), _VAL_CHUNK):
+        for i in range(0, len(val), size):
             yield (
-                val.x[i : i + _VAL_CHUNK].to(task.device),
-                val.y[i : i + _VAL_CHUNK].to(task.device),
+                val.x[i : i + size].to(task.device),
+                val.y[i : i + size].to(task.device),
             )
     else:
-        for x, y in DataLoader(val, batch_size=_VAL_CHUNK):
+        for x, y in DataLoader(val, batch_size=size):
             yield x.to(task.device), y.to(task.device)
 
 
