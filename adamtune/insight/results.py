@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +16,7 @@ from adamtune.search.plan import schedule_stage
 from adamtune.search.rows import TrialRow, finite_or_none
 from adamtune.search.selection import CONFIRM, Measured, Selection, verdict
 from adamtune.search.study import CONFIG_ATTR
-from adamtune.search.winner import stage_order, study_selection
+from adamtune.search.winner import confirmed, stage_order, study_selection
 from adamtune.train.params import AdamParams
 from adamtune.train.schedules import spec
 
@@ -187,16 +186,14 @@ def _schedule_stage(stored: dict[str, Any]) -> str | None:
 def best_result(study: optuna.Study, storage: str = "") -> BestResult:
     stored = study.user_attrs.get(CONFIG_ATTR, {})
     rows, selection = study_selection(study)
-    winner, defaults = selection.winner, selection.defaults
-    if winner is None or defaults is None or not math.isfinite(winner.on(1).mean):
+    found = confirmed(rows, selection)
+    if found is None or selection.defaults is None:
         raise NoCompletedTrialError(
             f"study {study.study_name!r} has no completed trial yet ({len(rows)} trials: run "
             f"adamtune search first, or see adamtune trials)"
         )
-    stage = next(r.stage for r in rows if r.number == winner.trial)
-    noise_seeds = len(defaults.values)
-    # Reported over the seeds that confirmed them (slot 0 chose the winner: its luckiest).
-    winner, defaults = winner.on(len(winner.values)), defaults.on(len(defaults.values))
+    noise_seeds = len(selection.defaults.values)
+    stage, winner, defaults = found
     return BestResult(
         study=study.study_name,
         value=winner.mean,

@@ -14,7 +14,7 @@ import optuna
 
 from adamtune.search.plan import BASELINE, CONFIRM, NOISE
 from adamtune.search.rows import TrialRow, trial_rows
-from adamtune.search.selection import Selection, select, verdict
+from adamtune.search.selection import Measured, Selection, select, verdict
 from adamtune.search.study import CONFIG_ATTR
 
 WINNER_ATTR = "adamtune_winner"
@@ -37,15 +37,25 @@ def study_selection(study: optuna.Study) -> tuple[list[TrialRow], Selection]:
     return rows, select(rows, stage_order(rows), confidence)
 
 
-def winner_record(study: optuna.Study) -> dict[str, Any] | None:
-    """The winner as plain data (None before any trial completed): means and spreads over the
-    seed slots that confirmed it, as ``adamtune best`` reports them."""
-    rows, selection = study_selection(study)
+def confirmed(rows: list[TrialRow], selection: Selection) -> tuple[str, Measured, Measured] | None:
+    """The winner's stage, and the winner and the defaults each over the seed slots that
+    confirmed them (slot 0 chose the winner: its luckiest); None before any trial completed.
+    ``adamtune best`` and the study's winner record both read them here."""
     winner, defaults = selection.winner, selection.defaults
     if winner is None or defaults is None or not math.isfinite(winner.on(1).mean):
         return None
     stage = next(r.stage for r in rows if r.number == winner.trial)
-    winner, defaults = winner.on(len(winner.values)), defaults.on(len(defaults.values))
+    return stage, winner.on(len(winner.values)), defaults.on(len(defaults.values))
+
+
+def winner_record(study: optuna.Study) -> dict[str, Any] | None:
+    """The winner as plain data (None before any trial completed): means and spreads over the
+    seed slots that confirmed it, as ``adamtune best`` reports them."""
+    rows, selection = study_selection(study)
+    found = confirmed(rows, selection)
+    if found is None:
+        return None
+    stage, winner, defaults = found
     finite = math.isfinite(defaults.mean)
     return {
         "trial": winner.trial,
