@@ -70,14 +70,31 @@ def settings_from(
 
 def _plain(value: Any) -> Any:
     """A copy of a config value made of plain Python (dicts, lists, str, int, float, bool):
-    numpy scalars become numbers, any mapping a dict; nothing is shared with the original."""
+    numpy scalars become numbers, any mapping a dict, a function or class its import path
+    (``train__step=my_train``); nothing is shared with the original."""
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if not isinstance(value, (str, bytes, bool)) and callable(getattr(value, "item", None)):
         return value.item()  # numpy and torch scalars
+    if callable(value):
+        return import_path(value)
     return value
+
+
+def import_path(obj: Any) -> str:
+    """``module:qualified.name`` of a function or class, as a config names it: the study
+    stores the path (a genuine Optuna study holds plain data), so the object must be
+    reachable by it, from a module's top level (``__main__`` works in the same process)."""
+    module, name = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    if not module or not name or "<" in name:
+        raise ConfigError(
+            f"{obj!r}: pass a function or class defined at the top level of a module "
+            "(adamtune stores its import path in the study; a lambda or a nested function "
+            "has none)"
+        )
+    return f"{module}:{name}"
 
 
 def _overridden(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -245,7 +245,8 @@ def validate(
         search_cfg = settings.config.search
         total = search_cfg.trials
         plan = plan_text(make_plan(search_cfg, total), confirmation(search_cfg, total))
-        say(out, f"{config}: valid (the model trained on one batch)")
+        checked = "trained on" if task.step is None else "ran forward on"
+        say(out, f"{config}: valid (the model {checked} one batch)")
         say(out, f"study {settings.study_name}: {task.describe()}")
         say(out, f"{search_cfg.strategy} search, {total} trials: defaults 1, {plan}")
 

@@ -19,6 +19,7 @@ from adamtune.cli.base import (
     app,
     out,
 )
+from adamtune.errors import OptionError
 
 
 @app.command(rich_help_panel="Results")
@@ -59,6 +60,12 @@ def best(
             from adamtune.insight.ci import check as compare
             from adamtune.insight.ci import gate
 
+            if result.maximize:
+                raise OptionError(
+                    "max_loss",
+                    f"study {result.study!r} maximises {result.metric}; gate it with "
+                    "adamtune check --baseline FILE",
+                )
             gate(compare(result.value, max_loss, 0.0))
 
 
@@ -136,7 +143,8 @@ def check(
 
         reference = baseline_value(baseline)
         found, url = _open_study(config, storage, study)
-        result = compare(best_result(found, url).value, reference, tolerance)
+        winner = best_result(found, url)
+        result = compare(winner.value, reference, tolerance, winner)
         if result.passed:
             say(out, "ok: " + result.message())
         gate(result)

@@ -34,17 +34,17 @@ def gain_line(best: BestResult) -> str:
     """The answer in one sentence: what tuning gained, beyond noise or not."""
     winner = spread_text(best.value, best.value_std, best.seeds)
     if best.default_value is None:
-        return f"best val loss {winner} (trial {best.trial}, stage {best.stage})"
+        return f"best {best.metric} {winner} (trial {best.trial}, stage {best.stage})"
     defaults = spread_text(best.default_value, best.default_std, best.default_seeds)
     if best.kept_defaults:
         if best.noise is not None:
             return (
                 f"Adam's defaults are within noise of the best found: keep them "
-                f"(val loss {defaults})"
+                f"({best.metric} {defaults})"
             )
-        return f"no trial beat Adam's defaults (val loss {defaults}, trial {best.trial})"
-    change = f": {-best.improvement:+.1%}" if best.improvement is not None else ""
-    found = f"val loss {winner} (trial {best.trial}, stage {best.stage}) vs Adam's defaults"
+        return f"no trial beat Adam's defaults ({best.metric} {defaults}, trial {best.trial})"
+    change = f": {best.change:+.1%}" if best.change is not None else ""
+    found = f"{best.metric} {winner} (trial {best.trial}, stage {best.stage}) vs Adam's defaults"
     if best.verdict == "within_noise":
         return (
             f"Adam's defaults are within noise of the best found: keep them, or confirm it "
@@ -162,7 +162,7 @@ def trial_line(row: TrialRow, best: float | None) -> str:
         if p
         else ""
     )
-    value = f" val_loss={row.value:.5g}" if row.value is not None else ""
+    value = f" value={row.value:.5g}" if row.value is not None else ""
     extra = f" error: {row.error}" if row.error else ""
     epochs = f" epochs={row.epochs}" if row.epochs is not None else ""
     return (
@@ -225,10 +225,13 @@ def verification_lines(result: Verification) -> list[str]:
             f"{note}"
         )
     gain = result.improvement
-    change = f"{-gain:+.1%}, " if gain is not None and math.isfinite(gain) else ""
+    maximize = any(run.maximize for run in result.runs)
+    shown = gain if maximize else -gain if gain is not None else None
+    change = f"{shown:+.1%}, " if shown is not None and math.isfinite(shown) else ""
     p = f"; paired t-test p = {result.p_value:.2g}" if result.p_value is not None else ""
     lines.append(
-        f"best vs Adam's defaults: {change}lower on {result.wins} of {len(result.slots)} "
+        f"best vs Adam's defaults: {change}{'higher' if maximize else 'lower'} on "
+        f"{result.wins} of {len(result.slots)} "
         f"seeds{p}: {_VERDICTS[result.verdict]}"
     )
     return lines

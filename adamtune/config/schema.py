@@ -40,6 +40,7 @@ BUILTIN_SOURCES = (
     "synthetic-regression",
 )
 BUILTIN_ARCHS = ("linear", "mlp", "cnn")
+BUILTIN_METRICS = {"val_loss": "minimize", "accuracy": "maximize"}
 RESERVED_STAGE_NAMES = ("defaults", "refine", "joint", "noise", "confirm")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -103,11 +104,51 @@ class TrainConfig(Strict):
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     objective: Literal["best", "last"] = "best"
     repeats: int = Field(1, ge=1)
+    # Your own training function ("package.module:function"): it trains one trial as it likes
+    # and reports the metric each epoch (``adamtune.TrainContext``).
+    step: str | None = None
+    # What a trial is judged on: val_loss, accuracy, or "package.module:function" computing a
+    # number from the model's validation outputs and targets.
+    metric: str = "val_loss"
+    direction: Literal["auto", "minimize", "maximize"] = "auto"
 
     @field_validator("device")
     @classmethod
     def _device_name(cls, v: str) -> str:
         return check_device(v)
+
+    @field_validator("step")
+    @classmethod
+    def _step_path(cls, v: str | None) -> str | None:
+        if v is not None and not is_import_path(v):
+            raise ValueError(f"expected 'package.module:function' (got {v!r})")
+        return v
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        if v in BUILTIN_METRICS or is_import_path(v):
+            return v
+        raise ValueError(
+            f"expected {' or '.join(BUILTIN_METRICS)} or 'package.module:function' (got {v!r})"
+        )
+
+    @property
+    def maximize(self) -> bool:
+        """Whether a higher metric is better (the study's direction)."""
+        if self.direction == "auto":
+            return BUILTIN_METRICS.get(self.metric) == "maximize"
+        return self.direction == "maximize"
+
+    @property
+    def metric_label(self) -> str:
+        return metric_label(self.metric)
+
+
+def metric_label(metric: str) -> str:
+    """A ``train.metric`` as output names it: ``val loss``, ``val accuracy``, ``val f1``."""
+    name = metric.rpartition(":")[2].rpartition(".")[2]
+    return "val loss" if name == "val_loss" else f"val {name}"
 
 
 def check_device(v: str) -> str:
@@ -305,6 +346,35 @@ def _cross_checks(config: Config) -> list[tuple[tuple[str | int, ...], str]]:
             )
     if "random_state" in data.kwargs:
         found.append((("data", "kwargs", "random_state"), "set seed: instead"))
+    found += _train_checks(config)
+    return found
+
+
+def _train_checks(config: Config) -> list[tuple[tuple[str | int, ...], str]]:
+    """What your own training function or metric cannot combine with."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    train = config.train
+    builtin = BUILTIN_METRICS.get(train.metric)
+    if train.direction == "auto" and builtin is None:
+        found.append(
+            (("train", "direction"), "give minimize or maximize for your own metric function")
+        )
+    elif builtin is not None and train.direction not in ("auto", builtin):
+        found.append((("train", "direction"), f"{train.metric} is always {builtin}d"))
+    if train.step is None:
+        return found
+    fixed = "your train.step function trains one seed on one split per trial"
+    if train.repeats > 1:
+        found.append((("train", "repeats"), f"{fixed}; leave repeats at 1"))
+    if config.data.folds is not None:
+        found.append((("data", "folds"), f"{fixed}; leave folds out"))
+    if train.precision != "fp32":
+        found.append(
+            (
+                ("train", "precision"),
+                "your train.step function chooses its own precision (autocast); leave fp32",
+            )
+        )
     return found
 
 

@@ -86,17 +86,21 @@ class Check:
     value: float  # the study's winner
     baseline: float
     limit: float  # the worst value that passes
+    metric: str = "val loss"
+    maximize: bool = False  # a higher value is better: the limit is a floor
 
     @property
     def passed(self) -> bool:
-        return math.isfinite(self.value) and self.value <= self.limit
+        if not math.isfinite(self.value):
+            return False
+        return self.value >= self.limit if self.maximize else self.value <= self.limit
 
     def message(self) -> str:
         change = (self.value - self.baseline) / abs(self.baseline) if self.baseline else math.inf
         verdict = "within" if self.passed else "worse than"
         return (
-            f"best val loss {self.value:.6g} vs baseline {self.baseline:.6g} ({change:+.2%}): "
-            f"{verdict} the allowed {self.limit:.6g}"
+            f"best {self.metric} {self.value:.6g} vs baseline {self.baseline:.6g} "
+            f"({change:+.2%}): {verdict} the allowed {self.limit:.6g}"
         )
 
 
@@ -119,14 +123,18 @@ def baseline_value(path: Path) -> float:
     return float(value)
 
 
-def check(value: float, baseline: float, tolerance: float) -> Check:
-    """The gate: ``value`` passes when it is at most ``baseline`` made worse by ``tolerance``
-    (relative: 0.05 allows 5% more loss)."""
+def check(value: float, baseline: float, tolerance: float, best: BestResult | None = None) -> Check:
+    """The gate: ``value`` passes when it is no worse than ``baseline`` made worse by
+    ``tolerance`` (relative: 0.05 allows 5% more loss, or 5% less accuracy when ``best``'s
+    study maximises its metric)."""
     if not 0 <= tolerance < math.inf:
         raise OptionError("tolerance", f"must be a finite number >= 0 (got {tolerance:g})")
     if not math.isfinite(baseline):
         raise ConfigError(f"the bar to check against must be a finite number (got {baseline:g})")
-    return Check(value, baseline, baseline + abs(baseline) * tolerance)
+    maximize = best is not None and best.maximize
+    worse = -abs(baseline) * tolerance if maximize else abs(baseline) * tolerance
+    metric = best.metric if best is not None else "val loss"
+    return Check(value, baseline, baseline + worse, metric, maximize)
 
 
 def gate(result: Check) -> None:

@@ -21,28 +21,31 @@ from adamtune.train.schedules import Schedule
 class DecayAnswer:
     helped: bool
     schedule: Schedule | None  # the adopted decay (helped), else the best decaying candidate
-    constant: float | None  # val loss at a constant rate (the incumbent)
-    decayed: float | None  # val loss with ``schedule``
+    constant: float | None  # the value at a constant rate (the incumbent)
+    decayed: float | None  # the value with ``schedule``
     seeds: int = 1  # seed slots behind the two values
     per_schedule: dict[str, float | None] = field(default_factory=dict)  # best, search's seed
+    metric: str = "val loss"
+    maximize: bool = False  # a higher value is better (``train.metric: accuracy``)
 
     @property
     def change(self) -> float | None:
         if self.constant is None or self.decayed is None or self.constant == 0:
             return None
-        return (self.decayed - self.constant) / self.constant
+        return (self.decayed - self.constant) / abs(self.constant)
 
     def sentence(self) -> str:
         over = f" over {self.seeds} seeds" if self.seeds > 1 else ""
         if self.helped and self.schedule is not None:
             change = f" ({self.change:+.1%})" if self.change is not None else ""
             return (
-                f"LR decay: {self.schedule.kind} lowered val loss {self.constant:.4g} -> "
+                f"LR decay: {self.schedule.kind} "
+                f"{'raised' if self.maximize else 'lowered'} {self.metric} {self.constant:.4g} -> "
                 f"{self.decayed:.4g}{change}{over} vs constant LR ({self.schedule.describe()})"
             )
         text = "LR decay: no decay schedule beat a constant LR"
         if self.schedule is not None and self.decayed is not None and self.constant is not None:
-            if self.decayed < self.constant:
+            if (self.decayed > self.constant) if self.maximize else self.decayed < self.constant:
                 text += " beyond noise"
             text += (
                 f" (best decay: {self.schedule.kind} {self.decayed:.4g} vs constant "
@@ -64,7 +67,11 @@ class DecayAnswer:
 
 
 def decay_answer(
-    rows: list[TrialRow], selection: Selection, stage: str | None
+    rows: list[TrialRow],
+    selection: Selection,
+    stage: str | None,
+    metric: str = "val loss",
+    maximize: bool = False,
 ) -> DecayAnswer | None:
     """The answer of the schedule stage named ``stage``; None without one (or before it ran).
 
@@ -84,15 +91,19 @@ def decay_answer(
     per: dict[str, float | None] = {}
     for row in [*mine, incumbent]:
         assert row.params is not None
-        kind, value = row.params.schedule.kind, row.value
+        kind, value = row.params.schedule.kind, row.loss
         known = per.get(kind)
         per[kind] = value if known is None else (known if value is None else min(known, value))
+    sign = -1.0 if maximize else 1.0
+    shown = {k: None if v is None else sign * v for k, v in per.items()}
     points = [(pick.incumbent_fit, incumbent), *pick.ranked]
     constant = min(f for f, r in points if r.params and not r.params.schedule.decays)
     decaying = [(f, r) for f, r in pick.ranked if r.params and r.params.schedule.decays]
     if not decaying:
-        return DecayAnswer(False, None, constant, None, 1, per)
+        return DecayAnswer(False, None, sign * constant, None, 1, shown, metric, maximize)
     fit, top = min(decaying, key=lambda p: (p[0], p[1].number))
     assert top.params is not None
     helped = pick.moves and top is pick.best and fit < constant
-    return DecayAnswer(helped, top.params.schedule, constant, fit, 1, per)
+    return DecayAnswer(
+        helped, top.params.schedule, sign * constant, sign * fit, 1, shown, metric, maximize
+    )

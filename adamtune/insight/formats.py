@@ -62,7 +62,7 @@ def torch_code(best: BestResult) -> str:
     return "\n".join(
         [
             f"# adamtune study {best.study!r}, trial {best.trial} ({best.stage}): "
-            f"val loss {spread_text(best.value, best.value_std, best.seeds, 6)}{versus}",
+            f"{best.metric} {spread_text(best.value, best.value_std, best.seeds, 6)}{versus}",
             "optimizer = torch.optim.Adam(",
             "    model.parameters(),",
             *(f"    {arg}," for arg in _kwargs(best.params)),
@@ -82,7 +82,7 @@ def trials_torch_code(study: str, rows: list[TrialRow]) -> str:
     for row in rows:
         if row.params is None:
             continue
-        value = f", val loss {row.value:.6g}" if row.value is not None else ""
+        value = f", value {row.value:.6g}" if row.value is not None else ""
         schedule = row.params.schedule
         lr = f", lr schedule: {schedule.describe()}" if schedule != NO_SCHEDULE else ""
         lines.append(

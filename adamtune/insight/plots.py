@@ -50,7 +50,7 @@ def _colors(rows: Sequence[TrialRow]) -> dict[str, str]:
     return {s: _PALETTE[i % len(_PALETTE)] for i, s in enumerate(stages)}
 
 
-def history(rows: Sequence[TrialRow]) -> bytes:
+def history(rows: Sequence[TrialRow], label: str = "validation loss") -> bytes:
     """Each trial's value by trial number, the best so far, and a band per stage."""
     colors = _colors(rows)
     with figure() as (fig, ax):
@@ -87,28 +87,37 @@ def history(rows: Sequence[TrialRow]) -> bytes:
                 edgecolors="#888888",
                 label="re-runs (other seeds)",
             )
-        best, xs, ys = math.inf, [], []
+        best: TrialRow | None = None
+        xs, ys = [], []
         for r in _searched(rows):
-            assert r.value is not None
-            best = min(best, r.value)
+            if best is None or (r.loss or 0.0) < (best.loss or 0.0):
+                best = r
+            assert best.value is not None
             xs.append(r.number)
-            ys.append(best)
+            ys.append(best.value)
         ax.step(xs, ys, where="post", color="black", lw=1.2, label="best so far")
         ax.set_xlabel("trial")
-        ax.set_ylabel("validation loss")
+        ax.set_ylabel(label)
         ax.set_title("Optimisation history (bands: stages)")
-        _limit_to_finite(ax, [r.value for r in _searched(rows)])
+        _limit_to_finite(ax, [r.value for r in _searched(rows)], _maximized(rows))
         ax.legend(fontsize=7, ncol=3)
         return png(fig)
 
 
-def _limit_to_finite(ax: Axes, values: Sequence[float | None]) -> None:
-    """Keep a few huge losses (a too-high lr) from flattening everything else."""
-    finite = sorted(v for v in values if v is not None and math.isfinite(v))
+def _maximized(rows: Sequence[TrialRow]) -> bool:
+    return any(r.maximized for r in rows)
+
+
+def _limit_to_finite(ax: Axes, values: Sequence[float | None], maximize: bool = False) -> None:
+    """Keep a few far-off bad values (huge losses of a too-high lr) from flattening the rest;
+    for a maximised metric the bad values are the low ones."""
+    sign = -1.0 if maximize else 1.0
+    finite = sorted(sign * v for v in values if v is not None and math.isfinite(v))
     if len(finite) >= 4:
         top = finite[int(0.9 * (len(finite) - 1))]
         span = top - finite[0]
-        ax.set_ylim(finite[0] - 0.05 * span, top + 0.6 * span + 1e-12)
+        low, high = finite[0] - 0.05 * span, top + 0.6 * span + 1e-12
+        ax.set_ylim(*sorted((sign * low, sign * high)))
 
 
 def coordinate(name: str, params: Any) -> float | str:
@@ -121,8 +130,8 @@ def coordinate(name: str, params: Any) -> float | str:
     return 1 - value if name in ("beta1", "beta2") else float(value)
 
 
-def parameter(rows: Sequence[TrialRow], name: str) -> bytes:
-    """Validation loss against one parameter, every searched trial, coloured by stage."""
+def parameter(rows: Sequence[TrialRow], name: str, metric: str = "validation loss") -> bytes:
+    """The value against one parameter, every searched trial, coloured by stage."""
     colors = _colors(rows)
     done = _searched(rows)
     with figure(5.2, 3.4) as (fig, ax):
@@ -137,9 +146,9 @@ def parameter(rows: Sequence[TrialRow], name: str) -> bytes:
                 ax.set_xscale("log")
         label = f"1 - {name}" if name in ("beta1", "beta2") else name
         ax.set_xlabel(label + (" (log)" if ax.get_xscale() == "log" else ""))
-        ax.set_ylabel("validation loss")
-        ax.set_title(f"{label} against validation loss")
-        _limit_to_finite(ax, [r.value for r in done])
+        ax.set_ylabel(metric)
+        ax.set_title(f"{label} against {metric}")
+        _limit_to_finite(ax, [r.value for r in done], _maximized(rows))
         ax.legend(fontsize=7)
         return png(fig)
 
@@ -153,8 +162,10 @@ def importance(values: dict[str, float]) -> bytes:
         return png(fig)
 
 
-def curves(named: dict[str, list[float | None]]) -> bytes:
-    """Validation loss per epoch of a few trials."""
+def curves(
+    named: dict[str, list[float | None]], label: str = "validation loss", maximize: bool = False
+) -> bytes:
+    """The value per epoch of a few trials."""
     with figure() as (fig, ax):
         for i, (label, values) in enumerate(named.items()):
             points = [(e + 1, v) for e, v in enumerate(values) if v is not None]
@@ -167,9 +178,9 @@ def curves(named: dict[str, list[float | None]]) -> bytes:
                 label=label,
             )
         ax.set_xlabel("epoch")
-        ax.set_ylabel("validation loss")
+        ax.set_ylabel(label)
         ax.set_title("Learning curves")
-        _limit_to_finite(ax, [v for vs in named.values() for v in vs])
+        _limit_to_finite(ax, [v for vs in named.values() for v in vs], maximize)
         ax.legend(fontsize=7)
         return png(fig)
 
@@ -211,7 +222,7 @@ def bars(values: dict[str, float | None], title: str, ylabel: str) -> bytes:
         return png(fig)
 
 
-def spread(runs: dict[str, list[float | None]]) -> bytes:
+def spread(runs: dict[str, list[float | None]], label: str = "validation loss") -> bytes:
     """Each parameter set's values on the verification seeds, and their mean."""
     with figure(5.2, 3.2) as (fig, ax):
         for i, values in enumerate(runs.values()):
@@ -220,6 +231,6 @@ def spread(runs: dict[str, list[float | None]]) -> bytes:
             if finite:
                 ax.hlines(sum(finite) / len(finite), i - 0.25, i + 0.25, color="black")
         ax.set_xticks(range(len(runs)), list(runs))
-        ax.set_ylabel("validation loss")
+        ax.set_ylabel(label)
         ax.set_title("Verification on fresh seeds")
         return png(fig)

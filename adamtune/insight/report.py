@@ -75,10 +75,10 @@ def build_report(study: optuna.Study, storage: str = "") -> Report:
 
 def _summary(best: BestResult) -> list[str]:
     winner = spread_text(best.value, best.value_std, best.seeds)
-    lines = [f"Best validation loss {winner} (trial {best.trial}, stage {best.stage})."]
+    lines = [f"Best {best.metric} {winner} (trial {best.trial}, stage {best.stage})."]
     if best.default_value is not None:
         defaults = spread_text(best.default_value, best.default_std, best.default_seeds)
-        change = f" ({-best.improvement:+.1%})" if best.improvement is not None else ""
+        change = f" ({best.change:+.1%})" if best.change is not None else ""
         lines.append(f"Adam's defaults: {defaults}{change}; verdict: {best.verdict}.")
     if best.noise is not None:
         lines.append(f"Noise: ±{best.noise:.2g} across {best.noise_seeds} seeds (Adam's defaults).")
@@ -130,11 +130,12 @@ def _warnings(best: BestResult, stored: dict[str, Any], counts: dict[str, int]) 
 def _figures(
     study: optuna.Study, rows: list[TrialRow], best: BestResult, verified: Verification | None
 ) -> list[Figure]:
-    figures = [Figure("history", "Optimisation history", plots.history(rows))]
+    label = "validation loss" if best.metric == "val loss" else best.metric
+    figures = [Figure("history", "Optimisation history", plots.history(rows, label))]
     searched = _varied(rows)
     for name in searched:
-        title = "lr against validation loss" if name == "lr" else f"{name} against loss"
-        figures.append(Figure(f"param-{name}", title, plots.parameter(rows, name)))
+        title = f"lr against {label}" if name == "lr" else f"{name} against {label}"
+        figures.append(Figure(f"param-{name}", title, plots.parameter(rows, name, label)))
     importances = _importance(rows, searched)
     if importances:
         figures.append(
@@ -147,7 +148,8 @@ def _figures(
         )
     named = _curves(study, rows, best)
     if named:
-        figures.append(Figure("curves", "Learning curves", plots.curves(named)))
+        curves = plots.curves(named, label, best.maximize)
+        figures.append(Figure("curves", "Learning curves", curves))
     if best.lr_range is not None and best.lr_range.curves:
         r = best.lr_range
         lines = [(c["lrs"], c["smoothed"]) for c in r.curves]
@@ -165,15 +167,13 @@ def _figures(
             Figure(
                 "schedules",
                 "Schedule comparison",
-                plots.bars(
-                    best.decay.per_schedule, "Best validation loss per schedule", "validation loss"
-                ),
+                plots.bars(best.decay.per_schedule, f"Best {label} per schedule", label),
                 best.decay.sentence() + ".",
             )
         )
     if verified is not None:
         runs = {r.label: r.values for r in verified.runs}
-        figures.append(Figure("verify", "Verification", plots.spread(runs)))
+        figures.append(Figure("verify", "Verification", plots.spread(runs, label)))
     return figures
 
 
@@ -197,7 +197,7 @@ def _importance(rows: list[TrialRow], names: list[str]) -> dict[str, float]:
     done = [
         r
         for r in rows
-        if r.confirms is None and r.params and r.value is not None and math.isfinite(r.value)
+        if r.confirms is None and r.params and r.loss is not None and math.isfinite(r.loss)
     ]
     if len(names) < 2 or len(done) < 8:
         return {}
@@ -214,7 +214,7 @@ def _importance(rows: list[TrialRow], names: list[str]) -> dict[str, float]:
             dists[n] = FloatDistribution(low, high, log=log)
     shadow = optuna.create_study()
     for p, r in zip(points, done, strict=True):
-        shadow.add_trial(optuna.trial.create_trial(params=p, distributions=dists, value=r.value))
+        shadow.add_trial(optuna.trial.create_trial(params=p, distributions=dists, value=r.loss))
     try:
         found = optuna.importance.get_param_importances(
             shadow, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
@@ -241,8 +241,8 @@ def _curves(
     if base is not None:
         named[f"Adam's defaults (trial {base.number})"] = curve(base.number)
     ranked = sorted(
-        (r for r in rows if r.stage not in (BASELINE, NOISE, CONFIRM) and r.value is not None),
-        key=lambda r: (r.value, r.number),
+        (r for r in rows if r.stage not in (BASELINE, NOISE, CONFIRM) and r.loss is not None),
+        key=lambda r: (r.loss or 0.0, r.number),
     )
     for row in [r for r in ranked if r.number != best.trial][:5]:
         named[f"trial {row.number} ({row.stage})"] = curve(row.number)

@@ -13,9 +13,9 @@ from adamtune.errors import NoCompletedTrialError
 from adamtune.insight.decay import DecayAnswer, decay_answer
 from adamtune.search.lr_auto import AutoRange, stored_range
 from adamtune.search.plan import schedule_stage
-from adamtune.search.rows import TrialRow, finite_or_none
+from adamtune.search.rows import TrialRow, finite_or_none, maximized
 from adamtune.search.selection import CONFIRM, Measured, Selection, verdict
-from adamtune.search.study import CONFIG_ATTR
+from adamtune.search.study import CONFIG_ATTR, metric_of
 from adamtune.search.winner import confirmed, stage_order, study_selection
 from adamtune.train.params import AdamParams
 from adamtune.train.schedules import spec
@@ -30,8 +30,10 @@ class Spread:
     seeds: int
 
     @classmethod
-    def of(cls, m: Measured) -> Spread:
-        return cls(m.mean, m.std, len(m.values))
+    def of(cls, m: Measured, sign: float = 1.0) -> Spread:
+        """``m`` as the study states it (``sign`` -1: a maximised metric, which adamtune
+        measures negated)."""
+        return cls(sign * m.mean, m.std, len(m.values))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -98,14 +100,25 @@ class BestResult:
 
     @property
     def improvement(self) -> float | None:
-        """Relative drop of validation loss from Adam's defaults (0.1 = 10% lower)."""
+        """Relative gain over Adam's defaults in the metric's direction (0.1: a loss 10%
+        lower, or an accuracy 10% higher)."""
         if self.default_value is None or self.default_value == 0:
             return None
-        return (self.default_value - self.value) / self.default_value
+        gain = self.value - self.default_value if self.maximize else self.default_value - self.value
+        return gain / abs(self.default_value)
+
+    @property
+    def change(self) -> float | None:
+        """The value's relative change from Adam's defaults' (-0.1: 10% lower)."""
+        if self.improvement is None:
+            return None
+        return self.improvement if self.maximize else -self.improvement
 
     verdict: str = "improved"  # improved | within_noise | kept_defaults (noise.verdict)
     overall_bar: float | None = None  # the gain over the defaults an established one needs
     lr_range: AutoRange | None = None  # the range an ``lr: auto`` study searched
+    metric: str = "val loss"  # what ``value`` measures (``TrainConfig.metric_label``)
+    maximize: bool = False  # a higher value is better
 
     @property
     def kept_defaults(self) -> bool:
@@ -128,6 +141,8 @@ class BestResult:
     def as_dict(self) -> dict[str, Any]:
         return {
             "study": self.study,
+            "metric": self.metric,
+            "direction": "maximize" if self.maximize else "minimize",
             "value": self.value,
             "value_std": finite_or_none(self.value_std),
             "seeds": self.seeds,
@@ -150,15 +165,17 @@ class BestResult:
         }
 
 
-def stage_summaries(rows: list[TrialRow], selection: Selection) -> list[StageSummary]:
+def stage_summaries(
+    rows: list[TrialRow], selection: Selection, sign: float = 1.0
+) -> list[StageSummary]:
     """Per stage, in the order stages ran: its best trial, how it was judged and what it
-    changed in the winner."""
+    changed in the winner (values as the study states them: ``Spread.of``)."""
     decisions = {d.stage: d for d in selection.decisions}
     out: list[StageSummary] = []
     for name in stage_order(rows):
         mine = [r for r in rows if r.stage == name]
-        done = [r for r in mine if r.value is not None]
-        best = min(done, key=lambda r: (r.value, r.number)) if done else None
+        done = [r for r in mine if r.loss is not None]
+        best = min(done, key=lambda r: (r.loss or 0.0, r.number)) if done else None
         summary = StageSummary(
             name, len(mine), best.value if best else None, best.number if best else None
         )
@@ -166,7 +183,8 @@ def stage_summaries(rows: list[TrialRow], selection: Selection) -> list[StageSum
         summary.confirm_runs = sum(1 for r in rows if r.stage == CONFIRM and r.confirms in numbers)
         d = decisions.get(name)
         if d is not None:
-            summary.candidate, summary.incumbent = Spread.of(d.best), Spread.of(d.before)
+            summary.candidate = Spread.of(d.best, sign)
+            summary.incumbent = Spread.of(d.before, sign)
             summary.bar, summary.adopted, summary.confirmed = d.bar, d.adopted, d.confirmed
             if d.adopted:
                 before, after = d.before.params.as_dict(), d.best.params.as_dict()
@@ -194,15 +212,18 @@ def best_result(study: optuna.Study, storage: str = "") -> BestResult:
         )
     noise_seeds = len(selection.defaults.values)
     stage, winner, defaults = found
+    maximize = maximized(study)
+    sign = -1.0 if maximize else 1.0
+    metric = metric_of(study)
     return BestResult(
         study=study.study_name,
-        value=winner.mean,
+        value=sign * winner.mean,
         trial=winner.trial,
         stage=stage,
         params=winner.params,
-        default_value=finite_or_none(defaults.mean),
+        default_value=finite_or_none(sign * defaults.mean),
         n_trials=len(rows),
-        stages=stage_summaries(rows, selection),
+        stages=stage_summaries(rows, selection, sign),
         storage=storage,
         value_std=winner.std,
         seeds=len(winner.values),
@@ -214,5 +235,7 @@ def best_result(study: optuna.Study, storage: str = "") -> BestResult:
         overall_bar=selection.overall.bar if selection.overall else None,
         lr_range=stored_range(study),
         epochs=int(stored.get("train", {}).get("epochs", 0)),
-        decay=decay_answer(rows, selection, _schedule_stage(stored)),
+        decay=decay_answer(rows, selection, _schedule_stage(stored), metric, maximize),
+        metric=metric,
+        maximize=maximize,
     )

@@ -43,7 +43,8 @@ class Verified:
     label: str  # best | runner_up | defaults
     trial: int
     params: AdamParams
-    values: list[float | None]
+    values: list[float | None]  # as the study states them (a maximised metric as itself)
+    maximize: bool = False
 
     @property
     def finite(self) -> list[float]:
@@ -51,7 +52,8 @@ class Verified:
 
     @property
     def mean(self) -> float:
-        return stats.mean([math.inf if v is None else v for v in self.values])
+        worst = -math.inf if self.maximize else math.inf
+        return stats.mean([worst if v is None else v for v in self.values])
 
     @property
     def std(self) -> float:
@@ -66,6 +68,7 @@ class Verified:
             "values": self.values,
             "mean": finite_or_none(self.mean),
             "std": self.std,
+            "maximize": self.maximize,
         }
 
     @classmethod
@@ -73,7 +76,13 @@ class Verified:
         params = dict(data["params"])
         beta1, beta2 = params.pop("betas")
         params.update(beta1=beta1, beta2=beta2, schedule=data.get("schedule"))
-        return cls(data["label"], data["trial"], AdamParams.from_dict(params), data["values"])
+        return cls(
+            data["label"],
+            data["trial"],
+            AdamParams.from_dict(params),
+            data["values"],
+            bool(data.get("maximize", False)),
+        )
 
 
 @dataclass
@@ -93,7 +102,10 @@ class Verification:
         best, defaults = self.run("best"), self.run("defaults")
         if best is None or defaults is None or not math.isfinite(defaults.mean):
             return None
-        return (defaults.mean - best.mean) / defaults.mean if defaults.mean else None
+        if not defaults.mean:
+            return None
+        gain = best.mean - defaults.mean if best.maximize else defaults.mean - best.mean
+        return gain / abs(defaults.mean)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -183,11 +195,15 @@ def verify(
         outcomes = [train_trial(task, p, slot=s) for s, p in runs]
     values: list[list[float | None]] = [[] for _ in entries]
     for i, outcome in enumerate(outcomes):
-        values[i % len(params)].append(outcome.value if outcome.status == "complete" else None)
+        done = outcome.status == "complete" and outcome.value is not None
+        values[i % len(params)].append(task.sign * outcome.value if done else None)  # type: ignore[operator]
     result = Verification(
         study.study_name,
         slots,
-        [Verified(label, n, p, v) for (label, n, p), v in zip(entries, values, strict=True)],
+        [
+            Verified(label, n, p, v, task.sign < 0)
+            for (label, n, p), v in zip(entries, values, strict=True)
+        ],
     )
     _judge(result)
     study.set_user_attr(ATTR, result.as_dict())
@@ -201,8 +217,10 @@ def _judge(result: Verification) -> None:
         result.verdict = "same_params"
         return
 
-    def score(v: float | None) -> float:
-        return v if v is not None else math.inf
+    sign = -1.0 if best.maximize else 1.0
+
+    def score(v: float | None) -> float:  # lower is better
+        return sign * v if v is not None else math.inf
 
     slots = [(score(d), score(b)) for d, b in zip(defaults.values, best.values, strict=True)]
     ok = math.isfinite

@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from adamtune.config.schema import Config
 from adamtune.search.plan import REFINE, Stage
+from adamtune.search.rows import loss_of, losses_of
 from adamtune.search.samplers import in_memory_study, make_sampler
 from adamtune.search.space import LR_FACTOR, coordinates, encode, suggest
 from adamtune.search.study import counts_toward_budget, stage_of
@@ -214,7 +215,7 @@ class StageSampler:
         return optuna.trial.create_trial(
             params={k: v for k, (v, _) in coords.items()},
             distributions={k: d for k, (_, d) in coords.items()},
-            value=t.value if t.state == TrialState.COMPLETE else None,
-            intermediate_values=dict(t.intermediate_values),
+            value=loss_of(t),
+            intermediate_values=losses_of(t),
             state=t.state,
         )

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from adamtune.search.rows import loss_of, losses_of
 from adamtune.search.samplers import in_memory_study
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -39,8 +40,8 @@ class PruneMirror:
                 self.study.add_trial(
                     optuna.trial.create_trial(
                         state=t.state,
-                        value=t.value if t.state == TrialState.COMPLETE else None,
-                        intermediate_values=dict(t.intermediate_values),
+                        value=loss_of(t),
+                        intermediate_values=losses_of(t),
                         system_attrs=dict(t.system_attrs),
                     )
                 )

@@ -27,6 +27,12 @@ class TrialRow:
     error: str | None = None
     slot: int = 0  # seed slot: 0 for the search's own seeds (``Task.seeds_for``)
     confirms: int | None = None  # for noise and confirm runs: the trial they re-run
+    maximized: bool = False  # the study maximises its metric: a higher value is better
+
+    @property
+    def loss(self) -> float | None:
+        """The value as adamtune compares values: lower is better."""
+        return None if self.value is None else (-self.value if self.maximized else self.value)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -58,7 +64,26 @@ def row_of(trial: FrozenTrial) -> TrialRow:
         error=attrs.get(trial_attrs.ERROR),
         slot=int(attrs.get(trial_attrs.SLOT, 0)),
         confirms=attrs.get(trial_attrs.CONFIRMS),
+        maximized=bool(attrs.get(trial_attrs.MAXIMIZED)),
     )
+
+
+def loss_of(trial: FrozenTrial) -> float | None:
+    """A finished trial's value, lower is better (None unless it completed)."""
+    if trial.state != TrialState.COMPLETE or trial.value is None:
+        return None
+    return trial_attrs.sign_of(trial.user_attrs) * trial.value
+
+
+def losses_of(trial: FrozenTrial) -> dict[int, float]:
+    """A trial's values per epoch, lower is better."""
+    sign = trial_attrs.sign_of(trial.user_attrs)
+    return {step: sign * v for step, v in trial.intermediate_values.items()}
+
+
+def maximized(study: optuna.Study) -> bool:
+    """Whether ``study`` maximises its metric (``train.metric: accuracy``, say)."""
+    return study.direction == optuna.study.StudyDirection.MAXIMIZE
 
 
 def trial_rows(study: optuna.Study) -> list[TrialRow]:
@@ -86,7 +111,7 @@ def filter_rows(
     sort: str = "number",
 ) -> list[TrialRow]:
     """``rows`` of the given stages and states (all when None), sorted by trial number, by
-    value (lowest first; trials without one last) or by stage (in the order stages ran)."""
+    value (best first; trials without one last) or by stage (in the order stages ran)."""
     for state in states or []:
         if state not in STATES:
             raise OptionError("state", f"expected one of {', '.join(STATES)} (got {state!r})")
@@ -100,7 +125,7 @@ def filter_rows(
         r for r in rows if (not stages or r.stage in stages) and (not states or r.state in states)
     ]
     if sort == "value":
-        return sorted(kept, key=lambda r: (r.value is None, r.value or 0.0, r.number))
+        return sorted(kept, key=lambda r: (r.loss is None, r.loss or 0.0, r.number))
     if sort == "stage":
         return sorted(kept, key=lambda r: (known.index(r.stage), r.number))
     return kept

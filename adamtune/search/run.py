@@ -31,7 +31,7 @@ from adamtune.search.lr_auto import ATTR, SEEDS, AutoRange, resolve_lr
 from adamtune.search.options import SearchOptions
 from adamtune.search.optuna_private import storage_of
 from adamtune.search.plan import BASELINE, confirmation, replan
-from adamtune.search.rows import TrialRow
+from adamtune.search.rows import TrialRow, loss_of, row_of
 from adamtune.search.samplers import make_pruner
 from adamtune.search.steps import Context, Run, Step, Stop, Wait, done_per_stage, next_step
 from adamtune.search.storage import open_storage, release_storage, storage_errors, storage_failure
@@ -60,13 +60,11 @@ def _best(trials: list[FrozenTrial]) -> FrozenTrial | None:
     """The best single trial on the search's own seed and split (re-runs elsewhere score on
     other splits: not comparable)."""
     done = [
-        t
+        (loss, t.number, t)
         for t in trials
-        if t.state == TrialState.COMPLETE
-        and t.value is not None
-        and not trial_attrs.is_rerun(t.user_attrs)
+        if (loss := loss_of(t)) is not None and not trial_attrs.is_rerun(t.user_attrs)
     ]
-    return min(done, key=lambda t: (t.value, t.number)) if done else None
+    return min(done, key=lambda d: d[:2])[2] if done else None
 
 
 def open_study(
@@ -100,7 +98,7 @@ def open_study(
         study = optuna.create_study(
             storage=storage,
             study_name=name,
-            direction="minimize",
+            direction="maximize" if settings.config.train.maximize else "minimize",
             load_if_exists=True,
             pruner=make_pruner(settings.config.search.pruner, settings.config.train.epochs),
         )
@@ -294,12 +292,18 @@ def _tell_observer(
     """Each finished trial, with the best value so far (without reading the study again:
     the next step reads it anyway)."""
     best = _best(trials)
-    best_value = best.value if best else None
+    best_row = row_of(best) if best else None
     for row in rows:
-        mine = row.value if row.confirms is None else None
-        values = [v for v in (best_value, mine) if v is not None]
-        best_value = min(values) if values else None
-        observer.trial_finished(row, best_value)
+        if _improves(row, best_row):
+            best_row = row
+        observer.trial_finished(row, best_row.value if best_row else None)
+
+
+def _improves(row: TrialRow, best: TrialRow | None) -> bool:
+    """Whether ``row`` is a search trial that beats ``best`` (re-runs are not comparable)."""
+    if row.confirms is not None or row.loss is None:
+        return False
+    return best is None or best.loss is None or row.loss < best.loss
 
 
 def _after_failures(

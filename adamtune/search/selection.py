@@ -110,7 +110,7 @@ def measured(rows: list[TrialRow], row: TrialRow) -> Measured:
 
 
 def _value(row: TrialRow) -> float:
-    return row.value if row.value is not None else math.inf
+    return row.loss if row.loss is not None else math.inf
 
 
 def bar(noise: float | None, compared: list[Measured], confidence: float = 0.8) -> float:

@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from adamtune.config.schema import Config
+from adamtune.config.schema import Config, metric_label
 from adamtune.errors import ConfigError
 from adamtune.search import trial_attrs
 from adamtune.search.plan import BASELINE
@@ -71,6 +71,14 @@ def counts_toward_budget(trial: FrozenTrial) -> bool:
 METHOD_KEY, SEARCH_METHOD = "search_method", 2
 
 
+def metric_of(study: optuna.Study) -> str:
+    """What the study's values measure, as output names it (``val loss``, ``val accuracy``),
+    from the config it stored."""
+    stored = study.user_attrs.get(CONFIG_ATTR, {})
+    train = stored.get("train", {}) if isinstance(stored, dict) else {}
+    return metric_label(str(train.get("metric", "val_loss")))
+
+
 def relevant_config(config: Config) -> dict[str, Any]:
     data = config.model_dump(mode="json")
     data[METHOD_KEY] = SEARCH_METHOD
@@ -99,6 +107,9 @@ _ADDED = {
     "search.confirm.confidence": 0.8,
     "data.folds": None,
     "search.space.lr.auto": False,
+    "train.step": None,
+    "train.metric": "val_loss",
+    "train.direction": "auto",
     METHOD_KEY: 1,
 }
 

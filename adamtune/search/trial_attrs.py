@@ -21,16 +21,29 @@ SLOT = "slot"  # the seed slot of a re-run (0, absent, for the search's own)
 CONFIRMS = "confirms"  # the trial a re-run measures again
 OF = "of"  # the budget a re-run uses (the confirmation's)
 RETRY_OF = "retry_of"  # the trial whose worker died, drawn again
+# Present (True) when the study maximises its metric: a trial's value then reads without its
+# study (adamtune's own comparisons use "lower is better", ``rows.loss_of``).
+MAXIMIZED = "maximized"
 
 INTERRUPTED = {STATUS: "interrupted", REASON: "interrupted"}
 
 
-def asked(stage: str, adam: dict[str, Any], worker: str, batch: int) -> dict[str, Any]:
+def asked(
+    stage: str, adam: dict[str, Any], worker: str, batch: int, maximized: bool = False
+) -> dict[str, Any]:
     """A trial's records when it is asked (``batch`` > 1: it trains beside others)."""
     attrs: dict[str, Any] = {STAGE: stage, ADAM: adam, WORKER: worker}
     if batch > 1:
         attrs[BATCH] = batch
+    if maximized:
+        attrs[MAXIMIZED] = True
     return attrs
+
+
+def sign_of(user_attrs: dict[str, Any]) -> float:
+    """-1 for a trial of a study that maximises its metric, else 1: the factor between its
+    stored values and adamtune's own "lower is better" ones."""
+    return -1.0 if user_attrs.get(MAXIMIZED) else 1.0
 
 
 def rerun(stage: str, slot: int, confirms: int, of: str, retry_of: int | None) -> dict[str, Any]:

@@ -163,10 +163,10 @@ class TrialRunner:
             interrupts.check()
             trial, twin = trials[i], twins[i]
             if self.mirror_prunes:
-                reported[i][epoch] = value
+                reported[i][epoch] = self.task.sign * value  # the metric as the study has it
             else:
-                trial.report(value, epoch)
-            twin.report(value, epoch)
+                trial.report(self.task.sign * value, epoch)
+            twin.report(value, epoch)  # the mirror minimises adamtune's own values
             self.observer.epoch_finished(trial.number, epoch, epochs, value)
             if not may_stop(i):
                 return False
@@ -210,12 +210,13 @@ class TrialRunner:
             if outcome.status == "diverged":
                 twin.report(math.inf, outcome.epochs)
             if outcome.status == "complete":
-                frozen = self.study.tell(trial, outcome.value)
+                assert outcome.value is not None
+                frozen = self.study.tell(trial, self.task.sign * outcome.value)
             else:
                 frozen = self.study.tell(trial, state=TrialState.PRUNED)
         except optuna.exceptions.UpdateFinishedTrialError:
             return self._taken_away(trial)
-        mirror.finish(twin, trial.number, frozen.state, frozen.value)
+        mirror.finish(twin, trial.number, frozen.state, outcome.value)
         return row_of(frozen)
 
     def _outcomes(
@@ -262,7 +263,13 @@ class TrialRunner:
             else:
                 drawn = suggest(trial, m.names, self.space, with_zero=joint, base=m.base)
                 member = m.base.with_values(drawn)
-            started = trial_attrs.asked(stage_name, member.as_dict(), worker_id(), len(members))
+            started = trial_attrs.asked(
+                stage_name,
+                member.as_dict(),
+                worker_id(),
+                len(members),
+                self.config.train.maximize,
+            )
             attrs = {**started, **m.attrs}  # a re-run names its own stage
             write_trial(self.study, trial_id(trial), attrs)
             self.observer.trial_started(trial.number, attrs[trial_attrs.STAGE], member)
@@ -291,15 +298,18 @@ class TrialRunner:
         return rows
 
     def _record(self, trial: optuna.Trial, outcome: TrialOutcome, values: dict[int, float]) -> None:
+        """Write how ``trial`` ended, its curves and its ``values`` per epoch, all as the
+        study has them (a maximised metric as itself, not as adamtune compares it)."""
+        sign = self.task.sign
         attrs = trial_attrs.ended(
             outcome.status,
             outcome.epochs,
             outcome.seconds,
-            [finite_or_none(v) for v in outcome.val_curve],
+            [finite_or_none(sign * v) for v in outcome.val_curve],
             [finite_or_none(v) for v in outcome.train_curve],
         )
         values = dict(values)
         if outcome.status == "diverged":
             # Teach the sampler: a diverged trial ranks below every pruned one at its step.
-            values[outcome.epochs] = math.inf
+            values[outcome.epochs] = sign * math.inf
         write_trial(self.study, trial_id(trial), attrs, values)

@@ -13,9 +13,9 @@ from typing import Any
 import optuna
 
 from adamtune.search.plan import BASELINE, CONFIRM, NOISE
-from adamtune.search.rows import TrialRow, trial_rows
+from adamtune.search.rows import TrialRow, maximized, trial_rows
 from adamtune.search.selection import Measured, Selection, select, verdict
-from adamtune.search.study import CONFIG_ATTR
+from adamtune.search.study import CONFIG_ATTR, metric_of
 
 WINNER_ATTR = "adamtune_winner"
 
@@ -57,13 +57,17 @@ def winner_record(study: optuna.Study) -> dict[str, Any] | None:
         return None
     stage, winner, defaults = found
     finite = math.isfinite(defaults.mean)
+    maximize = maximized(study)
+    sign = -1.0 if maximize else 1.0  # the values as the study states them
     return {
         "trial": winner.trial,
         "stage": stage,
-        "value": winner.mean,
+        "metric": metric_of(study),
+        "direction": "maximize" if maximize else "minimize",
+        "value": sign * winner.mean,
         "value_std": winner.std,
         "seeds": len(winner.values),
-        "default_value": defaults.mean if finite else None,
+        "default_value": sign * defaults.mean if finite else None,
         "default_std": defaults.std if finite else None,
         "verdict": verdict(selection),
         "params": winner.params.torch_kwargs(),
@@ -100,13 +104,14 @@ def note_text(study: str, record: dict[str, Any]) -> str:
         [
             f"## adamtune: study {study}",
             "",
-            f"**Winner: trial {record['trial']}** ({record['stage']}), validation loss "
+            f"**Winner: trial {record['trial']}** ({record['stage']}), "
+            f"{record.get('metric', 'val loss')} "
             f"{record['value']:.6g} ± {record['value_std']:.2g} over {seeds} seeds{versus}. "
             f"Verdict: **{record['verdict']}**.",
             "",
             f"`torch.optim.Adam(model.parameters(), {params})`",
             "",
-            "Optuna's best trial is the lowest single run (it may be a re-run on a luckier "
+            "Optuna's best trial is the best single run (it may be a re-run on a luckier "
             "split); `adamtune best` gives the winner above.",
         ]
     )

@@ -12,7 +12,9 @@ from torch import nn
 from adamtune.config.schema import Settings, check_device, is_import_path
 from adamtune.errors import ConfigError, OptionError
 from adamtune.task.data import TaskData, TensorSplit, load_splits
+from adamtune.task.metrics import MetricFn, pick_metric
 from adamtune.task.models import build_model, count_parameters
+from adamtune.task.user_code import load_callable
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -73,8 +75,21 @@ class Task:
     loss_fn: LossFn
     n_params: int
     folds: list[TaskData] = field(default_factory=list)  # every split; ``data`` is the first
+    metric: MetricFn | None = None  # None: judged on the validation loss
+    step: Callable[..., object] | None = None  # the user's own training function
     _slot_splits: dict[int, list[TaskData]] = field(default_factory=dict, repr=False)
     _init_states: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)
+
+    @property
+    def sign(self) -> float:
+        """-1 when the metric is maximised: adamtune's own values are "lower is better"."""
+        return -1.0 if self.settings.config.train.maximize else 1.0
+
+    def judged(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        """A trial's value (lower is better) from the model's outputs on a whole validation
+        split and its targets, for a metric other than the validation loss."""
+        assert self.metric is not None
+        return self.sign * self.metric(out, y)
 
     @property
     def seeds(self) -> list[int]:
@@ -128,6 +143,8 @@ class Task:
             f"{self.data.description}{folds}; model {cfg.model.arch} ({self.n_params:,} "
             f"parameters); "
             f"loss {self.loss_name}; device {self.device}; precision {cfg.train.precision}"
+            + (f"; judged on {cfg.train.metric_label}" if self.metric else "")
+            + (f"; training step {cfg.train.step}" if cfg.train.step else "")
         )
 
 
@@ -179,4 +196,16 @@ def build_task(settings: Settings, device: str | None = None) -> Task:
     model = build_model(settings, data)
     if count_parameters(model) == 0:
         raise settings.problem("model.arch", "the model has no trainable parameters for Adam")
-    return Task(settings, data, dev, loss_name, _LOSSES[loss_name], count_parameters(model), folds)
+    train = settings.config.train
+    step = load_callable(settings, "train.step", train.step) if train.step else None
+    return Task(
+        settings,
+        data,
+        dev,
+        loss_name,
+        _LOSSES[loss_name],
+        count_parameters(model),
+        folds,
+        pick_metric(settings, data),
+        step,
+    )

@@ -198,17 +198,29 @@ class _Stack:
 
     @torch.no_grad()
     def validate(self) -> list[float]:
+        """Each row's value on its group's validation split (lower is better)."""
         self.template.eval()
         k = self.flat.shape[0]
         totals, seen = [0.0] * k, 0
+        outs: list[torch.Tensor] = []
+        targets: list[torch.Tensor] = []
         chunks = [val_chunks(self.task, data, self._val_rows()) for _, data in self.runs]
         for parts in zip(*chunks, strict=True):
             x, y, per_row = self._feed(parts)
             with autocast(self.task):
-                losses = self._losses(self._outputs(x, per_row), y, per_row).tolist()
+                out = self._outputs(x, per_row).float()
+            if self.task.metric is not None:  # judged on all outputs at once, row by row
+                outs.append(out)
+                targets.append(y if per_row else y.expand(k, *y.shape))
+                continue
+            losses = self._losses(out, y, per_row).tolist()
             totals = [t + loss * len(parts[0][0]) for t, loss in zip(totals, losses, strict=True)]
             seen += len(parts[0][0])
-        values = [t / seen for t in totals]
+        if self.task.metric is not None:
+            out, y = torch.cat(outs, dim=1), torch.cat(targets, dim=1)
+            values = [self.task.judged(out[r], y[r]) for r in range(k)]
+        else:
+            values = [t / seen for t in totals]
         for history, value in zip(self.val_losses, values, strict=True):
             history.append(value)
         return values
@@ -361,6 +373,8 @@ def unbatchable(task: Task) -> str | None:
     Tried for real on one batch: modules that update state in place during the forward pass
     (BatchNorm's running statistics) or that vmap has no rule for fail here, not mid-search.
     """
+    if task.step is not None:
+        return f"train.step {task.settings.config.train.step} is your own training function"
     if task.settings.config.train.precision == "fp16":
         return "fp16 gradient scaling skips steps for a whole optimizer, not per trial"
     model = task.new_model(task.seeds[0])

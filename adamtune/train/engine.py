@@ -124,6 +124,27 @@ def val_chunks(
             yield x.to(task.device), y.to(task.device)
 
 
+@torch.no_grad()
+def evaluate(task: Task, model: nn.Module, data: TaskData) -> float:
+    """``model``'s value on ``data``'s validation split, lower is better: the mean loss, or
+    the task's metric (``Task.judged``) over all its outputs."""
+    model.eval()
+    total, seen = 0.0, 0
+    outs, targets = [], []
+    for x, y in val_chunks(task, data):
+        with autocast(task):
+            out = model(x).float()
+        if task.metric is not None:
+            outs.append(out)
+            targets.append(y)
+        else:
+            total += float(task.loss_fn(out, y)) * len(x)
+            seen += len(x)
+    if task.metric is not None:
+        return task.judged(torch.cat(outs), torch.cat(targets))
+    return total / seen
+
+
 def objective(val_losses: list[float], last: bool) -> float:
     """A trial's value: its lowest val loss, or its last with ``objective: last``."""
     return val_losses[-1] if last else min(val_losses)
@@ -174,17 +195,8 @@ class _Run:
             self.scheduler.step()
         return float(total) / seen
 
-    @torch.no_grad()
     def validate(self) -> float:
-        task, model = self.task, self.model
-        model.eval()
-        total, seen = 0.0, 0
-        for x, y in val_chunks(task, self.data):
-            with autocast(task):
-                out = model(x).float()
-            total += float(task.loss_fn(out, y)) * len(x)
-            seen += len(x)
-        loss = total / seen
+        loss = evaluate(self.task, self.model, self.data)
         self.val_losses.append(loss)
         return loss
 
@@ -197,6 +209,10 @@ def train_trial(
 ) -> TrialOutcome:
     """Train ``params`` on every run of the task's seed slot ``slot`` (``Task.runs``: its
     seeds on every fold); stop early on divergence or when told."""
+    if task.step is not None:
+        from adamtune.train.user_step import train_user_step
+
+        return train_user_step(task, params, on_epoch, slot)
     started = time.perf_counter()
     runs = [_Run(task, seed, params, data) for seed, data in task.runs(slot)]
     outcome = TrialOutcome(status="complete", value=None)
@@ -224,7 +240,9 @@ def train_trial(
 def check_one_batch(task: Task) -> None:
     """Train the model on one batch, forward and backward, on the task's device: a model that
     does not fit the data (a wrong input size, outputs the loss cannot take) fails here in one
-    line naming ``model.arch``, not on the study's first trial."""
+    line naming ``model.arch``, not on the study's first trial. With your own training
+    function (which has its own loss) only the forward pass is checked; a metric scores the
+    batch's outputs."""
     model = task.new_model(task.seeds[0])
     generator = torch.Generator().manual_seed(0)
     x, y = next(
@@ -232,8 +250,10 @@ def check_one_batch(task: Task) -> None:
     )
     try:
         with autocast(task):
-            loss = task.loss_fn(model(x).float(), y)
-        loss.backward()
+            out = model(x)
+            loss = task.loss_fn(out.float(), y) if task.step is None else None
+        if loss is not None:
+            loss.backward()
     except Exception as exc:  # whatever the user's model or the loss raises
         if out_of_memory(exc):
             raise
@@ -241,7 +261,19 @@ def check_one_batch(task: Task) -> None:
             "model.arch",
             f"cannot train on this data's first batch ({type(exc).__name__}: {first_line(exc)})",
         ) from None
-    if not torch.isfinite(loss.detach()):
+    if loss is not None and not torch.isfinite(loss.detach()):
         raise task.settings.problem(
             "model.arch", f"the loss of the first batch is {float(loss)} (not finite)"
         )
+    if task.metric is not None:
+        try:
+            value = task.metric(out.detach().float(), y)
+        except Exception as exc:  # whatever the user's metric raises
+            raise task.settings.problem(
+                "train.metric",
+                f"cannot score the first batch's outputs ({type(exc).__name__}: {first_line(exc)})",
+            ) from None
+        if not math.isfinite(value):
+            raise task.settings.problem(
+                "train.metric", f"the first batch scores {value} (not a finite number)"
+            )

@@ -444,6 +444,36 @@ BAD: list[tuple[str, str, int, str, str]] = [
         "data.kwargs.random_state",
         "set seed: instead",
     ),
+    ("step-not-a-path", HEAD + "train:\n  step: train.py\n", 4, "train.step", "package.module"),
+    ("unknown-metric", HEAD + "train:\n  metric: f1\n", 4, "train.metric", "accuracy or"),
+    (
+        "metric-function-without-direction",
+        HEAD + "train:\n  metric: 'mine:f1'\n",
+        3,
+        "train.direction",
+        "give minimize or maximize",
+    ),
+    (
+        "accuracy-minimized",
+        HEAD + "train:\n  metric: accuracy\n  direction: minimize\n",
+        5,
+        "train.direction",
+        "accuracy is always maximized",
+    ),
+    (
+        "step-with-repeats",
+        HEAD + "train:\n  step: 'mine:train'\n  repeats: 2\n",
+        5,
+        "train.repeats",
+        "one seed on one split",
+    ),
+    (
+        "step-with-fp16",
+        HEAD + "train:\n  step: 'mine:train'\n  precision: fp16\n",
+        5,
+        "train.precision",
+        "chooses its own precision",
+    ),
 ]
 
 
@@ -490,7 +520,7 @@ def test_every_problem_is_reported_one_line_each(write_config: Callable[..., Pat
     assert problems == [
         f"{path}:4: train.epochs: must be >= 1 (got 0)",
         f"{path}:5: train.devise: unknown key (did you mean 'device'?); expected one of "
-        "epochs, loss, device, precision, objective, repeats",
+        "epochs, loss, device, precision, objective, repeats, step, metric, direction",
         f"{path}:7: search.trials: must be >= 1 (got -1)",
         f"{path}:9: search.space.beta1: must be >= 0 and < 1 (got 2)",
     ]

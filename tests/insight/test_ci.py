@@ -139,3 +139,29 @@ def test_the_gate_reads_a_negative_baseline_the_right_way() -> None:
     worse, better = check(-0.5, -1.0, 0.1), check(-1.05, -1.0, 0.1)
     assert not worse.passed and "(+50.00%)" in worse.message()
     assert better.passed and "(-5.00%)" in better.message()
+
+
+def test_a_study_that_maximises_accuracy_is_gated_from_below(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = write_config(
+        "name: acc\ndata: {source: iris, batch_size: 32}\nmodel: {hidden: [16]}\n"
+        "train: {epochs: 3, metric: accuracy}\n"
+        "search: {trials: 6, confirm: {seeds: 1}, space: {schedule: [none]}}\n"
+    )
+    assert invoke("search", str(path)).exit_code == 0
+    best = json.loads(invoke("best", str(path), "--format", "json").stdout)
+    assert best["direction"] == "maximize" and best["metric"] == "val accuracy"
+    baseline = tmp_path / "baseline.json"
+    outputs = []
+    for planted, tolerance, code in ((0.95, 0.0, 0), (1.2, 0.0, 3), (1.2, 0.25, 0)):
+        baseline.write_text(json.dumps({**best, "value": best["value"] * planted}))
+        result = invoke(
+            "check", str(path), "--baseline", str(baseline), "--tolerance", str(tolerance)
+        )
+        assert result.exit_code == code, (planted, tolerance, result.output)
+        outputs.append(result.output)
+    assert "regression: best val accuracy" in outputs[1] and "worse than" in outputs[1]
+    # --max-loss means nothing for an accuracy: one line pointing at check
+    refused = invoke("best", str(path), "--max-loss", "0.5")
+    assert refused.exit_code == 2 and "maximises val accuracy" in refused.stderr

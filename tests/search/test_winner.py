@@ -33,4 +33,19 @@ def test_after_a_search_the_study_names_adamtune_s_winner(
     }
     note = dashboard.get_note(study)
     assert f"**Winner: trial {best.trial}**" in note and f"**{best.verdict}**" in note
-    assert "Optuna's best trial is the lowest single run" in note
+    assert "Optuna's best trial is the best single run" in note
+
+
+def test_the_winner_of_a_study_that_maximises_accuracy_is_stated_as_an_accuracy(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    dashboard = pytest.importorskip("optuna_dashboard")
+    text = write_config(trials=8).read_text().replace("epochs: 3", "epochs: 3\n  metric: accuracy")
+    run_search(load_config(write_config(text, name="acc")), SearchOptions(storage=storage_url))
+    study = optuna.load_study(study_name="tiny", storage=storage_url)
+    best = best_result(study)
+    record = study.user_attrs[WINNER_ATTR]
+    assert record["direction"] == "maximize" and record["metric"] == "val accuracy"
+    assert record["value"] == pytest.approx(best.value) and 0.0 < best.value <= 1.0
+    assert record["value"] == pytest.approx(study.trials[best.trial].value)
+    assert "val accuracy" in dashboard.get_note(study)
