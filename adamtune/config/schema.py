@@ -50,6 +50,13 @@ def is_import_path(text: str) -> bool:
     return bool(module) and bool(attr) and all(p.isidentifier() for p in module.split("."))
 
 
+def builtin_or_import_path(v: str, builtins: tuple[str, ...], path: str) -> str:
+    """``v`` when it names one of ``builtins`` or is an import path like ``path``."""
+    if v in builtins or is_import_path(v):
+        return v
+    raise ValueError(f"expected one of {', '.join(builtins)} or '{path}' (got {v!r})")
+
+
 class DataConfig(Strict):
     source: str
     target: str | None = None
@@ -82,11 +89,7 @@ class ModelConfig(Strict):
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, v: str) -> str:
-        if v in BUILTIN_ARCHS or is_import_path(v):
-            return v
-        raise ValueError(
-            f"expected one of {', '.join(BUILTIN_ARCHS)} or 'package.module:Class' (got {v!r})"
-        )
+        return builtin_or_import_path(v, BUILTIN_ARCHS, "package.module:Class")
 
     @field_validator("hidden", "channels")
     @classmethod
@@ -127,11 +130,7 @@ class TrainConfig(Strict):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, v: str) -> str:
-        if v in BUILTIN_METRICS or is_import_path(v):
-            return v
-        raise ValueError(
-            f"expected {' or '.join(BUILTIN_METRICS)} or 'package.module:function' (got {v!r})"
-        )
+        return builtin_or_import_path(v, tuple(BUILTIN_METRICS), "package.module:function")
 
     @property
     def maximize(self) -> bool:
