@@ -94,6 +94,13 @@ def import_path(obj: Any) -> str:
             "(adamtune stores its import path in the study; a lambda or a nested function "
             "has none)"
         )
+    if module == "__main__":
+        log.warning(
+            "%s is defined in the script or notebook you run: this process can use it, but "
+            "commands run later (adamtune verify, a search that resumes) cannot import it; "
+            "define it in a module (a .py file beside your config) to use those",
+            name,
+        )
     return f"{module}:{name}"
 
 

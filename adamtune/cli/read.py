@@ -45,6 +45,12 @@ def best(
 
         found, url = _open_study(config, storage, study)
         result = best_result(found, url)
+        if max_loss is not None and result.maximize:
+            raise OptionError(
+                "max_loss",
+                f"study {result.study!r} maximises {result.metric}; gate it with "
+                "adamtune check --baseline FILE",
+            )
         if format is Format.json:
             print(to_json(result.as_dict()))
         elif format is Format.yaml:
@@ -60,12 +66,6 @@ def best(
             from adamtune.insight.ci import check as compare
             from adamtune.insight.ci import gate
 
-            if result.maximize:
-                raise OptionError(
-                    "max_loss",
-                    f"study {result.study!r} maximises {result.metric}; gate it with "
-                    "adamtune check --baseline FILE",
-                )
             gate(compare(result.value, max_loss, 0.0))
 
 
@@ -141,9 +141,9 @@ def check(
         from adamtune.insight.ci import check as compare
         from adamtune.insight.results import best_result
 
-        reference = baseline_value(baseline)
         found, url = _open_study(config, storage, study)
         winner = best_result(found, url)
+        reference = baseline_value(baseline, winner)
         result = compare(winner.value, reference, tolerance, winner)
         if result.passed:
             say(out, "ok: " + result.message())

@@ -225,7 +225,7 @@ def verification_lines(result: Verification) -> list[str]:
             f"{note}"
         )
     gain = result.improvement
-    maximize = any(run.maximize for run in result.runs)
+    maximize = result.maximize
     shown = gain if maximize else -gain if gain is not None else None
     change = f"{shown:+.1%}, " if shown is not None and math.isfinite(shown) else ""
     p = f"; paired t-test p = {result.p_value:.2g}" if result.p_value is not None else ""

@@ -104,9 +104,10 @@ class Check:
         )
 
 
-def baseline_value(path: Path) -> float:
+def baseline_value(path: Path, study: BestResult | None = None) -> float:
     """The winner's value in a baseline file: a ``search --json`` summary or ``best --format
-    json`` output."""
+    json`` output. A baseline that states another metric or direction than ``study``'s
+    cannot judge it (an accuracy is no bar for a loss)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -119,6 +120,14 @@ def baseline_value(path: Path) -> float:
         raise ConfigError(
             f"--baseline: {path}: expected a search --json summary or best --format json "
             f"output with a finite 'value' (got {value!r})"
+        )
+    assert isinstance(best, dict)
+    stated = (best.get("metric", "val loss"), best.get("direction", "minimize"))
+    if study is not None and stated != (study.metric, study.direction):
+        raise OptionError(
+            "baseline",
+            f"{path} states {stated[0]} ({stated[1]}), but study {study.study!r} "
+            f"{study.direction}s {study.metric}: compare like with like",
         )
     return float(value)
 

@@ -167,7 +167,7 @@ def curves(
 ) -> bytes:
     """The value per epoch of a few trials."""
     with figure() as (fig, ax):
-        for i, (label, values) in enumerate(named.items()):
+        for i, (name, values) in enumerate(named.items()):
             points = [(e + 1, v) for e, v in enumerate(values) if v is not None]
             ax.plot(
                 [p[0] for p in points],
@@ -175,7 +175,7 @@ def curves(
                 marker=".",
                 lw=1.4,
                 color="black" if i == 0 else _PALETTE[i % len(_PALETTE)],
-                label=label,
+                label=name,
             )
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)

@@ -78,10 +78,12 @@ def param_rows(best: BestResult) -> list[list[str]]:
 def _verify_lines(v: Verification) -> list[str]:
     out = [f"Retrained on {len(v.slots)} fresh seeds and splits:"]
     for run in v.runs:
-        out.append(f"{run.label} (trial {run.trial}): {_num(run.mean)} ± {run.std:.2g}")
+        label = run.label.replace("_", "-")
+        out.append(f"{label} (trial {run.trial}): {_num(run.mean)} ± {run.std:.2g}")
     p = f", paired t-test p = {v.p_value:.2g}" if v.p_value is not None else ""
+    better = "higher" if v.maximize else "lower"
     out.append(
-        f"best lower than the defaults on {v.wins} of {len(v.slots)} seeds{p}: "
+        f"best {better} than the defaults on {v.wins} of {len(v.slots)} seeds{p}: "
         f"{v.verdict.replace('_', ' ')}."
     )
     return out

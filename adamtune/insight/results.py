@@ -108,6 +108,11 @@ class BestResult:
         return gain / abs(self.default_value)
 
     @property
+    def direction(self) -> str:
+        """The study's direction, as Optuna names it: minimize or maximize."""
+        return "maximize" if self.maximize else "minimize"
+
+    @property
     def change(self) -> float | None:
         """The value's relative change from Adam's defaults' (-0.1: 10% lower)."""
         if self.improvement is None:
@@ -142,7 +147,7 @@ class BestResult:
         return {
             "study": self.study,
             "metric": self.metric,
-            "direction": "maximize" if self.maximize else "minimize",
+            "direction": self.direction,
             "value": self.value,
             "value_std": finite_or_none(self.value_std),
             "seeds": self.seeds,

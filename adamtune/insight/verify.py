@@ -90,12 +90,17 @@ class Verification:
     study: str
     slots: list[int]
     runs: list[Verified] = field(default_factory=list)
-    p_value: float | None = None  # one-sided paired t-test, best lower than the defaults
-    wins: int = 0  # slots where the winner scored lower than the defaults
+    p_value: float | None = None  # one-sided paired t-test, best better than the defaults
+    wins: int = 0  # slots where the winner scored better than the defaults
     verdict: str = "not_established"  # holds | not_established | worse | same_params
 
     def run(self, label: str) -> Verified | None:
         return next((r for r in self.runs if r.label == label), None)
+
+    @property
+    def maximize(self) -> bool:
+        """Whether the study maximises its metric (a higher value is better)."""
+        return any(r.maximize for r in self.runs)
 
     @property
     def improvement(self) -> float | None:
@@ -110,6 +115,7 @@ class Verification:
     def as_dict(self) -> dict[str, Any]:
         return {
             "study": self.study,
+            "direction": "maximize" if self.maximize else "minimize",
             "seeds": len(self.slots),
             "slots": self.slots,
             "runs": [r.as_dict() for r in self.runs],

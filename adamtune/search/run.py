@@ -248,9 +248,10 @@ def _loop(
         rows = runner.train(asked, step.prunable)
         base = next((r for r in rows if r.stage == BASELINE), None)
         if base is not None and base.state == "failed":
+            culprit = "train.step function" if ctx.config.train.step else "model or data"
             raise SearchFailedError(
                 f"trial {base.number} (Adam's defaults) failed: {base.error}; fix the "
-                f"model or data, then rerun (--debug shows the traceback)"
+                f"{culprit}, then rerun (--debug shows the traceback)"
             )
         run.ran.extend(rows)
         _tell_observer(observer, rows, trials)

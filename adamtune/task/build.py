@@ -14,7 +14,7 @@ from adamtune.errors import ConfigError, OptionError
 from adamtune.task.data import TaskData, TensorSplit, load_splits
 from adamtune.task.metrics import MetricFn, pick_metric
 from adamtune.task.models import build_model, count_parameters
-from adamtune.task.user_code import load_callable
+from adamtune.task.user_code import load_function
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -197,7 +197,7 @@ def build_task(settings: Settings, device: str | None = None) -> Task:
     if count_parameters(model) == 0:
         raise settings.problem("model.arch", "the model has no trainable parameters for Adam")
     train = settings.config.train
-    step = load_callable(settings, "train.step", train.step) if train.step else None
+    step = load_function(settings, "train.step", train.step, "ctx") if train.step else None
     return Task(
         settings,
         data,

@@ -14,7 +14,7 @@ import torch
 
 from adamtune.config.schema import Settings
 from adamtune.task.data import TaskData
-from adamtune.task.user_code import load_callable
+from adamtune.task.user_code import load_function
 
 # (outputs of the whole validation split, its targets) -> the metric
 MetricFn = Callable[[torch.Tensor, torch.Tensor], float]
@@ -39,7 +39,7 @@ def pick_metric(settings: Settings, data: TaskData) -> MetricFn | None:
         if data.kind == "regression":
             raise settings.problem("train.metric", "accuracy needs class labels (got regression)")
         return accuracy
-    fn = load_callable(settings, "train.metric", name)
+    fn = load_function(settings, "train.metric", name, "outputs, targets")
 
     def user_metric(out: torch.Tensor, y: torch.Tensor) -> float:
         return float(fn(out, y))

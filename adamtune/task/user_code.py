@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,3 +34,21 @@ def load_callable(settings: Settings, key: str, spec: str) -> Any:
     if not callable(obj):
         raise settings.problem(key, f"{spec!r} is not a class or function")
     return obj
+
+
+def load_function(settings: Settings, key: str, spec: str, takes: str) -> Any:
+    """``load_callable`` for a function adamtune calls with the positional arguments named in
+    ``takes`` (``"ctx"``, ``"outputs, targets"``): one that cannot take them is refused now,
+    naming its signature, not when the first trial calls it."""
+    fn = load_callable(settings, key, spec)
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: trust it
+        return fn
+    try:
+        signature.bind(*takes.split(", "))
+    except TypeError:
+        raise settings.problem(
+            key, f"{spec!r} must take ({takes}); its signature is {signature}"
+        ) from None
+    return fn

@@ -13,7 +13,6 @@ time, on one seed and one split each.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import time
@@ -40,10 +39,11 @@ from adamtune.train.params import AdamParams
 from adamtune.train.schedules import make_scheduler
 
 
-class StopTrial(Exception):  # noqa: N818 (named for what the training function should do)
+class StopTrial(BaseException):  # noqa: N818 (named for what the function should do)
     """Raised by ``TrainContext.report`` when the trial must end now (pruned, or its value
-    is not finite): let it pass out of your function. Catching it does not keep the trial
-    going: adamtune records the stop either way."""
+    is not finite): let it pass out of your function. Like ``KeyboardInterrupt`` it is not an
+    ``Exception``, so an ``except Exception`` in your loop does not swallow it; and even
+    caught, the trial ends there (adamtune records the stop either way)."""
 
 
 class Batches:
@@ -119,6 +119,11 @@ class TrainContext:
             raise ValueError(
                 f"report(epoch, value): expected epoch {len(self.values)} next (got {epoch})"
             )
+        if epoch >= self.epochs:
+            raise ValueError(
+                f"report(epoch, value): epoch {epoch} is past train.epochs ({self.epochs}: "
+                f"epochs 0 to {self.epochs - 1})"
+            )
         value = float(value)
         if not math.isfinite(value):
             self.stopped = "diverged"
@@ -139,12 +144,22 @@ def train_user_step(
     assert task.step is not None
     started = time.perf_counter()
     ctx = context(task, params, slot, on_epoch)
-    with contextlib.suppress(StopTrial):
+    name = task.settings.config.train.step
+    try:
         task.step(ctx)
+    except StopTrial:
+        pass
+    except SystemExit as exc:  # would end the whole search and leave the trial running
+        raise RuntimeError(f"{name} called sys.exit({exc.code!r})") from None
     if ctx.stopped is None and not ctx.values:
         raise RuntimeError(
-            f"{task.settings.config.train.step} returned without calling "
-            "ctx.report(epoch, value): adamtune has nothing to judge the trial on"
+            f"{name} returned without calling ctx.report(epoch, value): adamtune has "
+            "nothing to judge the trial on"
+        )
+    if ctx.scheduler is not None and len(ctx.values) > 1 and ctx.scheduler.last_epoch == 0:
+        raise RuntimeError(
+            f"{name} never stepped ctx.scheduler: call ctx.scheduler.step() once per epoch "
+            f"when it is not None (this trial's lr schedule: {params.schedule.describe()})"
         )
     outcome = TrialOutcome(status=ctx.stopped or "complete", value=None)  # type: ignore[arg-type]
     outcome.val_curve = list(ctx.values)

@@ -162,6 +162,12 @@ def test_a_study_that_maximises_accuracy_is_gated_from_below(
         assert result.exit_code == code, (planted, tolerance, result.output)
         outputs.append(result.output)
     assert "regression: best val accuracy" in outputs[1] and "worse than" in outputs[1]
-    # --max-loss means nothing for an accuracy: one line pointing at check
+    # a loss baseline is no bar for an accuracy
+    baseline.write_text(json.dumps({**best, "metric": "val loss", "direction": "minimize"}))
+    mismatch = invoke("check", str(path), "--baseline", str(baseline))
+    assert mismatch.exit_code == 2
+    assert "states val loss (minimize), but study 'acc' maximizes val accuracy" in mismatch.stderr
+    # --max-loss means nothing for an accuracy: one line pointing at check, nothing printed
     refused = invoke("best", str(path), "--max-loss", "0.5")
     assert refused.exit_code == 2 and "maximises val accuracy" in refused.stderr
+    assert refused.stdout == ""

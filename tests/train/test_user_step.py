@@ -23,6 +23,7 @@ from adamtune.config.schema import load_config
 from adamtune.task.build import build_task
 from adamtune.train.engine import train_trial
 from adamtune.train.params import ADAM_DEFAULTS, AdamParams
+from adamtune.train.schedules import Schedule
 from adamtune.train.user_step import context, train_user_step
 
 if TYPE_CHECKING:
@@ -132,6 +133,8 @@ def test_a_search_judged_on_accuracy_stores_it_as_the_study_maximises_it(
     verified = invoke("verify", str(path), "--seeds", "2", "--format", "json")
     assert verified.exit_code == 0, verified.output
     assert invoke("report", str(path)).exit_code == 0 and Path("report.html").exists()
+    assert invoke("report", str(path), "--format", "md").exit_code == 0
+    assert "best higher than the defaults on" in Path("report.md").read_text()
 
 
 def test_a_custom_loss_from_the_function_is_what_the_study_minimises_to_the_bit(
@@ -164,12 +167,32 @@ def test_report_prunes_stops_a_diverged_trial_and_holds_even_when_the_stop_is_sw
 ) -> None:
     module = user_module(
         """\
+        import sys
+
         def stubborn(ctx):
             for epoch in range(ctx.epochs):
                 try:
                     ctx.report(epoch, 1.0 / (epoch + 1))
                 except Exception:
-                    pass  # a function that catches everything still ends its trial
+                    pass  # StopTrial is no Exception: it passes
+
+        def swallows(ctx):
+            for epoch in range(ctx.epochs):
+                try:
+                    ctx.report(epoch, 1.0 / (epoch + 1))
+                except BaseException:
+                    pass  # even swallowed, the stop holds
+
+        def exits(ctx):
+            sys.exit(3)
+
+        def too_long(ctx):
+            for epoch in range(ctx.epochs + 1):
+                ctx.report(epoch, 1.0)
+
+        def ignores_scheduler(ctx):
+            for epoch in range(ctx.epochs):
+                ctx.report(epoch, 1.0)
 
         def blows_up(ctx):
             for epoch in range(ctx.epochs):
@@ -189,6 +212,24 @@ def test_report_prunes_stops_a_diverged_trial_and_holds_even_when_the_stop_is_sw
 
     complete = train_user_step(task, ADAM_DEFAULTS)
     assert complete.status == "complete" and complete.value == pytest.approx(0.25)
+
+    task.step = __import__(module).swallows
+    held = train_user_step(task, ADAM_DEFAULTS, on_epoch=lambda epoch, value: epoch >= 1)
+    assert held.status == "pruned" and held.epochs == 2
+
+    task.step = __import__(module).exits  # would end the whole search: a failed trial instead
+    with pytest.raises(RuntimeError, match=r"called sys.exit\(3\)"):
+        train_user_step(task, ADAM_DEFAULTS)
+
+    task.step = __import__(module).too_long
+    with pytest.raises(ValueError, match="epoch 4 is past train.epochs"):
+        train_user_step(task, ADAM_DEFAULTS)
+
+    task.step = __import__(module).ignores_scheduler  # the schedule stage would compare nothing
+    decaying = AdamParams(schedule=Schedule("cosine", 0.01))
+    with pytest.raises(RuntimeError, match=r"never stepped ctx.scheduler"):
+        train_user_step(task, decaying)
+    assert train_user_step(task, ADAM_DEFAULTS).status == "complete"  # no scheduler: fine
 
     task.step = __import__(module).blows_up
     diverged = train_user_step(task, ADAM_DEFAULTS)
@@ -322,3 +363,43 @@ def test_a_batched_search_judged_on_accuracy_matches_trials_trained_alone(
         assert a.value < 0  # adamtune's own values: lower is better, an accuracy negated
         assert a.value == pytest.approx(b.value, abs=1e-6)
         assert a.val_curve == pytest.approx(b.val_curve, abs=1e-6)
+
+
+def test_a_function_that_cannot_take_the_context_is_refused_before_any_trial(
+    write_config: Callable[..., Path], user_module: WriteModule
+) -> None:
+    module = user_module(
+        """\
+        def no_args():
+            pass
+
+        def two(ctx, extra):
+            pass
+
+        def f1(outputs):
+            return 1.0
+        """
+    )
+    for key, value, says in (
+        ("step", f"{module}:no_args", "must take (ctx); its signature is ()"),
+        ("step", f"{module}:two", "must take (ctx); its signature is (ctx, extra)"),
+        ("metric", f"{module}:f1", "must take (outputs, targets)"),
+    ):
+        direction = ", direction: maximize" if key == "metric" else ""
+        path = write_config(f"data: {{source: iris}}\ntrain: {{{key}: '{value}'{direction}}}\n")
+        result = invoke("validate", str(path))
+        assert result.exit_code == 2, result.output
+        assert f"train.{key}: '{value}' {says}" in result.stderr
+
+
+def test_a_function_from_a_script_warns_that_later_commands_cannot_import_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from adamtune.api import import_path
+
+    def script_level(ctx: Any) -> None: ...
+
+    script_level.__module__ = "__main__"
+    script_level.__qualname__ = "script_level"
+    assert import_path(script_level) == "__main__:script_level"
+    assert "commands run later (adamtune verify" in caplog.text
