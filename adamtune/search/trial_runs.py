@@ -168,7 +168,7 @@ class TrialRunner:
                 trial.report(self.task.sign * value, epoch)
             twin.report(value, epoch)  # the mirror minimises adamtune's own values
             self.observer.epoch_finished(trial.number, epoch, epochs, value)
-            if not may_stop(i):
+            if not may_stop(i) or epoch == epochs - 1:  # after the last epoch nothing is saved
                 return False
             # Hyperband keeps rung bookkeeping in the study and brackets by trial number, so
             # it is asked on the study itself; the median pruner is asked on the mirror.

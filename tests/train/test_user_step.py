@@ -403,3 +403,29 @@ def test_a_function_from_a_script_warns_that_later_commands_cannot_import_it(
     script_level.__qualname__ = "script_level"
     assert import_path(script_level) == "__main__:script_level"
     assert "commands run later (adamtune verify" in caplog.text
+
+
+def test_a_trial_that_reached_its_last_epoch_is_never_pruned(
+    write_config: Callable[..., Path], user_module: WriteModule
+) -> None:
+    """Stopping after the last epoch saves nothing: a trial that ran them all is complete,
+    even where the pruner would call its last value bad."""
+    module = user_module(
+        """\
+        import math
+
+        def worse_at_the_end(ctx):
+            bad = abs(math.log10(ctx.params["lr"]) + 3)  # 0 for Adam's default lr
+            for epoch in range(ctx.epochs):
+                ctx.report(epoch, bad if epoch == ctx.epochs - 1 else 5.0)
+        """
+    )
+    text = config(module, "last", trials=16, extra="  stages: [{params: [lr]}]\n")
+    text = text.replace("train_own_loss", "worse_at_the_end")
+    path = write_config(text.replace("  epochs: 4", "  epochs: 4\n  objective: last"))
+
+    assert invoke("search", str(path)).exit_code == 0
+    trials = trials_of("last")
+    assert len(trials) == 16
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert all(len(t.user_attrs["val_curve"]) == 4 for t in trials)
