@@ -51,6 +51,8 @@ below the defaults' (a task where no peer gets there passes as "vacuous").
     OMP_NUM_THREADS=1 python benchmarks/quality.py --tasks wine moons --seeds 1 --trials 12 \\
         --rescore-seeds 2
     python benchmarks/quality.py --methods random tpe gp defaults --json q.json --plot q.png
+    # five more search seeds (5-9) beside a run of seeds 0-4, without re-running those:
+    python benchmarks/quality.py --first-seed 5 --seeds 5 --json q59.json --merge q.json
 
 ``--json PATH`` writes every raw number (per task, budget, method and seed: the winner, the
 search's best and default values, each re-scoring seed's loss, times; +inf as null);
@@ -273,6 +275,16 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--seeds", type=int, default=5, help="search seeds 0..N-1")
     parser.add_argument(
+        "--first-seed", type=int, default=0, help="search seeds S..S+N-1 instead (with --merge)"
+    )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="earlier --json files: their results join this run's (this run's win a tie)",
+    )
+    parser.add_argument(
         "--rescore-seeds",
         type=int,
         default=5,
@@ -335,7 +347,7 @@ def main() -> None:
     for name in args.tasks:
         task = TASKS[name]
         per_budget = results.setdefault(name, {b: {} for b in args.trials})
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             if "defaults" in args.methods:  # the same for every budget: re-scored once
                 plain = rescore(task, seed, Winner(params=dict(ADAM_DEFAULTS)), args.rescore_seeds)
                 for per_method in per_budget.values():
@@ -358,6 +370,8 @@ def main() -> None:
                         flush=True,
                     )
     elapsed = time.perf_counter() - began
+    for path in args.merge:
+        merge(results, json.loads(path.read_text()), args)
 
     print(
         f"quality: budgets {args.trials}, search seeds {args.seeds}, rescore seeds "
@@ -395,6 +409,34 @@ def main() -> None:
         plot(cells, args.plot)
     if args.json:
         write_json(args, elapsed, results, cells, checks)
+
+
+def merge(
+    results: dict[str, dict[int, dict[str, list[Result]]]],
+    earlier: dict[str, Any],
+    args: argparse.Namespace,
+) -> None:
+    """Add an earlier run's results (of this run's tasks, budgets and methods) for the search
+    seeds this run did not make: more seeds without re-running the ones already measured."""
+    for name, per_budget in earlier["results"].items():
+        if name not in args.tasks:
+            continue
+        for budget_text, per_method in per_budget.items():
+            budget = int(budget_text)
+            if budget not in args.trials:
+                continue
+            for method, rows in per_method.items():
+                mine = results.setdefault(name, {}).setdefault(budget, {}).setdefault(method, [])
+                have = {r.seed for r in mine}
+                for row in rows:
+                    if row["seed"] in have:
+                        continue
+                    fields = {k: row[k] for k in Winner.__dataclass_fields__ if k in row}
+                    rescored = [math.inf if v is None else v for v in row["rescored"]]  # JSON
+                    mine.append(
+                        Result(row["seed"], Winner(**fields), rescored, row["rescore_seconds"])
+                    )
+                mine.sort(key=lambda r: r.seed)
 
 
 def write_json(
