@@ -251,6 +251,13 @@ def _brief(params: dict[str, Any]) -> str:
     return text + (" amsgrad" if params["amsgrad"] else "")
 
 
+def _plain_setting(value: Any) -> Any:
+    """An option's value for JSON: paths (``--json``, ``--merge``'s list) as text."""
+    if isinstance(value, list):
+        return [_plain_setting(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
 def _json_number(value: Any) -> Any:
     """JSON has no infinity: a non-finite float becomes null, in containers too."""
     if isinstance(value, float):
@@ -447,7 +454,7 @@ def write_json(
     checks: dict[str, dict[int, dict[str, Any]]],
 ) -> None:
     raw = {
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "settings": {k: _plain_setting(v) for k, v in vars(args).items()},
         "seconds": elapsed,
         "tasks": {name: asdict(TASKS[name]) for name in results},
         "results": {

@@ -29,6 +29,7 @@ from adamtune.task.build import LossFn, Task
 from adamtune.task.data import Split, TaskData, TensorSplit
 from adamtune.train.engine import (
     EpochCallback,
+    Status,
     TrialOutcome,
     batches,
     evaluate,
@@ -103,7 +104,7 @@ class TrainContext:
     on_epoch: EpochCallback | None = field(default=None, repr=False)
     values: list[float] = field(default_factory=list, repr=False)  # lower is better
     train_losses: list[float] = field(default_factory=list, repr=False)
-    stopped: str | None = field(default=None, repr=False)  # pruned | diverged
+    stopped: Status | None = field(default=None, repr=False)  # pruned | diverged
 
     def evaluate(self) -> float:
         """The configured metric (``train.metric``) of ``model`` on the validation split, in
@@ -161,7 +162,7 @@ def train_user_step(
             f"{name} never stepped ctx.scheduler: call ctx.scheduler.step() once per epoch "
             f"when it is not None (this trial's lr schedule: {params.schedule.describe()})"
         )
-    outcome = TrialOutcome(status=ctx.stopped or "complete", value=None)  # type: ignore[arg-type]
+    outcome = TrialOutcome(status=ctx.stopped or "complete", value=None)
     outcome.val_curve = list(ctx.values)
     outcome.train_curve = list(ctx.train_losses)
     if outcome.status == "complete":
