@@ -144,6 +144,12 @@ class TrainConfig(Strict):
         return metric_label(self.metric)
 
 
+def sign_of_direction(maximize: bool) -> float:
+    """-1 for a maximised metric, else 1: the factor between a metric as the study states it
+    and adamtune's own values, which are "lower is better" everywhere."""
+    return -1.0 if maximize else 1.0
+
+
 def metric_label(metric: str) -> str:
     """A ``train.metric`` as output names it: ``val loss``, ``val accuracy``, ``val f1``."""
     name = metric.rpartition(":")[2].rpartition(".")[2]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from adamtune.config.schema import sign_of_direction
 from adamtune.search.rows import TrialRow
 from adamtune.search.selection import Selection, stage_pick
 from adamtune.train.schedules import Schedule
@@ -94,7 +95,7 @@ def decay_answer(
         kind, value = row.params.schedule.kind, row.loss
         known = per.get(kind)
         per[kind] = value if known is None else (known if value is None else min(known, value))
-    sign = -1.0 if maximize else 1.0
+    sign = sign_of_direction(maximize)
     shown = {k: None if v is None else sign * v for k, v in per.items()}
     points = [(pick.incumbent_fit, incumbent), *pick.ranked]
     constant = min(f for f, r in points if r.params and not r.params.schedule.decays)

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from adamtune.config.schema import sign_of_direction
 from adamtune.search.rows import TrialRow
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ def _maximized(rows: Sequence[TrialRow]) -> bool:
 def _limit_to_finite(ax: Axes, values: Sequence[float | None], maximize: bool = False) -> None:
     """Keep a few far-off bad values (huge losses of a too-high lr) from flattening the rest;
     for a maximised metric the bad values are the low ones."""
-    sign = -1.0 if maximize else 1.0
+    sign = sign_of_direction(maximize)
     finite = sorted(sign * v for v in values if v is not None and math.isfinite(v))
     if len(finite) >= 4:
         top = finite[int(0.9 * (len(finite) - 1))]

@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 from pydantic import ValidationError
 
-from adamtune.config.schema import SearchConfig
+from adamtune.config.schema import SearchConfig, sign_of_direction
 from adamtune.errors import NoCompletedTrialError
 from adamtune.insight.decay import DecayAnswer, decay_answer
 from adamtune.search.lr_auto import AutoRange, stored_range
@@ -218,7 +218,7 @@ def best_result(study: optuna.Study, storage: str = "") -> BestResult:
     noise_seeds = len(selection.defaults.values)
     stage, winner, defaults = found
     maximize = maximized(study)
-    sign = -1.0 if maximize else 1.0
+    sign = sign_of_direction(maximize)
     metric = metric_of(study)
     return BestResult(
         study=study.study_name,

@@ -18,6 +18,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from adamtune.config.schema import sign_of_direction
 from adamtune.search import stats
 from adamtune.search.plan import BASELINE
 from adamtune.search.rows import TrialRow, finite_or_none
@@ -223,7 +224,7 @@ def _judge(result: Verification) -> None:
         result.verdict = "same_params"
         return
 
-    sign = -1.0 if best.maximize else 1.0
+    sign = sign_of_direction(best.maximize)
 
     def score(v: float | None) -> float:  # lower is better
         return sign * v if v is not None else math.inf

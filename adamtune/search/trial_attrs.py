@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from adamtune.config.schema import sign_of_direction
+
 STAGE = "stage"  # the stage the trial belongs to (defaults, lr, ..., noise, confirm)
 ADAM = "adam"  # its full parameter set, as ``AdamParams.as_dict``
 WORKER = "worker"  # host:pid of the worker that ran it
@@ -43,7 +45,7 @@ def asked(
 def sign_of(user_attrs: dict[str, Any]) -> float:
     """-1 for a trial of a study that maximises its metric, else 1: the factor between its
     stored values and adamtune's own "lower is better" ones."""
-    return -1.0 if user_attrs.get(MAXIMIZED) else 1.0
+    return sign_of_direction(bool(user_attrs.get(MAXIMIZED)))
 
 
 def rerun(stage: str, slot: int, confirms: int, of: str, retry_of: int | None) -> dict[str, Any]:

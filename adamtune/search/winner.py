@@ -12,6 +12,7 @@ from typing import Any
 
 import optuna
 
+from adamtune.config.schema import sign_of_direction
 from adamtune.search.plan import BASELINE, CONFIRM, NOISE
 from adamtune.search.rows import TrialRow, maximized, trial_rows
 from adamtune.search.selection import Measured, Selection, select, verdict
@@ -58,7 +59,7 @@ def winner_record(study: optuna.Study) -> dict[str, Any] | None:
     stage, winner, defaults = found
     finite = math.isfinite(defaults.mean)
     maximize = maximized(study)
-    sign = -1.0 if maximize else 1.0  # the values as the study states them
+    sign = sign_of_direction(maximize)  # the values as the study states them
     return {
         "trial": winner.trial,
         "stage": stage,

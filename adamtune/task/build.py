@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adamtune.config.schema import Settings, check_device, is_import_path
+from adamtune.config.schema import Settings, check_device, is_import_path, sign_of_direction
 from adamtune.errors import ConfigError, OptionError
 from adamtune.task.data import TaskData, TensorSplit, load_splits
 from adamtune.task.metrics import MetricFn, pick_metric
@@ -83,7 +83,7 @@ class Task:
     @property
     def sign(self) -> float:
         """-1 when the metric is maximised: adamtune's own values are "lower is better"."""
-        return -1.0 if self.settings.config.train.maximize else 1.0
+        return sign_of_direction(self.settings.config.train.maximize)
 
     def judged(self, out: torch.Tensor, y: torch.Tensor) -> float:
         """A trial's value (lower is better) from the model's outputs on a whole validation
