@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from adamtune.config.schema import sign_of_direction
 from adamtune.errors import OptionError
 from adamtune.search import trial_attrs
 from adamtune.search.study import stage_of, status_of
@@ -32,7 +33,7 @@ class TrialRow:
     @property
     def loss(self) -> float | None:
         """The value as adamtune compares values: lower is better."""
-        return None if self.value is None else (-self.value if self.maximized else self.value)
+        return None if self.value is None else sign_of_direction(self.maximized) * self.value
 
     def as_dict(self) -> dict[str, Any]:
         return {

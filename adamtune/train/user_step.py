@@ -16,17 +16,16 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from adamtune.task.build import LossFn, Task
-from adamtune.task.data import Split, TaskData, TensorSplit
+from adamtune.task.data import TaskData
 from adamtune.train.engine import (
     EpochCallback,
     Status,
@@ -35,6 +34,7 @@ from adamtune.train.engine import (
     evaluate,
     make_optimizer,
     objective,
+    val_chunks,
 )
 from adamtune.train.params import AdamParams
 from adamtune.train.schedules import make_scheduler
@@ -48,34 +48,21 @@ class StopTrial(BaseException):  # noqa: N818 (named for what the function shoul
 
 
 class Batches:
-    """A loader over one split: each pass yields ``(x, y)`` batches on the trial's device; the
-    training split reshuffles every pass in the seed's own order (the same for every trial of
-    the seed), the validation split keeps its order."""
+    """A loader over one split: each pass yields ``(x, y)`` batches on the trial's device, as
+    the engine takes them (``engine.batches``, ``engine.val_chunks``): the training split
+    reshuffles every pass in the seed's own order (the same for every trial of the seed), the
+    validation split keeps its order."""
 
     def __init__(
-        self,
-        split: Split,
-        batch_size: int,
-        device: torch.device,
-        generator: torch.Generator | None = None,
+        self, passes: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]], count: int
     ) -> None:
-        self.split, self.batch_size, self.device = split, batch_size, device
-        self.generator = generator
+        self._passes, self._count = passes, count
 
     def __len__(self) -> int:
-        return math.ceil(len(self.split) / self.batch_size)  # type: ignore[arg-type]
+        return self._count
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        if self.generator is not None:
-            yield from batches(self.split, self.batch_size, self.generator, self.device)
-        elif isinstance(self.split, TensorSplit):
-            for i in range(0, len(self.split), self.batch_size):
-                x = self.split.x[i : i + self.batch_size]
-                y = self.split.y[i : i + self.batch_size]
-                yield x.to(self.device), y.to(self.device)
-        else:
-            for x, y in DataLoader(self.split, batch_size=self.batch_size):
-                yield x.to(self.device), y.to(self.device)
+        return self._passes()
 
 
 @dataclass
@@ -185,14 +172,19 @@ def context(
     random.seed(seed)
     np.random.seed(seed % 2**32)
     batch_size = cfg.data.batch_size
+    generator = torch.Generator().manual_seed(seed)  # the seed's batch order, pass by pass
     return TrainContext(
         model=model,
         optimizer=optimizer,
         scheduler=make_scheduler(optimizer, params.schedule, cfg.train.epochs),
         train_loader=Batches(
-            data.train, batch_size, task.device, torch.Generator().manual_seed(seed)
+            lambda: batches(data.train, batch_size, generator, task.device),
+            math.ceil(len(data.train) / batch_size),  # type: ignore[arg-type]
         ),
-        val_loader=Batches(data.val, batch_size, task.device),
+        val_loader=Batches(
+            lambda: val_chunks(task, data, batch_size),
+            math.ceil(len(data.val) / batch_size),  # type: ignore[arg-type]
+        ),
         device=task.device,
         epochs=cfg.train.epochs,
         seed=seed,
