@@ -7,11 +7,12 @@ that takes 10 s alone took 97 s. This times the whole command
 folder), from outside, for each variant, alone and then beside
 ``python -c "while True: pass"`` (started just before, killed just after), back to back:
 
-  default       as adamtune runs it: one torch thread for a model this small
+  default       as adamtune runs it: torch's threads follow the load (train/threads.py: the
+                cores other processes leave free, looked at between epochs)
+  one           --threads 1: the default before the load was followed (for models this small)
   two-spinning  --threads 2 with OpenMP's default waiting (OMP_WAIT_POLICY empty: its threads
-                spin for a while before they sleep), as every search ran before
-  two-passive   --threads 2 with OMP_WAIT_POLICY=PASSIVE (what adamtune sets unless the user
-                set it): waiting threads sleep at once
+                spin for a while before they sleep), as every search ran before either
+  two-passive   --threads 2 with OMP_WAIT_POLICY=PASSIVE: waiting threads sleep at once
 
 It prints seconds and the ratio neighbour / alone per variant (the issue's bar: 1.5x).
 
@@ -33,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {
     "default": ({}, []),
+    "one": ({}, ["--threads", "1"]),
     "two-spinning": ({"OMP_WAIT_POLICY": ""}, ["--threads", "2"]),
     "two-passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, ["--threads", "2"]),
 }
@@ -58,7 +60,8 @@ def timed(trials: int, env: dict[str, str], args: list[str], busy: bool) -> floa
                 "--quiet",
                 *args,
             ]
-            clean = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+            unset = ("OMP_WAIT_POLICY", "ADAMTUNE_THREADS")
+            clean = {k: v for k, v in os.environ.items() if k not in unset}
             began = time.perf_counter()
             subprocess.run(
                 command,

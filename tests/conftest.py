@@ -43,9 +43,12 @@ search:
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test runs in its own empty directory (adamtune.db lands there) with fixed seeds."""
+    """Every test runs in its own empty directory (adamtune.db lands there) with fixed seeds,
+    on one torch thread: threads that followed the machine's load would make a lone trial's
+    last bits depend on what else the machine runs (tests/train/test_threads.py tests that)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ADAMTUNE_STORAGE", raising=False)
+    monkeypatch.setenv("ADAMTUNE_THREADS", "1")
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)

@@ -303,11 +303,15 @@ def _main(
 
 
 def main() -> None:
-    # torch's OpenMP threads spin while they wait for each other by default; beside one busy
-    # process on 2 cores, spinning threads took turns with it and a 10 s search took 97 s.
-    # Passive waiting costs nothing alone (benchmarks/bench_neighbour.py). Read once, when
-    # torch loads: here, before any command imports it. A value the user set is kept.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # torch's OpenMP threads spin while they wait for each other; beside one busy process on 2
+    # cores, spinning threads took turns with it and a 10 s search took 97 s. Where the search
+    # follows the machine's load (train/threads.py), it drops to one thread beside a
+    # neighbour, and spinning is what makes two threads pay when the machine is idle (passive
+    # waiting made two threads slower than one). Where the load cannot be read, threads
+    # sleep while they wait. Read once, when torch loads: here, before any command imports
+    # it. A value the user set is kept.
+    if not os.path.exists("/proc/stat"):
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         sys.exit(app())
     finally:

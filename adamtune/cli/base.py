@@ -155,7 +155,8 @@ CpuThreadsOpt = Annotated[
     typer.Option(
         "--threads",
         min=1,
-        help="torch CPU threads (default: 1 for a small model on CPU, else torch's).",
+        help="torch CPU threads (default: the cores other processes leave free; also "
+        "$ADAMTUNE_THREADS).",
     ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Plain one-line-per-trial logs.")]

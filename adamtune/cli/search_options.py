@@ -42,8 +42,8 @@ ThreadsOpt = Annotated[
     int | None,
     typer.Option(
         min=1,
-        help="torch CPU threads per worker (default: 1 for a small model on CPU, else "
-        "torch's; cores / jobs).",
+        help="torch CPU threads per worker (default: the cores other processes leave free, "
+        "looked at between epochs; cores / jobs with --jobs; also $ADAMTUNE_THREADS).",
     ),
 ]
 

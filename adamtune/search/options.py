@@ -58,8 +58,8 @@ class SearchOptions:
     take_over: bool = False  # fail the running trials of other workers (known to be gone)
     heartbeat: int = HEARTBEAT  # seconds; a trial silent for three is taken for dead
     poll: float = 0.05  # seconds between looks while waiting for other workers' trials
-    threads: int | None = None  # torch CPU threads (None: 1 for a small model on CPU, else
-    # torch's default shared out among this host's workers)
+    threads: int | None = None  # torch CPU threads (None: $ADAMTUNE_THREADS, else the cores
+    # other processes leave free: train/threads.py)
 
     def __post_init__(self) -> None:
         for name, value in self.by_api_name().items():

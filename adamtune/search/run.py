@@ -49,6 +49,7 @@ from adamtune.search.workers import (
     take_over,
 )
 from adamtune.task.build import Task, build_task
+from adamtune.train import threads
 from adamtune.train.engine import warm_up
 from adamtune.train.sizing import batch_size, use_threads
 
@@ -122,9 +123,9 @@ def run_search(
     """Run (or resume) the study that ``settings`` describe, up to its total budget, beside any
     other workers searching it."""
     task = build_task(settings, options.device)  # data and model are checked before storage
-    threads = use_threads(task, options.threads)
-    if threads:
-        options = replace(options, threads=threads)
+    pinned = use_threads(task, options.threads)
+    if pinned:
+        options = replace(options, threads=pinned)
     warm_up()
     storage = open_storage(options.storage, **storage_options(options.heartbeat))
     observer = observer or SearchObserver()
@@ -222,7 +223,8 @@ def _loop(
 ) -> SearchRun:
     began, waits = clock(), 0
     failing: list[str] = []  # how the trials (or batches) failed, while they fail in a row
-    cores = CoreShare() if options.threads is None else None
+    # Threads that follow the load already leave a sibling worker its cores.
+    cores = CoreShare() if options.threads is None and not threads.following() else None
     sampling = StageSampler(ctx.config, batched=ctx.batch > 1)
     # Stages that searched and confirmed all they could, under budget: the rest of their
     # budget goes to the stages after them.

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from adamtune.errors import first_line
 from adamtune.task.build import Task
 from adamtune.task.data import Split, TaskData, TensorSplit
+from adamtune.train import threads
 from adamtune.train.params import AdamParams
 from adamtune.train.schedules import make_scheduler
 
@@ -217,6 +218,7 @@ def train_trial(
     runs = [_Run(task, seed, params, data) for seed, data in task.runs(slot)]
     outcome = TrialOutcome(status="complete", value=None)
     for epoch in range(task.settings.config.train.epochs):
+        threads.pace()
         train_losses = [run.train_epoch() for run in runs]
         if not all(math.isfinite(t) for t in train_losses):
             outcome.status = "diverged"

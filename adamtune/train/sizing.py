@@ -7,8 +7,10 @@ import os
 
 import torch
 
+from adamtune.errors import ConfigError
 from adamtune.task.build import Task
 from adamtune.train.batched import unbatchable
+from adamtune.train.threads import TORCH_DEFAULT, follow_load, pin
 
 # ``batch: auto``. Measured on 2 CPU cores (benchmarks/README.md, bench_engine.py): batching K
 # trials pays while the K weight rows stay small; against one at a time, 32 rows of a
@@ -32,24 +34,40 @@ def auto_batch(task: Task) -> int:
     return k if k >= _AUTO_MIN else 1
 
 
-# Below this many parameters a CPU trial is per-op overhead, not arithmetic: one thread trains
-# it as fast as two (within 10% on the quickstart), and, unlike two, it keeps that speed beside
+# Where the load cannot be followed (no /proc/stat): below this many parameters a CPU trial is
+# per-op overhead more than arithmetic, and one thread, unlike two, keeps its speed beside
 # another busy process (benchmarks/bench_neighbour.py).
 _ONE_THREAD_PARAMS = 1_000_000
+THREADS_ENV = "ADAMTUNE_THREADS"
 
 
 def cpu_threads(task: Task) -> int | None:
-    """torch's CPU threads for a search of ``task`` when the user chose none: one for a small
-    model on the CPU, else None (torch's default, shared out among local workers)."""
+    """torch's CPU threads for ``task`` where the load cannot be followed and the user chose
+    none: one for a small model on the CPU, else None (torch's default)."""
     return 1 if task.device.type == "cpu" and task.n_params < _ONE_THREAD_PARAMS else None
 
 
+def env_threads() -> int | None:
+    """``$ADAMTUNE_THREADS``: the same as ``--threads``, for every command."""
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{THREADS_ENV}: must be a whole number >= 1 (got {text!r})")
+    return int(text)
+
+
 def use_threads(task: Task, threads: int | None = None) -> int | None:
-    """Set torch's CPU threads for training ``task``: ``threads`` when given, else
-    ``cpu_threads``'s choice; returns the number set (None: torch's default kept)."""
+    """Set torch's CPU threads for training ``task``: ``threads`` (or ``$ADAMTUNE_THREADS``)
+    when given; else, on the CPU, follow the machine's load (``threads.follow_load``), or
+    where it cannot be read, ``cpu_threads``'s choice. Returns the number pinned (None: the
+    load is followed, or torch's default kept)."""
+    threads = threads or env_threads()
+    if not threads and task.device.type == "cpu" and follow_load(TORCH_DEFAULT) is not None:
+        return None
     threads = threads or cpu_threads(task)
     if threads:
-        torch.set_num_threads(threads)
+        pin(threads)
     return threads
 
 

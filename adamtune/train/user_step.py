@@ -26,6 +26,7 @@ from torch import nn
 
 from adamtune.task.build import LossFn, Task
 from adamtune.task.data import TaskData
+from adamtune.train import threads
 from adamtune.train.engine import (
     EpochCallback,
     Status,
@@ -116,6 +117,7 @@ class TrainContext:
         if not math.isfinite(value):
             self.stopped = "diverged"
             raise StopTrial(f"value {value} is not finite")
+        threads.pace()  # between epochs: the function's next one trains on what is free
         self.values.append(self.task.sign * value)
         if train_loss is not None:
             self.train_losses.append(float(train_loss))

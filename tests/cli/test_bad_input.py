@@ -356,6 +356,14 @@ CASES = [
         env={"ADAMTUNE_STORAGE": "sqlite:/x.db"},
     ),
     Case(
+        "ADAMTUNE_THREADS not a number",
+        tiny(),
+        ("search", "{config}"),
+        2,
+        "ADAMTUNE_THREADS: must be a whole number >= 1 (got 'two')",
+        env={"ADAMTUNE_THREADS": "two"},
+    ),
+    Case(
         "unreachable database",
         tiny(),
         ("search", "{config}", "--storage", "postgresql://tuner:hunter2@127.0.0.1:9/studies"),

@@ -1,0 +1,131 @@
+"""torch's CPU threads, following what the rest of the machine leaves free.
+
+On an idle 2-core machine two threads train a batch of small models 1.5x faster than one, but
+beside one busy process they are a disaster: OpenMP threads spin while they wait for each
+other, take turns with the neighbour, and a 10 s search took 97 s (benchmarks/README.md). No
+fixed number is right for both, and neighbours come and go during a search, so the search
+looks, between epochs (at most every ``_INTERVAL`` seconds), at how much CPU time the rest of
+the machine took since the last look (the busy time of this process's CPUs in ``/proc/stat``,
+less this process's own), and trains on the cores left free: every one when the machine is
+idle, one fewer per core the neighbours keep busy, never fewer than one. Where there is no
+``/proc/stat`` (macOS, Windows) nothing follows the load and the fixed choice stands.
+
+Thread counts round floats differently in some kernels (a lone trial's losses may move in the
+last bits when its thread count changes; a batch of trials trains alike on one thread or two),
+so a bit-for-bit rerun pins the count: ``--threads N`` or ``ADAMTUNE_THREADS=N``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+
+import torch
+
+log = logging.getLogger(__name__)
+
+TORCH_DEFAULT = torch.get_num_threads()  # before anything here changed it: the physical cores
+_INTERVAL = 0.5  # seconds between looks: long enough for /proc/stat's 10 ms ticks to add up
+_PROC_STAT = "/proc/stat"
+# /proc/stat's columns after the name: user nice system idle iowait irq softirq steal ...
+_BUSY = (0, 1, 2, 5, 6, 7)  # idle and iowait are free time; steal is a neighbour too
+
+
+def busy_seconds(cpus: frozenset[int]) -> float | None:
+    """Seconds ``cpus`` have been busy since boot, all processes together; None where
+    ``/proc/stat`` cannot be read."""
+    try:
+        with open(_PROC_STAT, encoding="ascii") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    ticks = 0
+    for line in lines:
+        name, _, rest = line.partition(" ")
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            fields = rest.split()
+            ticks += sum(int(fields[i]) for i in _BUSY if i < len(fields))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def threads_for(free: float, current: int, most: int) -> int:
+    """The thread count for ``free`` idle cores, moving from ``current`` only when the change
+    is clear (a neighbour that takes half a core on and off must not flip it every look)."""
+    if free < current - 0.5:
+        return max(1, min(most, round(free)))
+    if free >= current + 0.75:
+        return max(1, min(most, math.floor(free + 0.25)))
+    return current
+
+
+class LoadFollower:
+    """Sets torch's threads from the load the rest of the machine put on this process's CPUs
+    since the last look (``pace``)."""
+
+    def __init__(
+        self,
+        most: int,
+        cpus: frozenset[int],
+        *,
+        busy: Callable[[frozenset[int]], float | None] = busy_seconds,
+        own: Callable[[], float] = time.process_time,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.most, self.cpus = most, cpus
+        self._busy, self._own, self._clock = busy, own, clock
+        self.threads = 1  # until the first look: safe beside a neighbour
+        torch.set_num_threads(1)
+        self._then = (clock(), busy(cpus) or 0.0, own())
+
+    def pace(self) -> None:
+        """Look again if ``_INTERVAL`` has passed, and change the thread count if the free
+        cores say so."""
+        now = self._clock()
+        then, busy_then, own_then = self._then
+        if now - then < _INTERVAL:
+            return
+        busy, own = self._busy(self.cpus), self._own()
+        if busy is None:
+            return
+        self._then = (now, busy, own)
+        others = max(0.0, (busy - busy_then) - (own - own_then)) / (now - then)
+        wanted = threads_for(len(self.cpus) - others, self.threads, self.most)
+        if wanted != self.threads:
+            log.debug("other processes used %.2f cores: %d torch threads", others, wanted)
+            torch.set_num_threads(wanted)
+            self.threads = wanted
+
+
+_follower: LoadFollower | None = None
+
+
+def follow_load(most: int) -> LoadFollower | None:
+    """Let torch's threads follow the machine's load from now on (at most ``most``); None,
+    and nothing changed, where the load cannot be read."""
+    global _follower
+    cpus = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    if not cpus or busy_seconds(cpus) is None:
+        _follower = None
+        return None
+    _follower = LoadFollower(max(1, min(most, len(cpus))), cpus)
+    return _follower
+
+
+def pin(threads: int) -> None:
+    """A fixed thread count: the load is no longer followed."""
+    global _follower
+    _follower = None
+    torch.set_num_threads(threads)
+
+
+def following() -> bool:
+    return _follower is not None
+
+
+def pace() -> None:
+    """Called between epochs: adjust the threads to the load, when it is followed."""
+    if _follower is not None:
+        _follower.pace()

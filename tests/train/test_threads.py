@@ -1,0 +1,136 @@
+"""torch's threads following the machine's load (train/threads.py), with the load, the clock
+and this process's CPU time given by the test: nothing here depends on what the machine runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import MakeTask
+
+from adamtune.errors import ConfigError
+from adamtune.train import threads
+from adamtune.train.sizing import use_threads
+from adamtune.train.threads import LoadFollower, busy_seconds, threads_for
+
+CPUS = frozenset({0, 1})
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads() -> object:
+    before = torch.get_num_threads()
+    yield
+    threads.pin(before)
+
+
+@pytest.mark.parametrize(
+    ("free", "current", "most", "wanted"),
+    [
+        (2.0, 1, 2, 2),  # an idle machine: every core
+        (1.0, 2, 2, 1),  # a neighbour keeps a core busy: one fewer
+        (1.4, 2, 2, 1),
+        (1.6, 2, 2, 2),  # a neighbour's short bursts do not flip it
+        (1.6, 1, 2, 1),  # ... either way
+        (0.1, 2, 2, 1),  # never fewer than one
+        (7.9, 2, 4, 4),  # never more than the cap
+        (5.0, 8, 8, 5),
+    ],
+)
+def test_threads_for_free_cores(free: float, current: int, most: int, wanted: int) -> None:
+    assert threads_for(free, current, most) == wanted
+
+
+class Machine:
+    """A fake two-core machine: the seconds its CPUs were busy, this process's own CPU
+    seconds, and a clock, advanced by ``run``."""
+
+    def __init__(self) -> None:
+        self.now, self.busy, self.own = 100.0, 5000.0, 10.0
+
+    def run(self, seconds: float, mine: float, others: float) -> None:
+        """``seconds`` of wall time in which this process used ``mine`` cores, the rest of
+        the machine ``others``."""
+        self.now += seconds
+        self.own += mine * seconds
+        self.busy += (mine + others) * seconds
+
+    def follower(self) -> LoadFollower:
+        return LoadFollower(
+            2, CPUS, busy=lambda cpus: self.busy, own=lambda: self.own, clock=lambda: self.now
+        )
+
+
+def test_the_threads_follow_a_neighbour_that_comes_and_goes() -> None:
+    machine = Machine()
+    follower = machine.follower()
+    assert follower.threads == 1 and torch.get_num_threads() == 1  # safe until it has looked
+    machine.run(0.6, mine=1.0, others=0.0)
+    follower.pace()
+    assert follower.threads == 2 and torch.get_num_threads() == 2  # the idle core is used
+    machine.run(0.6, mine=2.0, others=0.0)  # its own two spinning threads are not a neighbour
+    follower.pace()
+    assert follower.threads == 2
+    machine.run(0.6, mine=1.2, others=0.8)  # a busy process arrives and takes turns with it
+    follower.pace()
+    assert follower.threads == 1 and torch.get_num_threads() == 1
+    machine.run(0.6, mine=1.0, others=1.0)  # still there
+    follower.pace()
+    assert follower.threads == 1
+    machine.run(0.6, mine=1.0, others=0.0)  # gone
+    follower.pace()
+    assert follower.threads == 2
+
+
+def test_the_follower_looks_at_most_every_half_second() -> None:
+    machine = Machine()
+    follower = machine.follower()
+    for _ in range(4):  # epochs of 0.12 s: the load over 0.48 s is too few ticks to judge
+        machine.run(0.12, mine=1.0, others=0.0)
+        follower.pace()
+        assert follower.threads == 1
+    machine.run(0.12, mine=1.0, others=0.0)
+    follower.pace()
+    assert follower.threads == 2
+
+
+def test_busy_seconds_counts_this_process_cpus_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    stat = tmp_path / "stat"
+    stat.write_text(
+        "cpu  700 0 300 9000 50 0 0 0 0 0\n"
+        "cpu0 100 10 50 4000 20 5 5 30 0 0\n"  # busy: user nice system irq softirq steal
+        "cpu1 200 0 100 5000 30 0 0 0 0 0\n"
+        "cpu2 999 999 999 0 0 0 0 0 0 0\n"  # not ours
+        "intr 12345\n"
+    )
+    monkeypatch.setattr(threads, "_PROC_STAT", str(stat))
+    tick = os.sysconf("SC_CLK_TCK")
+    assert busy_seconds(CPUS) == pytest.approx((200 + 300) / tick)
+    assert busy_seconds(frozenset({0})) == pytest.approx(200 / tick)
+    monkeypatch.setattr(threads, "_PROC_STAT", str(tmp_path / "none"))
+    assert busy_seconds(CPUS) is None
+
+
+def test_a_search_follows_the_load_unless_threads_are_pinned(
+    make_task: MakeTask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    task = make_task()
+    monkeypatch.delenv("ADAMTUNE_THREADS")
+    if busy_seconds(frozenset({0})) is not None:
+        assert use_threads(task) is None and threads.following()
+        assert 1 <= torch.get_num_threads() <= threads.TORCH_DEFAULT
+    assert use_threads(task, 3) == 3 and not threads.following()  # --threads 3
+    assert torch.get_num_threads() == 3
+    monkeypatch.setenv("ADAMTUNE_THREADS", "2")
+    assert use_threads(task) == 2 and not threads.following()
+    monkeypatch.setenv("ADAMTUNE_THREADS", "0")
+    with pytest.raises(ConfigError, match="ADAMTUNE_THREADS: must be a whole number >= 1"):
+        use_threads(task)
+    # Where the load cannot be read (no /proc/stat), a small model keeps to one thread.
+    monkeypatch.delenv("ADAMTUNE_THREADS")
+    monkeypatch.setattr(threads, "_PROC_STAT", str(tmp_path / "none"))
+    assert use_threads(task) == 1 and not threads.following()
