@@ -40,6 +40,8 @@ class PlainProgress(SearchObserver):
             say(self.console, lr_range_line(start.lr_range))
         if start.batch > 1:
             say(self.console, batch_line(start))
+        if start.threads:
+            say(self.console, f"torch CPU threads: {start.threads}")
         if start.batch_note:
             say(self.console, start.batch_note)
 

@@ -177,6 +177,7 @@ def _run(
         batch_note,
         confirmation(config.search, total),
         lr_range,
+        threads.described(options.threads) if task.device.type == "cpu" else None,
     )
     observer.search_started(start)
     run = SearchRun(study.study_name, start.storage, start)

@@ -121,6 +121,15 @@ def pin(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def described(pinned: int | None) -> str:
+    """The CPU threads training uses, for the search's opening lines."""
+    if pinned:
+        return str(pinned)
+    if _follower is not None:
+        return f"follow the load: the cores other processes leave free, 1 to {_follower.most}"
+    return str(torch.get_num_threads())
+
+
 def following() -> bool:
     return _follower is not None
 

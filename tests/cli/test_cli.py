@@ -38,6 +38,7 @@ def test_search_then_best_end_to_end(write_config: Callable[..., Path]) -> None:
     result = invoke("search", str(path), "--quiet")
     assert result.exit_code == 0, result.output
     assert "trial 0 [defaults] complete" in result.stderr
+    assert "torch CPU threads: 1\n" in result.stderr  # conftest pins ADAMTUNE_THREADS=1
     assert "vs Adam's defaults" in result.stdout
     assert Path("adamtune.db").exists()  # the default storage, in the working directory
 

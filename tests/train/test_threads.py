@@ -123,6 +123,7 @@ def test_a_search_follows_the_load_unless_threads_are_pinned(
     if busy_seconds(frozenset({0})) is not None:
         assert use_threads(task) is None and threads.following()
         assert 1 <= torch.get_num_threads() <= threads.TORCH_DEFAULT
+        assert threads.described(None).startswith("follow the load")
     assert use_threads(task, 3) == 3 and not threads.following()  # --threads 3
     assert torch.get_num_threads() == 3
     monkeypatch.setenv("ADAMTUNE_THREADS", "2")
