@@ -107,7 +107,8 @@ def verify(
             raise NoCompletedTrialError(f"study {found.study_name!r} has no completed trial yet")
         task = build_task(settings, device)
         use_threads(task, threads)
-        err.print(f"retraining on {seeds} fresh seeds and splits ...", highlight=False)
+        fresh = "fresh seeds and splits" if task.fresh_splits else "fresh seeds"
+        err.print(f"retraining on {seeds} {fresh} ...", highlight=False)
         result = verify_study(found, task, seeds, selection, rows)
         if format is TextFormat.json:
             from adamtune.insight.formats import to_json

@@ -213,7 +213,7 @@ def verification_lines(result: Verification) -> list[str]:
     """``adamtune verify``'s answer: each parameter set's mean ± std, then the paired verdict."""
     first, last = result.slots[0], result.slots[-1]
     lines = [
-        f"study {result.study}: retrained on {len(result.slots)} fresh seeds and splits "
+        f"study {result.study}: retrained on {len(result.slots)} {result.retrained_on} "
         f"(slots {first}-{last})"
     ]
     for run in result.runs:

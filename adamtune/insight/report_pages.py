@@ -76,7 +76,7 @@ def param_rows(best: BestResult) -> list[list[str]]:
 
 
 def _verify_lines(v: Verification) -> list[str]:
-    out = [f"Retrained on {len(v.slots)} fresh seeds and splits:"]
+    out = [f"Retrained on {len(v.slots)} {v.retrained_on}:"]
     for run in v.runs:
         label = run.label.replace("_", "-")
         out.append(f"{label} (trial {run.trial}): {_num(run.mean)} ± {run.std:.2g}")

@@ -94,6 +94,14 @@ class Verification:
     p_value: float | None = None  # one-sided paired t-test, best better than the defaults
     wins: int = 0  # slots where the winner scored better than the defaults
     verdict: str = "not_established"  # holds | not_established | worse | same_params
+    fresh_splits: bool = True  # False: the user's data function kept its one split
+
+    @property
+    def retrained_on(self) -> str:
+        """What the slots varied: "fresh seeds and splits", or "fresh seeds"."""
+        if self.fresh_splits:
+            return "fresh seeds and splits"
+        return "fresh seeds (on the data function's own split)"
 
     def run(self, label: str) -> Verified | None:
         return next((r for r in self.runs if r.label == label), None)
@@ -124,6 +132,7 @@ class Verification:
             "wins": self.wins,
             "p_value": self.p_value,
             "verdict": self.verdict,
+            "fresh_splits": self.fresh_splits,
         }
 
     @classmethod
@@ -136,6 +145,7 @@ class Verification:
             data.get("p_value"),
             data.get("wins", 0),
             data.get("verdict", "not_established"),
+            data.get("fresh_splits", True),
         )
 
 
@@ -211,6 +221,7 @@ def verify(
             Verified(label, n, p, v, task.sign < 0)
             for (label, n, p), v in zip(entries, values, strict=True)
         ],
+        fresh_splits=task.fresh_splits,
     )
     _judge(result)
     study.set_user_attr(ATTR, result.as_dict())

@@ -103,11 +103,17 @@ class Task:
         cfg = self.settings.config
         return [cfg.seed + _SLOT_STRIDE * slot + r for r in range(cfg.train.repeats)]
 
+    @property
+    def fresh_splits(self) -> bool:
+        """Whether later seed slots draw fresh train/val splits: not with the user's own data
+        function, which returns its split as it is."""
+        return not is_import_path(self.settings.config.data.source)
+
     def splits_for(self, slot: int) -> list[TaskData]:
         """The train/val splits of seed slot ``slot``: the search's own for slot 0, a fresh
         split (or set of folds) drawn with the config seed + 1000 j for slot j > 0, so that
         noise and confirmation runs measure what moves with the split too."""
-        if slot == 0 or is_import_path(self.settings.config.data.source):
+        if slot == 0 or not self.fresh_splits:
             return self.folds or [self.data]
         if slot not in self._slot_splits:
             seed = self.settings.config.seed + _SLOT_STRIDE * slot

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import optuna
 import pytest
-from typer.testing import CliRunner
+from conftest import config_text
+from typer.testing import CliRunner, Result
 
 from adamtune.cli import app
 from adamtune.insight.verify import ATTR, FIRST_SLOT, Verification, Verified, _judge
 from adamtune.train.params import ADAM_DEFAULTS, AdamParams
 
 
-def invoke(*args: str) -> object:
+def invoke(*args: str) -> Result:
     return CliRunner().invoke(app, list(args))
 
 
@@ -46,6 +47,7 @@ def test_verify_retrains_three_sets_on_fresh_slots_and_stores_it(
         assert differ - {"amsgrad", "decoupled_weight_decay"}, (other, differ)
     assert all(len(r["values"]) == 3 for r in runs.values())
     assert data["verdict"] in ("holds", "not_established", "worse")
+    assert data["fresh_splits"] is True
     # Fresh slots: none of these values is one the study measured.
     study = optuna.load_study(study_name="tiny", storage=storage_url)
     seen = {t.value for t in study.trials}
@@ -103,3 +105,28 @@ def test_verify_needs_a_study_made_by_search(storage_url: str) -> None:
     )
     result = CliRunner().invoke(app, ["verify", "--storage", storage_url, "--study", "bare"])
     assert result.exit_code == 2 and "was not made by adamtune search" in result.output
+
+
+def test_verify_says_a_data_function_keeps_its_own_split(
+    write_config: Callable[..., Path], user_module: Callable[[str], str]
+) -> None:
+    # A data function returns its split as it is: fresh slots vary the seeds only, and verify
+    # must not claim fresh splits.
+    module = user_module("""
+        import torch
+
+        def make():
+            g = torch.Generator().manual_seed(0)
+            x = torch.randn(80, 4, generator=g)
+            y = (x[:, 0] > 0).long()
+            return (x[:60], y[:60]), (x[60:], y[60:])
+    """)
+    search = "search:\n  trials: 6\n  batch: 1\n  confirm: {seeds: 1}\n"
+    path = write_config(config_text(source=f"{module}:make", epochs=2, batch=16) + search)
+    assert invoke("search", str(path), "--quiet").exit_code == 0
+    result = invoke("verify", str(path), "--seeds", "2")
+    assert result.exit_code == 0, result.output
+    assert "retrained on 2 fresh seeds (on the data function's own split)" in result.stdout
+    assert "retraining on 2 fresh seeds ..." in result.stderr
+    data = json.loads(invoke("verify", str(path), "--seeds", "2", "-f", "json").stdout)
+    assert data["fresh_splits"] is False
