@@ -95,6 +95,7 @@ def verify(
     with _errors(debug):
         from adamtune.api import study_settings
         from adamtune.errors import NoCompletedTrialError
+        from adamtune.insight.verify import retrained_on
         from adamtune.insight.verify import verify as verify_study
         from adamtune.search.winner import study_selection
         from adamtune.task.build import build_task
@@ -107,8 +108,7 @@ def verify(
             raise NoCompletedTrialError(f"study {found.study_name!r} has no completed trial yet")
         task = build_task(settings, device)
         use_threads(task, threads)
-        fresh = "fresh seeds and splits" if task.fresh_splits else "fresh seeds"
-        err.print(f"retraining on {seeds} {fresh} ...", highlight=False)
+        err.print(f"retraining on {seeds} {retrained_on(task.fresh_splits)} ...", highlight=False)
         result = verify_study(found, task, seeds, selection, rows)
         if format is TextFormat.json:
             from adamtune.insight.formats import to_json

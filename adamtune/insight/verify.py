@@ -86,6 +86,14 @@ class Verified:
         )
 
 
+def retrained_on(fresh_splits: bool) -> str:
+    """What verify's slots vary: seeds and splits, or, with the user's data function (which
+    returns its one split), the seeds only."""
+    if fresh_splits:
+        return "fresh seeds and splits"
+    return "fresh seeds (on the data function's own split)"
+
+
 @dataclass
 class Verification:
     study: str
@@ -98,10 +106,7 @@ class Verification:
 
     @property
     def retrained_on(self) -> str:
-        """What the slots varied: "fresh seeds and splits", or "fresh seeds"."""
-        if self.fresh_splits:
-            return "fresh seeds and splits"
-        return "fresh seeds (on the data function's own split)"
+        return retrained_on(self.fresh_splits)
 
     def run(self, label: str) -> Verified | None:
         return next((r for r in self.runs if r.label == label), None)

@@ -24,7 +24,7 @@ class SearchStart:
     batch_note: str | None = None  # why a batch was asked for and not used
     confirm: Confirmation = field(default_factory=Confirmation)  # the final re-runs
     lr_range: AutoRange | None = None  # the range ``lr: auto`` searches
-    threads: str | None = None  # how many CPU threads train, e.g. "follow the load (1-2)"
+    threads: str | None = None  # the CPU threads that train (None on a GPU): threads.described
 
     @property
     def seeds(self) -> int:

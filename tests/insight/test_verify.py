@@ -127,6 +127,6 @@ def test_verify_says_a_data_function_keeps_its_own_split(
     result = invoke("verify", str(path), "--seeds", "2")
     assert result.exit_code == 0, result.output
     assert "retrained on 2 fresh seeds (on the data function's own split)" in result.stdout
-    assert "retraining on 2 fresh seeds ..." in result.stderr
+    assert "retraining on 2 fresh seeds (on the data function's own split) ..." in result.stderr
     data = json.loads(invoke("verify", str(path), "--seeds", "2", "-f", "json").stdout)
     assert data["fresh_splits"] is False
