@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from adamtune.task.build import Task
+from adamtune.train import threads
 from adamtune.train.engine import batches, make_optimizer
 from adamtune.train.params import ADAM_DEFAULTS, fixed_values
 
@@ -90,6 +91,7 @@ def _run(
     curve = RangeCurve([], [], [], "end")
     average, best = 0.0, math.inf
     for i, lr in enumerate(lrs):
+        threads.pace()  # a step is its unit of work: the test has no epochs
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = next(batches)
