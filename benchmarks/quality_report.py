@@ -36,7 +36,10 @@ class Cell:
 
     @property
     def span(self) -> float:
-        return statistics.median(self.spans)
+        """Over the seeds whose span is known: a result merged from a file written before
+        spans were recorded has 0 there (NaN when no seed has one)."""
+        known = [s for s in self.spans if s > 0]
+        return statistics.median(known) if known else math.nan
 
 
 def _gain(value: float, base: float) -> float | None:
