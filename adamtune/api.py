@@ -167,9 +167,11 @@ def find_study(
 
 def study_settings(study: optuna.Study, config: str | Path | None = None) -> Settings:
     """The settings a study ran with, from the config it stored (so that a config edited
-    since cannot change what is measured); relative paths from ``config``'s folder."""
+    since cannot change what is measured); relative paths and the user's modules from
+    ``config``'s folder, else from the folder of the config the study was searched with
+    (where it still exists on this machine), else from here."""
     from adamtune.errors import StudyNotFoundError
-    from adamtune.search.study import CONFIG_ATTR, METHOD_KEY
+    from adamtune.search.study import CONFIG_ATTR, CONFIG_DIR_ATTR, METHOD_KEY
 
     stored = study.user_attrs.get(CONFIG_ATTR)
     if not isinstance(stored, dict):
@@ -177,7 +179,12 @@ def study_settings(study: optuna.Study, config: str | Path | None = None) -> Set
             f"study {study.study_name!r} was not made by adamtune search (no stored config)"
         )
     stored = {k: v for k, v in stored.items() if k != METHOD_KEY}  # beside the config
-    return settings_from(stored, beside=Path(config).resolve() if config else None)
+    if config:
+        beside: Path | None = Path(config).resolve()
+    else:
+        folder = study.user_attrs.get(CONFIG_DIR_ATTR)
+        beside = Path(folder) / "adamtune-config.yaml" if folder and Path(folder).is_dir() else None
+    return settings_from(stored, beside=beside)
 
 
 def load_best(

@@ -35,7 +35,12 @@ from adamtune.search.rows import TrialRow, loss_of, row_of
 from adamtune.search.samplers import make_pruner
 from adamtune.search.steps import Context, Run, Step, Stop, Wait, done_per_stage, next_step
 from adamtune.search.storage import open_storage, release_storage, storage_errors, storage_failure
-from adamtune.search.study import CONFIG_ATTR, check_same_config, relevant_config
+from adamtune.search.study import (
+    CONFIG_ATTR,
+    CONFIG_DIR_ATTR,
+    check_same_config,
+    relevant_config,
+)
 from adamtune.search.trial_runs import Asked, TrialRunner
 from adamtune.search.winner import record_winner
 from adamtune.search.workers import (
@@ -107,6 +112,9 @@ def open_study(
         if CONFIG_ATTR not in study.user_attrs:
             study.set_user_attr(CONFIG_ATTR, relevant_config(settings.config))
             study.set_user_attr("adamtune_strategy", settings.config.search.strategy)
+        folder = str(settings.base_dir.resolve())
+        if study.user_attrs.get(CONFIG_DIR_ATTR) != folder:
+            study.set_user_attr(CONFIG_DIR_ATTR, folder)
         # On the roll before the lock is let go: from here on this worker holds the study (it
         # has checked its config and caches its trials), and a --fresh elsewhere must not
         # delete it in the moment before this worker's first trial.

@@ -21,6 +21,9 @@ from adamtune.search import trial_attrs
 from adamtune.search.plan import BASELINE
 
 CONFIG_ATTR = "adamtune_config"
+# The config's folder, where its relative paths and import paths are read: ``verify --study``
+# run from elsewhere reads them there. Not part of the config: a clone elsewhere resumes alike.
+CONFIG_DIR_ATTR = "adamtune_config_dir"
 # Not search-relevant: changing these never changes a trial's result (or only the budget).
 _NOT_RELEVANT = {
     ("name",),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -130,3 +131,35 @@ def test_verify_says_a_data_function_keeps_its_own_split(
     assert "retraining on 2 fresh seeds (on the data function's own split) ..." in result.stderr
     data = json.loads(invoke("verify", str(path), "--seeds", "2", "-f", "json").stdout)
     assert data["fresh_splits"] is False
+
+
+def test_verify_by_study_name_from_another_folder_finds_the_user_s_module(
+    write_config: Callable[..., Path],
+    user_module: Callable[[str], str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The study keeps its config's folder: verify --study, run elsewhere with no config,
+    # imports the data function from there (it used to fail: nothing put that folder on the
+    # import path).
+    module = user_module("""
+        import torch
+
+        def make():
+            g = torch.Generator().manual_seed(1)
+            x = torch.randn(80, 4, generator=g)
+            y = (x[:, 1] > 0).long()
+            return (x[:60], y[:60]), (x[60:], y[60:])
+    """)
+    search = "search:\n  trials: 4\n  batch: 1\n  confirm: {seeds: 1}\n"
+    path = write_config(config_text(source=f"{module}:make", epochs=2, batch=16) + search)
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    assert invoke("search", str(path), "--quiet", "--storage", url).exit_code == 0
+    sys.modules.pop(module)  # a fresh process would not have it, nor the folder on sys.path
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = invoke("verify", "--study", "tiny", "--storage", url, "--seeds", "2")
+    assert result.exit_code == 0, result.output
+    assert "retrained on 2 fresh seeds (on the data function's own split)" in result.stdout
