@@ -76,7 +76,9 @@ def test_a_worker_killed_mid_trial_leaves_its_trial_to_the_others_once(
         study_trials,
     )
 
-    path = write_config(SLOW_TRIALS.format(name="kill9", epochs=80, trials=30))
+    # Trials long enough to be caught mid-way: at 80 epochs (~0.3 s a trial) one run of a
+    # fresh clone's suite saw the worker finish every searched trial between two looks.
+    path = write_config(SLOW_TRIALS.format(name="kill9", epochs=160, trials=30))
     # Killed in whichever searched trial it trains first (the others may take a whole stage
     # while it runs noise trials); it is under way before they start.
     doomed = start_worker(path, postgres_url, "--batch", "1")
