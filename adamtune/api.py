@@ -46,6 +46,10 @@ class TuneResult:
         return self.best.params.torch_kwargs()
 
 
+# The file a config given as a mapping stands for: its folder is where relative paths lead.
+MAPPING_FILE = "adamtune-config.yaml"
+
+
 def settings_from(
     config: str | Path | Mapping[str, Any],
     overrides: Mapping[str, Any] | None = None,
@@ -55,7 +59,7 @@ def settings_from(
     keys are dotted (``"train.epochs"``) or use ``__`` (``train__epochs``). A mapping's
     relative paths (a CSV data source) are read from ``beside``'s folder, else from here."""
     if isinstance(config, Mapping):
-        path = beside or Path.cwd() / "adamtune-config.yaml"
+        path = beside or Path.cwd() / MAPPING_FILE
         doc = YamlDoc(_plain(config), "<config>")
     else:
         path = Path(config)
@@ -183,7 +187,7 @@ def study_settings(study: optuna.Study, config: str | Path | None = None) -> Set
         beside: Path | None = Path(config).resolve()
     else:
         folder = study.user_attrs.get(CONFIG_DIR_ATTR)
-        beside = Path(folder) / "adamtune-config.yaml" if folder and Path(folder).is_dir() else None
+        beside = Path(folder) / MAPPING_FILE if folder and Path(folder).is_dir() else None
     return settings_from(stored, beside=beside)
 
 

@@ -108,11 +108,11 @@ def test_verify_needs_a_study_made_by_search(storage_url: str) -> None:
     assert result.exit_code == 2 and "was not made by adamtune search" in result.output
 
 
-def test_verify_says_a_data_function_keeps_its_own_split(
-    write_config: Callable[..., Path], user_module: Callable[[str], str]
-) -> None:
-    # A data function returns its split as it is: fresh slots vary the seeds only, and verify
-    # must not claim fresh splits.
+def _data_function_study(
+    write_config: Callable[..., Path], user_module: Callable[[str], str], trials: int
+) -> tuple[str, Path]:
+    """A config whose data comes from a user's function (which returns its own split), and
+    the function's module name."""
     module = user_module("""
         import torch
 
@@ -122,8 +122,16 @@ def test_verify_says_a_data_function_keeps_its_own_split(
             y = (x[:, 0] > 0).long()
             return (x[:60], y[:60]), (x[60:], y[60:])
     """)
-    search = "search:\n  trials: 6\n  batch: 1\n  confirm: {seeds: 1}\n"
-    path = write_config(config_text(source=f"{module}:make", epochs=2, batch=16) + search)
+    search = f"search:\n  trials: {trials}\n  batch: 1\n  confirm: {{seeds: 1}}\n"
+    return module, write_config(config_text(source=f"{module}:make", epochs=2, batch=16) + search)
+
+
+def test_verify_says_a_data_function_keeps_its_own_split(
+    write_config: Callable[..., Path], user_module: Callable[[str], str]
+) -> None:
+    # A data function returns its split as it is: fresh slots vary the seeds only, and verify
+    # must not claim fresh splits.
+    _, path = _data_function_study(write_config, user_module, trials=6)
     assert invoke("search", str(path), "--quiet").exit_code == 0
     result = invoke("verify", str(path), "--seeds", "2")
     assert result.exit_code == 0, result.output
@@ -142,17 +150,7 @@ def test_verify_by_study_name_from_another_folder_finds_the_user_s_module(
     # The study keeps its config's folder: verify --study, run elsewhere with no config,
     # imports the data function from there (it used to fail: nothing put that folder on the
     # import path).
-    module = user_module("""
-        import torch
-
-        def make():
-            g = torch.Generator().manual_seed(1)
-            x = torch.randn(80, 4, generator=g)
-            y = (x[:, 1] > 0).long()
-            return (x[:60], y[:60]), (x[60:], y[60:])
-    """)
-    search = "search:\n  trials: 4\n  batch: 1\n  confirm: {seeds: 1}\n"
-    path = write_config(config_text(source=f"{module}:make", epochs=2, batch=16) + search)
+    module, path = _data_function_study(write_config, user_module, trials=4)
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     assert invoke("search", str(path), "--quiet", "--storage", url).exit_code == 0
     sys.modules.pop(module)  # a fresh process would not have it, nor the folder on sys.path
