@@ -15,7 +15,8 @@ Data flows one way through this package:
 - ``run``: ``run_search``, the loop that ties them together; ``events`` and ``options``: what
   it is given and what it tells (light: no torch);
 - ``local_workers``: ``--jobs N``, helper processes beside this one;
-- ``space``: how each parameter is searched (its Optuna coordinates);
+- ``space``: how each parameter is searched (its Optuna coordinates, and the windows around
+  the incumbent that re-tune lr and that the final local stage draws);
 - ``lr_auto``: the lr range of an ``lr: auto`` study, from the LR range test;
 - ``study``, ``rows``, ``storage``: the Optuna study, its trials as rows, where it lives;
   ``trial_attrs``: every key a trial records, and the records it gets;

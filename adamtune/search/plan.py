@@ -2,10 +2,12 @@
 many trials the final confirmation re-runs.
 
 Default order (staged): lr -> betas (beta1 + beta2) -> eps -> weight_decay (with decoupled
-decay) -> amsgrad -> schedule. Every stage after the one that searches lr re-tunes lr within
-3x of the incumbent's (``space.LR_FACTOR``: the schedule stage does so itself). A stage whose
-parameters are all fixed in the space is left out (``schedule: [none]`` drops the schedule
-stage).
+decay) -> amsgrad -> schedule, then, in a study of 60 trials or more, ``local``: lr, beta1,
+beta2 and weight decay drawn together within 3x of the incumbent's (``space.WINDOWS``). Every
+stage after the one that searches lr re-tunes lr within 3x of the incumbent's
+(``space.LR_FACTOR``: the schedule stage does so itself). A stage whose parameters are all
+fixed in the space is left out (``schedule: [none]`` drops the schedule stage); the local stage
+needs two of its four parameters searched.
 
 Budget rule. The study's ``trials`` include the baseline (trial 0, Adam's defaults) and the
 confirmation; the rest is split as follows:
@@ -14,15 +16,18 @@ confirmation; the rest is split as follows:
 - with fewer than 10 trials in all, only the first stage (normally lr) is tuned;
 - a stage of choices only (amsgrad with lr pinned) gets one trial per combination the
   incumbent does not already use: trials are deterministic, so a repeat would teach nothing;
-- the rest is shared by weight: lr 4, betas 3, weight_decay 3, schedule 2, eps 1, amsgrad 1,
-  rounded by largest remainder, ties to the earlier stage.
+- the rest is shared by weight: lr 4, betas 3, weight_decay 3, schedule 2, local 2, eps 1,
+  amsgrad 1, rounded by largest remainder, ties to the earlier stage. Under 60 trials there is
+  no local stage: measured on ``benchmarks/quality.py``, its trials gain more in the earlier
+  stages there.
 Explicit ``search.stages`` take their ``trials`` in order (cut off where the budget ends, and
 never more than a stage of choices can try); stages without ``trials`` share what is left
 equally; leftover budget goes to the last stage that searches a continuous parameter.
 When a study is resumed with a different total, stages already left behind keep the trials they
 had, the stages still to come share the new remainder in the fresh plan's proportions, and
 budget that no remaining stage can use goes to a final ``refine`` stage that searches every
-parameter jointly.
+parameter jointly; the local stage, when it is the last, takes it instead. A total raised
+to 60 or more adds the local stage, which shares the new trials with the stage in progress.
 """
 
 from __future__ import annotations
@@ -32,13 +37,16 @@ from dataclasses import dataclass
 
 from adamtune.config.schema import SearchConfig
 from adamtune.config.space import SpaceConfig
-from adamtune.search.space import LR_FACTOR, searched
+from adamtune.search.space import LR_FACTOR, WINDOWS, is_window, searched
 
 BASELINE = "defaults"
 REFINE = "refine"
 NOISE = "noise"  # Adam's defaults re-run on an extra seed slot
 CONFIRM = "confirm"  # a candidate re-run on an extra seed slot
 SMALL_STUDY = 10
+LOCAL = "local"  # the final stage: lr, betas and weight decay together, near the incumbent
+LOCAL_MIN = 60  # smaller studies have no local stage: their earlier stages need the trials
+_LOCAL_WEIGHT = 2
 CONFIRM_MIN = 30  # smaller studies measure no noise: the re-runs would take their budget
 _CONFIRM_SHARE = 0.2  # of the budget, at most, for the final confirmation
 _DEFAULT_STAGES: list[tuple[str, list[str], int]] = [
@@ -86,7 +94,7 @@ def capacity(params: tuple[str, ...] | list[str], space: SpaceConfig) -> int | N
     already measured); None when the stage searches a continuous parameter."""
     sizes = []
     for param in params:
-        if param == LR_FACTOR:
+        if is_window(param):
             return None
         value = getattr(space, param)
         if not isinstance(value, list) or param == "schedule":  # a schedule's end is continuous
@@ -117,7 +125,7 @@ def confirmation(search: SearchConfig, total: int) -> Confirmation:
     most, as many as a fifth of the budget re-runs on every extra slot beside the defaults
     (at least one)."""
     slots = confirm_seeds(search, total) - 1
-    if slots <= 0 or not _specs(search):
+    if slots <= 0 or not _specs(search, total):
         return Confirmation()
     fits = int(_CONFIRM_SHARE * total) // slots - 1
     return Confirmation(max(1, min(search.confirm.top, fits)), slots)
@@ -163,7 +171,11 @@ def _with_lr_factor(specs: list[_Spec], space: SpaceConfig) -> list[_Spec]:
     return out
 
 
-def _specs(search: SearchConfig) -> list[_Spec]:
+def _specs(
+    search: SearchConfig, total: int = LOCAL_MIN, ran: frozenset[str] = frozenset()
+) -> list[_Spec]:
+    """The stages before budgeting; a default staged study of ``total`` trials, 60 or more
+    (or one whose local stage has run: a lowered total keeps it), ends with the local stage."""
     live = searched(search.space)
     if search.strategy == "joint":
         return [_Spec("joint", tuple(live), 1.0)]
@@ -172,10 +184,13 @@ def _specs(search: SearchConfig) -> list[_Spec]:
             _Spec(s.name or "+".join(s.params), tuple(s.params), 1.0, s.trials)
             for s in search.stages
         ]
-    else:
-        specs = [_Spec(n, tuple(p for p in ps if p in live), w) for n, ps, w in _DEFAULT_STAGES]
-        specs = [s for s in specs if s.params]
-    return _with_lr_factor(specs, search.space)
+        return _with_lr_factor(specs, search.space)
+    specs = [_Spec(n, tuple(p for p in ps if p in live), w) for n, ps, w in _DEFAULT_STAGES]
+    specs = _with_lr_factor([s for s in specs if s.params], search.space)
+    windows = tuple(WINDOWS[p] for p in WINDOWS if p in live)
+    if (total >= LOCAL_MIN or LOCAL in ran) and len(windows) > 1:
+        specs.append(_Spec(LOCAL, windows, _LOCAL_WEIGHT))
+    return specs
 
 
 def schedule_stage(search: SearchConfig) -> str | None:
@@ -193,7 +208,7 @@ def _rest(search: SearchConfig, total: int) -> int:
 def make_plan(search: SearchConfig, total: int) -> list[Stage]:
     """The stages of a study of ``total`` trials (baseline and confirmation included), before
     any has run."""
-    specs = _specs(search)
+    specs = _specs(search, total)
     rest = _rest(search, total)
     if rest == 0 or not specs:
         return []
@@ -218,7 +233,7 @@ def replan(
     fresh = make_plan(search, total)
     # Stage order comes from the full structure: a small plan (under 10 trials) lists only
     # lr, yet a stage that already ran must stay closed when the total is lowered.
-    specs = _specs(search)
+    specs = _specs(search, total, frozenset(name for name, n in done.items() if n > 0))
     started = [i for i, s in enumerate(specs) if done.get(s.name, 0) > 0]
     if not started:
         return fresh
@@ -226,9 +241,15 @@ def replan(
     current = started[-1] + (specs[started[-1]].name in finished)
     last = len(specs) - 1
     before = sum(done.get(s.name, 0) for s in specs[:last])
-    if current == last and before + planned.get(specs[last].name, 0) != _rest(search, total):
+    if (
+        current == last
+        and specs[last].name != LOCAL
+        and done.get(specs[last].name, 0) > 0
+        and before + planned.get(specs[last].name, 0) != _rest(search, total)
+    ):
         # The last stage has run and the total changed since: it closes at what it ran, and
-        # the difference goes to a refine stage.
+        # the difference goes to a refine stage. The local stage instead takes it: it
+        # searches near the winner, which is what a raised total is for.
         current += 1
     closed = [Stage(s.name, s.params, done[s.name]) for s in specs[:current] if done.get(s.name)]
     rest = max(_rest(search, total) - sum(s.trials for s in closed), 0)

@@ -12,6 +12,12 @@ parameters; the schedule stage adds it itself): lr interacts with every other pa
 higher weight decay or a lower beta1 wants another lr), so each comparison is made at the best
 lr near the incumbent's, not at the incumbent's own (Google's Deep Learning Tuning Playbook:
 lr is the nuisance parameter of nearly every comparison).
+
+A staged study of 60 trials or more ends with a ``local`` stage that draws lr, beta1, beta2
+and weight decay together, each within 3x of the incumbent's (``1 - beta`` for the betas;
+weight decay only where the incumbent has some): the stages move one group at a time, and the
+joint neighbourhood of their pick holds gains none of them can reach alone. Its coordinates
+are the factors in ``WINDOWS``.
 """
 
 from __future__ import annotations
@@ -33,6 +39,15 @@ from adamtune.train.schedules import (
 
 LR_RETUNE = 3.0  # stages after lr re-tune it within this factor of the incumbent's
 LR_FACTOR = "lr_factor"  # the pseudo-parameter of a stage that re-tunes lr around the incumbent's
+# The pseudo-parameters that move a parameter within LR_RETUNE of the incumbent's, by the
+# parameter they move: the local stage draws them together.
+WINDOWS = {
+    "lr": LR_FACTOR,
+    "beta1": "beta1_factor",
+    "beta2": "beta2_factor",
+    "weight_decay": "weight_decay_factor",
+}
+_WINDOWED = {factor: param for param, factor in WINDOWS.items()}
 
 
 class Suggester(Protocol):
@@ -55,8 +70,8 @@ def coordinates(
     ``with_zero`` adds the on/off switch of weight decay; a staged search leaves it out because
     the incumbent entering the weight-decay stage already has decay off.
     """
-    if param == LR_FACTOR:
-        return {LR_FACTOR: _lr_factor()}
+    if param in _WINDOWED:
+        return {param: _factor()}
     value = getattr(space, param)
     if param == "schedule":
         return _schedule_coordinates(space, retune=_retunes(space, beside, with_zero))
@@ -79,18 +94,41 @@ def _schedule_coordinates(space: SpaceConfig, *, retune: bool) -> dict[str, Base
         dists["schedule_end"] = FloatDistribution(*END_RANGE, log=True)
     dists["warmup"] = CategoricalDistribution(WARMUPS)
     if retune:
-        dists[LR_FACTOR] = _lr_factor()
+        dists[LR_FACTOR] = _factor()
     return dists
 
 
-def _lr_factor() -> FloatDistribution:
+def _factor() -> FloatDistribution:
     return FloatDistribution(1 / LR_RETUNE, LR_RETUNE, log=True)
+
+
+def is_window(param: str) -> bool:
+    """Whether ``param`` is a pseudo-parameter that moves a value around the incumbent's."""
+    return param in _WINDOWED
+
+
+def windowed(
+    base: AdamParams, factor_name: str, factor: float, space: SpaceConfig
+) -> dict[str, Any]:
+    """The value the window ``factor_name`` at ``factor`` gives on top of ``base``, inside the
+    user's range: lr and weight decay times the factor, a beta with ``1 - beta`` times it.
+    Weight decay that is off stays off (a factor of nothing is nothing)."""
+    param = _WINDOWED[factor_name]
+    rng, value = getattr(space, param), getattr(base, param)
+    if param in ("beta1", "beta2"):
+        return {param: _clip(1.0 - (1.0 - value) * factor, rng)}
+    return {param: _clip(value * factor, rng)} if value else {}
+
+
+def _clip(value: float, rng: Any) -> float:
+    low = -math.inf if rng.low is None else rng.low
+    return min(max(value, low), math.inf if rng.high is None else rng.high)
 
 
 def retuned_lr(base: AdamParams, factor: float, space: SpaceConfig) -> float:
     """The incumbent's lr times ``factor``, never outside the user's lr range (nor, with
     ``lr: auto``, above the largest stable lr)."""
-    return min(max(base.lr * factor, space.lr.low or 0.0), space.lr.high or math.inf)
+    return _clip(base.lr * factor, space.lr)
 
 
 def _retunes(space: SpaceConfig, params: Sequence[str], joint: bool) -> bool:
@@ -126,9 +164,9 @@ def suggest(
     ``base`` is the incumbent a staged schedule stage re-tunes lr around."""
     out: dict[str, Any] = {}
     for param in params:
-        if param == LR_FACTOR:
-            factor = trial.suggest_float(LR_FACTOR, 1 / LR_RETUNE, LR_RETUNE, log=True)
-            out["lr"] = retuned_lr(base or ADAM_DEFAULTS, factor, space)
+        if param in _WINDOWED:
+            factor = trial.suggest_float(param, 1 / LR_RETUNE, LR_RETUNE, log=True)
+            out.update(windowed(base or ADAM_DEFAULTS, param, factor, space))
             continue
         if param == "schedule":
             retune = _retunes(space, params, with_zero)
@@ -162,8 +200,8 @@ def encode(
     """
     out: dict[str, tuple[Any, BaseDistribution]] = {}
     for param in names:
-        if param == LR_FACTOR:  # an incumbent is at its own lr
-            out[LR_FACTOR] = (1.0, _lr_factor())
+        if param in _WINDOWED:  # an incumbent is at its own values
+            out[param] = (1.0, _factor())
             continue
         if param == "schedule":
             retune = _retunes(space, names, with_zero)

@@ -22,36 +22,63 @@ def budgets(plan: list[Stage]) -> dict[str, int]:
 
 def test_default_staged_plan_for_60_trials() -> None:
     plan = make_plan(search(), 60)
-    assert budgets(plan) == {"lr": 19, "betas": 15, "eps": 5, "weight_decay": 15, "amsgrad": 5}
-    assert sum(s.trials for s in plan) == 59  # trial 0 is the baseline
-    # Every stage after lr re-tunes lr around the incumbent's
-    assert [s.params for s in plan] == [
-        ("lr",),
-        ("beta1", "beta2", "lr_factor"),
-        ("eps", "lr_factor"),
-        ("weight_decay", "lr_factor"),
-        ("amsgrad", "lr_factor"),
-    ]
-
-
-def test_a_listed_schedule_stage_comes_last_with_weight_2() -> None:
-    kinds = ["none", "exponential", "cosine", "step"]
-    plan = make_plan(search(space={"schedule": kinds}), 60)
     assert budgets(plan) == {
         "lr": 17,
         "betas": 13,
         "eps": 4,
         "weight_decay": 13,
         "amsgrad": 4,
-        "schedule": 8,
+        "local": 8,
     }
-    assert plan[-1].params == ("schedule",) and sum(s.trials for s in plan) == 59
+    assert sum(s.trials for s in plan) == 59  # trial 0 is the baseline
+    # Every stage after lr re-tunes lr around the incumbent's; the local stage moves lr, the
+    # betas and weight decay together around it
+    assert [s.params for s in plan] == [
+        ("lr",),
+        ("beta1", "beta2", "lr_factor"),
+        ("eps", "lr_factor"),
+        ("weight_decay", "lr_factor"),
+        ("amsgrad", "lr_factor"),
+        ("lr_factor", "beta1_factor", "beta2_factor", "weight_decay_factor"),
+    ]
+
+
+def test_under_60_trials_there_is_no_local_stage() -> None:
+    plan = make_plan(search(), 59)
+    assert budgets(plan) == {"lr": 19, "betas": 15, "eps": 5, "weight_decay": 14, "amsgrad": 5}
+    assert [s.name for s in make_plan(search(), 30)][-1] == "amsgrad"
+
+
+def test_the_local_stage_moves_only_what_is_searched() -> None:
+    plan = make_plan(search(space={"lr": 3e-3, "beta2": 0.999}), 60)
+    assert plan[-1].params == ("beta1_factor", "weight_decay_factor")
+    # one window alone is no joint move: no local stage
+    pinned = search(space={"lr": 3e-3, "beta1": 0.9, "weight_decay": 0})
+    assert "local" not in budgets(make_plan(pinned, 60))
+    assert "local" not in budgets(make_plan(search(strategy="joint"), 60))
+    explicit = search(stages=[{"params": ["lr"]}, {"params": ["beta1", "beta2"]}])
+    assert "local" not in budgets(make_plan(explicit, 60))
+
+
+def test_a_listed_schedule_stage_comes_after_amsgrad_with_weight_2() -> None:
+    kinds = ["none", "exponential", "cosine", "step"]
+    plan = make_plan(search(space={"schedule": kinds}), 60)
+    assert budgets(plan) == {
+        "lr": 15,
+        "betas": 11,
+        "eps": 4,
+        "weight_decay": 11,
+        "amsgrad": 4,
+        "schedule": 7,
+        "local": 7,
+    }
+    assert plan[-2].params == ("schedule",) and sum(s.trials for s in plan) == 59
 
 
 def test_decoupled_decay_joins_the_weight_decay_stage() -> None:
     plan = make_plan(search(space={"decoupled_weight_decay": [False, True]}), 60)
     assert plan[3] == Stage(
-        "weight_decay", ("weight_decay", "decoupled_weight_decay", "lr_factor"), 15
+        "weight_decay", ("weight_decay", "decoupled_weight_decay", "lr_factor"), 13
     )
 
 
@@ -74,13 +101,14 @@ def test_one_trial_is_only_the_baseline() -> None:
 
 def test_fixed_amsgrad_drops_its_stage() -> None:
     plan = make_plan(search(space={"amsgrad": False}), 60)
-    assert [s.name for s in plan] == ["lr", "betas", "eps", "weight_decay"]
+    assert [s.name for s in plan] == ["lr", "betas", "eps", "weight_decay", "local"]
     assert sum(s.trials for s in plan) == 59
 
 
 def test_fixed_betas_drop_their_stage() -> None:
     plan = make_plan(search(space={"beta1": 0.9, "beta2": 0.999}), 60)
-    assert [s.name for s in plan] == ["lr", "eps", "weight_decay", "amsgrad"]
+    assert [s.name for s in plan] == ["lr", "eps", "weight_decay", "amsgrad", "local"]
+    assert plan[-1].params == ("lr_factor", "weight_decay_factor")
     assert sum(s.trials for s in plan) == 59
 
 
@@ -156,8 +184,9 @@ def test_explicit_stages_apply_to_small_studies_too() -> None:
         {},
         {"defaults": 1},
         {"defaults": 1, "lr": 7},
-        {"defaults": 1, "lr": 19, "betas": 5},
-        {"defaults": 1, "lr": 19, "betas": 15, "eps": 5, "weight_decay": 15, "amsgrad": 5},
+        {"defaults": 1, "lr": 17, "betas": 5},
+        {"defaults": 1, "lr": 17, "betas": 13, "eps": 4, "weight_decay": 13, "amsgrad": 4},
+        {"lr": 17, "betas": 13, "eps": 4, "weight_decay": 13, "amsgrad": 4, "local": 3},
     ],
 )
 def test_replan_with_an_unchanged_total_is_make_plan(done: dict[str, int]) -> None:
@@ -169,8 +198,30 @@ def test_replan_closes_stages_left_behind_at_what_they_ran() -> None:
     plan = replan(search(), 60, done)
     assert plan[0] == Stage("lr", ("lr",), 10)
     assert plan[1].trials >= 3
-    assert [s.name for s in plan] == ["lr", "betas", "eps", "weight_decay", "amsgrad"]
+    assert [s.name for s in plan] == ["lr", "betas", "eps", "weight_decay", "amsgrad", "local"]
     assert sum(s.trials for s in plan) == 59
+
+
+def test_a_total_raised_past_60_gives_new_trials_to_the_local_stage() -> None:
+    done = dict(budgets(make_plan(search(), 30)), defaults=1)  # a finished 30-trial study
+    plan = replan(search(), 64, done)
+    # the stages left behind stay closed; the one last run shares the rest with the local
+    # stage by weight (1 to 2); no refine stage across the whole space
+    assert budgets(plan) == {**budgets(make_plan(search(), 30)), "amsgrad": 12, "local": 24}
+    assert sum(s.trials for s in plan) == 63
+
+
+def test_a_raised_total_grows_a_local_stage_that_ran() -> None:
+    done = {**budgets(make_plan(search(), 60)), "local": 8}  # a finished 60-trial study
+    plan = replan(search(), 70, done)
+    assert budgets(plan) == {**done, "local": 18}  # it searches on near the winner
+
+
+def test_a_total_lowered_under_60_closes_a_local_stage_that_ran() -> None:
+    done = {**budgets(make_plan(search(), 60)), "local": 3}
+    plan = replan(search(), 50, done)
+    assert budgets(plan) == done
+    assert current_stage(plan, done) is None
 
 
 def test_replan_with_a_larger_total_grows_the_stages_to_come() -> None:
@@ -197,9 +248,9 @@ def test_replan_with_a_smaller_total_stays_within_it() -> None:
 def test_current_stage() -> None:
     plan = make_plan(search(), 60)
     assert current_stage(plan, {}) == plan[0]
-    assert current_stage(plan, {"defaults": 1, "lr": 18}) == plan[0]
-    assert current_stage(plan, {"defaults": 1, "lr": 19}) == plan[1]
-    assert current_stage(plan, {"lr": 19, "betas": 15, "eps": 5}) == plan[3]
+    assert current_stage(plan, {"defaults": 1, "lr": 16}) == plan[0]
+    assert current_stage(plan, {"defaults": 1, "lr": 17}) == plan[1]
+    assert current_stage(plan, {"lr": 17, "betas": 13, "eps": 4}) == plan[3]
     assert current_stage(plan, budgets(plan)) is None
     assert current_stage([], {}) is None
 

@@ -82,6 +82,47 @@ def test_each_stage_fixes_other_params_at_the_incumbent_and_re_tunes_lr_near_it(
 
 
 @pytest.mark.slow
+def test_the_local_stage_moves_lr_betas_and_decay_together_near_the_incumbent(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    from adamtune.search.selection import incumbent_row
+    from adamtune.search.space import LR_RETUNE
+
+    path = write_config(trials=60)
+    _, study = _search(path, storage_url)
+    rows = trial_rows(study)
+    stages = [r.stage for r in rows if r.stage not in ("noise", "confirm")]
+    assert [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s] == [
+        *STAGE_ORDER,
+        "local",
+    ]
+    plan = make_plan(load_config(path).config.search, 60)
+    mine = [r for r in rows if r.stage == "local"]
+    assert plan[-1].name == "local" and len(mine) == plan[-1].trials
+    base = incumbent_row(rows[: rows.index(mine[0])], STAGE_ORDER[1:])
+    assert base is not None and base.params is not None
+    b = base.params
+
+    def within(value: float, centre: float) -> bool:
+        return centre / LR_RETUNE * (1 - 1e-9) <= value <= centre * LR_RETUNE * (1 + 1e-9)
+
+    moved = []
+    for row in mine:
+        p = row.params
+        assert p is not None
+        assert (p.eps, p.amsgrad, p.decoupled_weight_decay) == (
+            b.eps,
+            b.amsgrad,
+            b.decoupled_weight_decay,
+        )
+        assert within(p.lr, b.lr)
+        assert within(1 - p.beta1, 1 - b.beta1) and within(1 - p.beta2, 1 - b.beta2)
+        assert within(p.weight_decay, b.weight_decay) if b.weight_decay else p.weight_decay == 0
+        moved.append(sum(getattr(p, n) != getattr(b, n) for n in ("lr", "beta1", "beta2")))
+    assert max(moved) == 3  # together, not one at a time
+
+
+@pytest.mark.slow
 def test_every_trial_records_its_full_params_and_stage(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:

@@ -291,3 +291,43 @@ def test_an_incumbent_schedule_encodes_at_its_own_lr() -> None:
         base=AdamParams(lr=0.02),
     )
     assert values == {"schedule": Schedule("step", 0.1, 0.1), "lr": 0.02}
+
+
+def test_the_local_windows_move_each_value_within_3x_of_the_incumbent() -> None:
+    sp = space()
+    names = ["lr_factor", "beta1_factor", "beta2_factor", "weight_decay_factor"]
+    assert {n: coordinates(n, sp) for n in names} == {
+        n: {n: FloatDistribution(1 / 3, 3.0, log=True)} for n in names
+    }
+    base = AdamParams(lr=0.01, beta1=0.9, beta2=0.999, weight_decay=1e-3)
+    values = suggest(
+        optuna.trial.FixedTrial(dict(zip(names, [2.0, 0.5, 3.0, 1 / 3], strict=True))),
+        names,
+        sp,
+        base=base,
+    )
+    # lr and weight decay times the factor; a beta with 1 - beta times it
+    assert values == pytest.approx(
+        {"lr": 0.02, "beta1": 0.95, "beta2": 0.997, "weight_decay": 1e-3 / 3}
+    )
+    # the incumbent itself is at factor 1 in every window
+    assert {k: v for k, (v, _) in encode(base, names, sp).items()} == dict.fromkeys(names, 1.0)
+
+
+def test_a_local_window_stays_in_the_users_range_and_leaves_decay_off_off() -> None:
+    sp = space(beta1={"low": 0.5, "high": 0.95}, weight_decay={"low": 1e-6, "high": 1e-3})
+    base = AdamParams(beta1=0.9, weight_decay=0.0)
+    values = suggest(
+        optuna.trial.FixedTrial({"beta1_factor": 1 / 3, "weight_decay_factor": 3.0}),
+        ["beta1_factor", "weight_decay_factor"],
+        sp,
+        base=base,
+    )
+    assert values == {"beta1": 0.95}  # 1 - 0.1/3 = 0.967, clipped; no decay stays no decay
+    values = suggest(
+        optuna.trial.FixedTrial({"weight_decay_factor": 3.0}),
+        ["weight_decay_factor"],
+        sp,
+        base=AdamParams(weight_decay=5e-4),
+    )
+    assert values == {"weight_decay": 1e-3}
