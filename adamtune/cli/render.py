@@ -115,7 +115,7 @@ def stages_table(stages: list[StageSummary]) -> Table:
             judged = [
                 _num(s.candidate.mean),
                 _num(s.incumbent.mean),
-                verdict + (", confirmed" if s.confirmed else ""),
+                verdict + s.confirmation_note,
             ]
         table.add_row(escape(s.name), str(s.trials), _num(s.best_value), *judged, changed or "-")
     return table

@@ -37,8 +37,7 @@ def stage_rows(best: BestResult) -> list[list[str]]:
             f"{k}: {value_text(a)} → {value_text(b)}" for k, (a, b) in s.changed.items()
         )
         verdict = "-" if s.candidate is None else ("moved" if s.adopted else "kept incumbent")
-        if s.confirmed:
-            verdict += ", confirmed"
+        verdict += s.confirmation_note
         out.append(
             [
                 s.name,

@@ -57,7 +57,14 @@ class StageSummary:
     bar: float | None = None
     adopted: bool = False
     confirmed: bool = False
+    won: bool = False  # its pick won the final confirmation: it is the study's winner
     confirm_runs: int = 0  # re-runs of its candidates on extra seeds (stage ``confirm``)
+
+    @property
+    def confirmation_note(self) -> str:
+        """What the final confirmation made of the stage's pick, after its verdict: re-run
+        (``confirmed``), or re-run and the study's winner (``won``)."""
+        return ", won" if self.won else ", confirmed" if self.confirmed else ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +79,7 @@ class StageSummary:
             "needed_gain": self.bar,
             "adopted": self.adopted,
             "confirmed": self.confirmed,
+            "won": self.won,
         }
 
 
@@ -191,6 +199,8 @@ def stage_summaries(
             summary.candidate = Spread.of(d.best, sign)
             summary.incumbent = Spread.of(d.before, sign)
             summary.bar, summary.adopted, summary.confirmed = d.bar, d.adopted, d.confirmed
+            winner = selection.winner
+            summary.won = d.confirmed and winner is not None and d.best.trial == winner.trial
             if d.adopted:
                 before, after = d.before.params.as_dict(), d.best.params.as_dict()
                 summary.changed = {k: (before[k], after[k]) for k in after if before[k] != after[k]}

@@ -241,6 +241,13 @@ def test_a_search_confirms_once_at_the_end_and_meets_its_budget(
     assert best["verdict"] in ("improved", "within_noise", "kept_defaults")
     counted = sum(s["trials"] + s["confirm_runs"] for s in best["stages"])
     assert counted + 1 + 3 == best["n_trials"] == 30  # every trial accounted for
+    # the stage whose confirmed pick is the winner says so; the defaults are no stage's
+    won = [s for s in best["stages"] if s["won"]]
+    if best["trial"] == 0:
+        assert won == []
+    else:
+        assert [s["name"] for s in won] == [best["stage"]] and won[0]["confirmed"]
+        assert won[0]["best_trial"] is not None
     json.dumps(best, allow_nan=False)
 
 
