@@ -10,6 +10,11 @@ less this process's own), and trains on the cores left free: every one when the 
 idle, one fewer per core the neighbours keep busy, never fewer than one. Where there is no
 ``/proc/stat`` (macOS, Windows) nothing follows the load and the fixed choice stands.
 
+A container's CPU quota (``docker run --cpus 2``, a CI runner's limit: the cgroup's
+``cpu.max``) caps the count too: the machine's CPUs are all visible inside it, but threads
+beyond the quota only wait for their turn, and spinning OpenMP threads burn the quota while
+they wait.
+
 Thread counts round floats differently in some kernels (a lone trial's losses may move in the
 last bits when its thread count changes; a batch of trials trains alike on one thread or two),
 so a bit-for-bit rerun pins the count: ``--threads N`` or ``ADAMTUNE_THREADS=N``.
@@ -30,6 +35,8 @@ log = logging.getLogger(__name__)
 TORCH_DEFAULT = torch.get_num_threads()  # before anything here changed it: the physical cores
 _INTERVAL = 0.5  # seconds between looks: long enough for /proc/stat's 10 ms ticks to add up
 _PROC_STAT = "/proc/stat"
+_CGROUP = "/sys/fs/cgroup"  # v2: <its path in /proc/self/cgroup>/cpu.max; v1: cpu/cpu.cfs_*
+_SELF_CGROUP = "/proc/self/cgroup"
 # /proc/stat's columns after the name: user nice system idle iowait irq softirq steal ...
 _BUSY = (0, 1, 2, 5, 6, 7)  # idle and iowait are free time; steal is a neighbour too
 
@@ -49,6 +56,43 @@ def busy_seconds(cpus: frozenset[int]) -> float | None:
             fields = rest.split()
             ticks += sum(int(fields[i]) for i in _BUSY if i < len(fields))
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_quota() -> float | None:
+    """The CPUs this process's cgroup may use (a container's ``--cpus``), or None where there
+    is no quota or it cannot be read."""
+    try:
+        with open(_SELF_CGROUP, encoding="ascii") as f:
+            paths = [line.split(":", 2)[2].strip() for line in f if line.startswith("0::")]
+    except (OSError, IndexError):
+        paths = []
+    for path in [*(f"{_CGROUP}{p.rstrip('/')}/cpu.max" for p in paths), f"{_CGROUP}/cpu.max"]:
+        fields = _read_fields(path)
+        if fields is not None and len(fields) == 2:
+            return None if fields[0] == "max" else _ratio(fields[0], fields[1])
+    quota, period = (
+        _read_fields(f"{_CGROUP}/cpu/cpu.cfs_quota_us"),
+        _read_fields(f"{_CGROUP}/cpu/cpu.cfs_period_us"),
+    )
+    if quota and period:
+        return _ratio(quota[0], period[0])
+    return None
+
+
+def _read_fields(path: str) -> list[str] | None:
+    try:
+        with open(path, encoding="ascii") as f:
+            return f.read().split()
+    except OSError:
+        return None
+
+
+def _ratio(quota: str, period: str) -> float | None:
+    try:
+        q, p = int(quota), int(period)
+    except ValueError:
+        return None
+    return q / p if q > 0 and p > 0 else None  # v1 writes -1 for no quota
 
 
 def threads_for(free: float, current: int, most: int) -> int:
@@ -110,6 +154,9 @@ def follow_load(most: int) -> LoadFollower | None:
     if not cpus or busy_seconds(cpus) is None:
         _follower = None
         return None
+    quota = cpu_quota()
+    if quota is not None:  # 1.5 CPUs: one thread, not two that the quota throttles in turn
+        most = min(most, math.floor(quota))
     _follower = LoadFollower(max(1, min(most, len(cpus))), cpus)
     return _follower
 

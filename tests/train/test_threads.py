@@ -135,3 +135,40 @@ def test_a_search_follows_the_load_unless_threads_are_pinned(
     monkeypatch.delenv("ADAMTUNE_THREADS")
     monkeypatch.setattr(threads, "_PROC_STAT", str(tmp_path / "none"))
     assert use_threads(task) == 1 and not threads.following()
+
+
+@pytest.mark.parametrize(
+    ("files", "quota"),
+    [
+        ({"cpu.max": "200000 100000\n"}, 2.0),  # cgroup v2, docker run --cpus 2
+        ({"cpu.max": "max 100000\n"}, None),  # v2 without a quota
+        ({"cpu/cpu.cfs_quota_us": "150000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1.5),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),  # v1
+        ({"docker/abc/cpu.max": "50000 100000\n"}, 0.5),  # v2, the path /proc/self/cgroup names
+        ({}, None),  # no cgroup files at all
+    ],
+)
+def test_a_containers_cpu_quota_is_read(
+    files: dict[str, str], quota: float | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    (tmp_path / "self").write_text("1:cpu:/\n0::/docker/abc\n")
+    monkeypatch.setattr(threads, "_CGROUP", str(tmp_path))
+    monkeypatch.setattr(threads, "_SELF_CGROUP", str(tmp_path / "self"))
+    assert threads.cpu_quota() == quota
+
+
+def test_the_followed_threads_stay_within_a_cpu_quota(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if busy_seconds(frozenset({0})) is None:
+        pytest.skip("the load cannot be read here (no /proc/stat)")
+    monkeypatch.setattr(threads, "_CGROUP", str(tmp_path))
+    follower = threads.follow_load(8)
+    assert follower is not None and follower.most == min(8, len(follower.cpus))
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # 1.5 CPUs: one thread, not two
+    follower = threads.follow_load(8)
+    assert follower is not None and follower.most == 1
+    assert threads.described(None).endswith("1 to 1")
