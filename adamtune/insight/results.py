@@ -184,6 +184,7 @@ def stage_summaries(
     """Per stage, in the order stages ran: its best trial, how it was judged and what it
     changed in the winner (values as the study states them: ``Spread.of``)."""
     decisions = {d.stage: d for d in selection.decisions}
+    winner = selection.winner
     out: list[StageSummary] = []
     for name in stage_order(rows):
         mine = [r for r in rows if r.stage == name]
@@ -199,7 +200,6 @@ def stage_summaries(
             summary.candidate = Spread.of(d.best, sign)
             summary.incumbent = Spread.of(d.before, sign)
             summary.bar, summary.adopted, summary.confirmed = d.bar, d.adopted, d.confirmed
-            winner = selection.winner
             summary.won = d.confirmed and winner is not None and d.best.trial == winner.trial
             if d.adopted:
                 before, after = d.before.params.as_dict(), d.best.params.as_dict()
