@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import random
+import signal
 import sys
 import textwrap
 import uuid
@@ -20,6 +21,12 @@ if TYPE_CHECKING:
     from adamtune.task.build import Task
 
 MakeTask = Callable[..., "Task"]
+
+# A shell that starts the tests in the background without job control (`pytest ... &` in a
+# script) hands them Ctrl-C ignored, and the workers they start inherit that: the Ctrl-C tests
+# would then test nothing. Take it back (a worker started from here gets the default again).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TINY = """\
 name: {name}
