@@ -41,7 +41,7 @@ BUILTIN_SOURCES = (
 )
 BUILTIN_ARCHS = ("linear", "mlp", "cnn")
 BUILTIN_METRICS = {"val_loss": "minimize", "accuracy": "maximize"}
-RESERVED_STAGE_NAMES = ("defaults", "refine", "joint", "noise", "confirm")
+RESERVED_STAGE_NAMES = ("defaults", "refine", "joint", "noise", "confirm", "local")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 

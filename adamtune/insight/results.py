@@ -57,13 +57,13 @@ class StageSummary:
     bar: float | None = None
     adopted: bool = False
     confirmed: bool = False
-    won: bool = False  # its pick won the final confirmation: it is the study's winner
+    won: bool = False  # one of its trials won the final confirmation: the study's winner
     confirm_runs: int = 0  # re-runs of its candidates on extra seeds (stage ``confirm``)
 
     @property
     def confirmation_note(self) -> str:
-        """What the final confirmation made of the stage's pick, after its verdict: re-run
-        (``confirmed``), or re-run and the study's winner (``won``)."""
+        """What the final confirmation made of the stage's points, after its verdict: its pick
+        re-run (``confirmed``), or one of them the study's winner (``won``)."""
         return ", won" if self.won else ", confirmed" if self.confirmed else ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -195,12 +195,12 @@ def stage_summaries(
         )
         numbers = {r.number for r in mine}
         summary.confirm_runs = sum(1 for r in rows if r.stage == CONFIRM and r.confirms in numbers)
+        summary.won = winner is not None and winner.trial in numbers
         d = decisions.get(name)
         if d is not None:
             summary.candidate = Spread.of(d.best, sign)
             summary.incumbent = Spread.of(d.before, sign)
             summary.bar, summary.adopted, summary.confirmed = d.bar, d.adopted, d.confirmed
-            summary.won = d.confirmed and winner is not None and d.best.trial == winner.trial
             if d.adopted:
                 before, after = d.before.params.as_dict(), d.best.params.as_dict()
                 summary.changed = {k: (before[k], after[k]) for k in after if before[k] != after[k]}

@@ -43,9 +43,12 @@ class Helper:
 
 
 def threads_per_worker(jobs: int) -> int:
-    """torch threads per local worker: the cores shared out (a worker per core on this
-    machine's two; tiny models gain little from a second thread, a second worker doubles)."""
-    return max(1, (os.cpu_count() or 1) // jobs)
+    """torch threads per local worker: the cores (within a container's CPU quota) shared
+    out (a worker per core on this machine's two; tiny models gain little from a second
+    thread, a second worker doubles)."""
+    from adamtune.train.threads import within_quota  # torch: inside, as the CLI wants
+
+    return max(1, within_quota(os.cpu_count() or 1) // jobs)
 
 
 def start_helpers(count: int, config: Path, url: str, options: dict[str, Any]) -> list[Helper]:

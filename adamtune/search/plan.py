@@ -251,6 +251,8 @@ def replan(
         # the difference goes to a refine stage. The local stage instead takes it: it
         # searches near the winner, which is what a raised total is for.
         current += 1
+    if done.get(REFINE, 0):  # a refine stage ran after every stage: they all stay closed
+        current = len(specs)
     closed = [Stage(s.name, s.params, done[s.name]) for s in specs[:current] if done.get(s.name)]
     rest = max(_rest(search, total) - sum(s.trials for s in closed), 0)
     open_ = specs[current:]
@@ -261,7 +263,11 @@ def replan(
     ran = done.get(open_[0].name, 0) if open_ else 0
     if open_ and shares[0] < ran:  # the current stage keeps what it ran; later ones share
         shares = [ran, *_allot(open_[1:], max(rest - ran, 0), search)]
-    plan = closed + [Stage(s.name, s.params, n) for s, n in zip(open_, shares, strict=True)]
+    plan = closed + [
+        Stage(s.name, s.params, n)
+        for s, n in zip(open_, shares, strict=True)
+        if n > 0 or done.get(s.name)  # a stage the new total leaves nothing is not shown
+    ]
     leftover = max(rest - sum(shares), 0)
     live = searched(search.space)
     if (leftover or done.get(REFINE, 0)) and capacity(live, search.space) is None:

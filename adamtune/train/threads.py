@@ -10,10 +10,10 @@ less this process's own), and trains on the cores left free: every one when the 
 idle, one fewer per core the neighbours keep busy, never fewer than one. Where there is no
 ``/proc/stat`` (macOS, Windows) nothing follows the load and the fixed choice stands.
 
-A container's CPU quota (``docker run --cpus 2``, a CI runner's limit: the cgroup's
-``cpu.max``) caps the count too: the machine's CPUs are all visible inside it, but threads
-beyond the quota only wait for their turn, and spinning OpenMP threads burn the quota while
-they wait.
+A container's CPU quota (``docker run --cpus 2``, a CI runner's limit: ``cpu.max`` of the
+process's cgroup or a parent's) caps the count too: the machine's CPUs are all visible inside
+it, but threads beyond the quota only wait for their turn, and spinning OpenMP threads burn
+the quota while they wait.
 
 Thread counts round floats differently in some kernels (a lone trial's losses may move in the
 last bits when its thread count changes; a batch of trials trains alike on one thread or two),
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 TORCH_DEFAULT = torch.get_num_threads()  # before anything here changed it: the physical cores
 _INTERVAL = 0.5  # seconds between looks: long enough for /proc/stat's 10 ms ticks to add up
 _PROC_STAT = "/proc/stat"
-_CGROUP = "/sys/fs/cgroup"  # v2: <its path in /proc/self/cgroup>/cpu.max; v1: cpu/cpu.cfs_*
+_CGROUP = "/sys/fs/cgroup"  # v2: <path>/cpu.max; v1: cpu/<path>/cpu.cfs_quota_us and _period_us
 _SELF_CGROUP = "/proc/self/cgroup"
 # /proc/stat's columns after the name: user nice system idle iowait irq softirq steal ...
 _BUSY = (0, 1, 2, 5, 6, 7)  # idle and iowait are free time; steal is a neighbour too
@@ -59,29 +59,52 @@ def busy_seconds(cpus: frozenset[int]) -> float | None:
 
 
 def cpu_quota() -> float | None:
-    """The CPUs this process's cgroup may use (a container's ``--cpus``), or None where there
-    is no quota or it cannot be read."""
+    """The CPUs this process's cgroups let it use (a container's ``--cpus``, a CI job's limit),
+    or None where there is no quota or it cannot be read. A limit set on a parent cgroup binds
+    too: the lowest along the path counts."""
+    quotas = []
+    for version, path in _own_cgroups():
+        if version == "v2":
+            for folder in _and_parents(path):
+                fields = _read_fields(f"{_CGROUP}{folder}/cpu.max")
+                if fields and len(fields) == 2 and fields[0] != "max":
+                    quotas.append(_ratio(fields[0], fields[1]))
+        else:
+            for folder in _and_parents(path):
+                quota = _read_fields(f"{_CGROUP}/cpu{folder}/cpu.cfs_quota_us")
+                period = _read_fields(f"{_CGROUP}/cpu{folder}/cpu.cfs_period_us")
+                if quota and period:
+                    quotas.append(_ratio(quota[0], period[0]))
+    found = [q for q in quotas if q is not None]
+    return min(found) if found else None
+
+
+def _own_cgroups() -> list[tuple[str, str]]:
+    """This process's cgroup paths: ("v2", path) from the unified line, ("v1", path) from
+    the cpu controller's; the root where ``/proc/self/cgroup`` cannot be read."""
+    fields = []
     try:
-        with open(_SELF_CGROUP, encoding="ascii") as f:
-            paths = [line.split(":", 2)[2].strip() for line in f if line.startswith("0::")]
-    except (OSError, IndexError):
-        paths = []
-    for path in [*(f"{_CGROUP}{p.rstrip('/')}/cpu.max" for p in paths), f"{_CGROUP}/cpu.max"]:
-        fields = _read_fields(path)
-        if fields is not None and len(fields) == 2:
-            return None if fields[0] == "max" else _ratio(fields[0], fields[1])
-    quota, period = (
-        _read_fields(f"{_CGROUP}/cpu/cpu.cfs_quota_us"),
-        _read_fields(f"{_CGROUP}/cpu/cpu.cfs_period_us"),
-    )
-    if quota and period:
-        return _ratio(quota[0], period[0])
-    return None
+        with open(_SELF_CGROUP, encoding="utf-8", errors="replace") as f:
+            fields = [line.rstrip("\n").split(":", 2) for line in f]
+    except OSError:
+        pass
+    out = [("v2" if f[0] == "0" else "v1", f[2]) for f in fields if len(f) == 3 and _cpu(f)]
+    return out or [("v2", "/"), ("v1", "/")]
+
+
+def _cpu(fields: list[str]) -> bool:
+    return (fields[0] == "0" and fields[1] == "") or "cpu" in fields[1].split(",")
+
+
+def _and_parents(path: str) -> list[str]:
+    """``/a/b`` -> ``/a/b``, ``/a``, and the root as ``""``."""
+    parts = [p for p in path.split("/") if p]
+    return ["/" + "/".join(parts[:n]) if n else "" for n in range(len(parts), -1, -1)]
 
 
 def _read_fields(path: str) -> list[str] | None:
     try:
-        with open(path, encoding="ascii") as f:
+        with open(path, encoding="utf-8", errors="replace") as f:
             return f.read().split()
     except OSError:
         return None
@@ -93,6 +116,13 @@ def _ratio(quota: str, period: str) -> float | None:
     except ValueError:
         return None
     return q / p if q > 0 and p > 0 else None  # v1 writes -1 for no quota
+
+
+def within_quota(threads: int) -> int:
+    """``threads``, at most the whole CPUs of the cgroup's quota (1.5 CPUs: one thread, not
+    two that the quota throttles in turn), and at least one."""
+    quota = cpu_quota()
+    return max(1, threads if quota is None else min(threads, math.floor(quota)))
 
 
 def threads_for(free: float, current: int, most: int) -> int:
@@ -154,10 +184,7 @@ def follow_load(most: int) -> LoadFollower | None:
     if not cpus or busy_seconds(cpus) is None:
         _follower = None
         return None
-    quota = cpu_quota()
-    if quota is not None:  # 1.5 CPUs: one thread, not two that the quota throttles in turn
-        most = min(most, math.floor(quota))
-    _follower = LoadFollower(max(1, min(most, len(cpus))), cpus)
+    _follower = LoadFollower(within_quota(min(most, len(cpus))), cpus)
     return _follower
 
 

@@ -423,6 +423,13 @@ BAD: list[tuple[str, str, int, str, str]] = [
         "'defaults' is reserved",
     ),
     (
+        "reserved-local-stage",
+        HEAD + "search:\n  stages:\n    - {params: [lr, beta1], name: local}\n",
+        5,
+        "search.stages[0].name",
+        "'local' is reserved",
+    ),
+    (
         "joint-with-stages",
         HEAD + "search:\n  strategy: joint\n  stages:\n    - params: [lr]\n",
         5,

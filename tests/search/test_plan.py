@@ -217,6 +217,24 @@ def test_a_raised_total_grows_a_local_stage_that_ran() -> None:
     assert budgets(plan) == {**done, "local": 18}  # it searches on near the winner
 
 
+def test_a_raise_after_a_refine_stage_reopens_no_stage() -> None:
+    done = dict(budgets(make_plan(search(), 30)), defaults=1)  # a finished 30-trial study
+    raised = replan(search(), 50, done)  # under 60: no local stage, the rest is refined
+    assert budgets(raised) == {**budgets(make_plan(search(), 30)), "refine": 20}
+    plan = replan(search(), 70, {**done, "refine": 20})
+    assert budgets(plan) == {**budgets(make_plan(search(), 30)), "refine": 40}
+    assert sum(s.trials for s in plan) == 69
+
+
+def test_a_stage_the_new_total_leaves_nothing_is_not_planned() -> None:
+    cfg = search(confirm={"seeds": 4, "top": 3})
+    done = dict(budgets(make_plan(cfg, 59)), defaults=1)
+    # one more trial, and the confirmation grows by three (2 -> 3 candidates): no room for
+    # a local stage, which is left out rather than shown with 0 trials
+    plan = replan(cfg, 60, done)
+    assert budgets(plan) == budgets(make_plan(cfg, 59)) and all(s.trials for s in plan)
+
+
 def test_a_total_lowered_under_60_closes_a_local_stage_that_ran() -> None:
     done = {**budgets(make_plan(search(), 60)), "local": 3}
     plan = replan(search(), 50, done)

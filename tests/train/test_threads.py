@@ -145,6 +145,9 @@ def test_a_search_follows_the_load_unless_threads_are_pinned(
         ({"cpu/cpu.cfs_quota_us": "150000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1.5),
         ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),  # v1
         ({"docker/abc/cpu.max": "50000 100000\n"}, 0.5),  # v2, the path /proc/self/cgroup names
+        # a parent's limit binds too, the lowest along the path
+        ({"docker/abc/cpu.max": "max 100000\n", "docker/cpu.max": "300000 100000\n"}, 3.0),
+        ({"docker/abc/cpu.max": "400000 100000\n", "cpu.max": "250000 100000\n"}, 2.5),
         ({}, None),  # no cgroup files at all
     ],
 )
@@ -172,3 +175,29 @@ def test_the_followed_threads_stay_within_a_cpu_quota(
     follower = threads.follow_load(8)
     assert follower is not None and follower.most == 1
     assert threads.described(None).endswith("1 to 1")
+
+
+def test_an_unreadable_cgroup_file_means_no_quota(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "self").write_bytes(b"0::/caf\xe9\n")  # not UTF-8
+    (tmp_path / "cpu.max").write_bytes(b"\xff\xfe\n")
+    monkeypatch.setattr(threads, "_CGROUP", str(tmp_path))
+    monkeypatch.setattr(threads, "_SELF_CGROUP", str(tmp_path / "self"))
+    assert threads.cpu_quota() is None
+    assert threads.within_quota(2) == 2
+
+
+def test_local_workers_share_the_cores_within_a_quota(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from adamtune.search.local_workers import threads_per_worker
+
+    monkeypatch.setattr(threads, "_CGROUP", str(tmp_path))
+    monkeypatch.setattr(threads, "_SELF_CGROUP", str(tmp_path / "none"))
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert threads_per_worker(2) == 8
+    (tmp_path / "cpu.max").write_text("400000 100000\n")  # docker run --cpus 4
+    assert threads_per_worker(2) == 2
