@@ -66,30 +66,28 @@ three peers share their first ~10 trials, and GPSampler models COMPLETE trials o
 whole budget, and its winner is then the random peer's. That is what these plain loops do.
 
 Files: ``quality_tasks.py`` (tasks, data, models), ``peers.py`` (the Optuna loops),
-``quality_report.py`` (tables, checks, plot), this file (adamtune, re-scoring, running).
+``quality_report.py`` (tables, checks, plot), ``rescore.py`` (the independent re-scoring loop),
+``quality_json.py`` (``--json`` and ``--merge``), this file (adamtune, running).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from peers import ADAM_DEFAULTS, PEERS, Winner, search_with_peer, span_seconds
 from peers import warm_up as warm_up_samplers
+from quality_json import merge, write_json
 from quality_report import Cell, check_lines, plot, table_lines, tally
-from quality_tasks import TASKS, Task, adam_kwargs, build_model, loss_fn, split, write_npz
+from quality_tasks import TASKS, Task, write_npz
+from rescore import Result, rescore, train_once
 
-SPLIT_SEED = 10_000  # + search seed: a split no search makes (each splits with seed s)
-INIT_SEED = 20_000  # + re-scoring seed r: initial weights, batch order, dropout masks
 METHODS = ["adamtune", *PEERS, "defaults"]
 
 
@@ -161,86 +159,7 @@ def search_with_adamtune(task: Task, seed: int, trials: int, extra: dict[str, An
     )
 
 
-# --- re-scoring: a plain torch loop, independent of adamtune --------------------------------
-
-
-def make_scheduler(optimizer: Any, schedule: dict[str, Any] | None) -> Any:
-    """The torch scheduler a ``best --format json`` schedule names; None for a constant rate."""
-    from torch.optim import lr_scheduler
-
-    if not schedule:
-        return None
-    parts = [
-        getattr(lr_scheduler, s["name"])(optimizer, **s["kwargs"]) for s in schedule["schedulers"]
-    ]
-    if len(parts) == 1:
-        return parts[0]
-    return lr_scheduler.SequentialLR(optimizer, parts, milestones=schedule["milestones"])
-
-
-def train_once(
-    task: Task,
-    params: dict[str, Any],
-    split_seed: int,
-    init_seed: int,
-    schedule: dict[str, Any] | None = None,
-) -> float:
-    """Lowest val loss over ``task.epochs`` of Adam with ``params`` (and ``schedule``, stepped
-    after each epoch); +inf if a loss is not finite."""
-    import torch
-
-    x_tr, y_tr, x_va, y_va, out = split(task.name, split_seed)
-    torch.manual_seed(init_seed)  # initial weights and dropout masks
-    model = build_model(task, x_tr.shape[1], out)
-    loss_of = loss_fn(task)
-    optimizer = torch.optim.Adam(model.parameters(), **adam_kwargs(params))
-    scheduler = make_scheduler(optimizer, schedule)
-    order = torch.Generator().manual_seed(init_seed)
-    best = math.inf
-    for _ in range(task.epochs):
-        model.train()
-        perm = torch.randperm(len(x_tr), generator=order)
-        for start in range(0, len(x_tr), task.batch_size):
-            idx = perm[start : start + task.batch_size]
-            loss = loss_of(model(x_tr[idx]), y_tr[idx])
-            if not torch.isfinite(loss):
-                return math.inf
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        model.eval()
-        with torch.no_grad():
-            val = float(loss_of(model(x_va), y_va))
-        if not math.isfinite(val):
-            return math.inf
-        best = min(best, val)
-    return best
-
-
 # --- running --------------------------------------------------------------------------------
-
-
-@dataclass
-class Result:
-    seed: int
-    winner: Winner
-    rescored: list[float]
-    rescore_seconds: float
-
-    @property
-    def score(self) -> float:
-        return statistics.fmean(self.rescored)
-
-
-def rescore(task: Task, seed: int, winner: Winner, seeds: int) -> Result:
-    start = time.perf_counter()
-    rescored = [
-        train_once(task, winner.params, SPLIT_SEED + seed, INIT_SEED + r, winner.schedule)
-        for r in range(seeds)
-    ]
-    return Result(seed, winner, rescored, time.perf_counter() - start)
 
 
 def _brief(params: dict[str, Any]) -> str:
@@ -249,24 +168,6 @@ def _brief(params: dict[str, Any]) -> str:
     if params["weight_decay"]:
         text += f" wd {params['weight_decay']:.2g}"
     return text + (" amsgrad" if params["amsgrad"] else "")
-
-
-def _plain_setting(value: Any) -> Any:
-    """An option's value for JSON: paths (``--json``, ``--merge``'s list) as text."""
-    if isinstance(value, list):
-        return [_plain_setting(v) for v in value]
-    return str(value) if isinstance(value, Path) else value
-
-
-def _json_number(value: Any) -> Any:
-    """JSON has no infinity: a non-finite float becomes null, in containers too."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_number(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_number(v) for v in value]
-    return value
 
 
 def parse_args() -> argparse.Namespace:
@@ -416,86 +317,6 @@ def main() -> None:
         plot(cells, args.plot)
     if args.json:
         write_json(args, elapsed, results, cells, checks)
-
-
-def merge(
-    results: dict[str, dict[int, dict[str, list[Result]]]],
-    earlier: dict[str, Any],
-    args: argparse.Namespace,
-) -> None:
-    """Add an earlier run's results (of this run's tasks, budgets and methods) for the search
-    seeds this run did not make: more seeds without re-running the ones already measured."""
-    for name, per_budget in earlier["results"].items():
-        if name not in args.tasks:
-            continue
-        for budget_text, per_method in per_budget.items():
-            budget = int(budget_text)
-            if budget not in args.trials:
-                continue
-            for method, rows in per_method.items():
-                mine = results.setdefault(name, {}).setdefault(budget, {}).setdefault(method, [])
-                have = {r.seed for r in mine}
-                for row in rows:
-                    if row["seed"] in have:
-                        continue
-                    fields = {k: row[k] for k in Winner.__dataclass_fields__ if k in row}
-                    rescored = [math.inf if v is None else v for v in row["rescored"]]  # JSON
-                    mine.append(
-                        Result(row["seed"], Winner(**fields), rescored, row["rescore_seconds"])
-                    )
-                mine.sort(key=lambda r: r.seed)
-
-
-def write_json(
-    args: argparse.Namespace,
-    elapsed: float,
-    results: dict[str, dict[int, dict[str, list[Result]]]],
-    cells: dict[str, dict[int, dict[str, Cell]]],
-    checks: dict[str, dict[int, dict[str, Any]]],
-) -> None:
-    raw = {
-        "settings": {k: _plain_setting(v) for k, v in vars(args).items()},
-        "seconds": elapsed,
-        "tasks": {name: asdict(TASKS[name]) for name in results},
-        "results": {
-            name: {
-                str(budget): {
-                    method: [
-                        {
-                            "seed": r.seed,
-                            **asdict(r.winner),
-                            "rescored": r.rescored,
-                            "rescored_mean": r.score,
-                            "rescore_seconds": r.rescore_seconds,
-                        }
-                        for r in rs
-                    ]
-                    for method, rs in per_method.items()
-                }
-                for budget, per_method in per_budget.items()
-            }
-            for name, per_budget in results.items()
-        },
-        "medians": {
-            name: {
-                str(budget): {
-                    method: {
-                        "rescored": cell.loss,
-                        "search_seconds": cell.seconds,
-                        "span_seconds": cell.span,
-                    }
-                    for method, cell in per_method.items()
-                }
-                for budget, per_method in per_budget.items()
-            }
-            for name, per_budget in cells.items()
-        },
-        "checks": {
-            name: {str(budget): verdict for budget, verdict in per_budget.items()}
-            for name, per_budget in checks.items()
-        },
-    }
-    args.json.write_text(json.dumps(_json_number(raw), indent=2) + "\n")
 
 
 if __name__ == "__main__":
