@@ -76,6 +76,9 @@ class Winner:
     span_seconds: float = 0.0  # first trial's start to last trial's end (set-up left out)
     trials: int = 0
     pruned: int | None = None  # trials pruned (diverged included); None: not known
+    # Epochs trained over the whole search, every trial's (re-runs included): with one
+    # epoch's cost, what a search's time is made of. None: not known (an older file).
+    epochs: int | None = None
     threads: int | None = None  # torch's CPU threads during the search
 
 
@@ -225,5 +228,6 @@ def search_with_peer(method: str, task: Task, seed: int, trials: int) -> Winner:
         span_seconds=span_seconds(study.trials),
         trials=len(study.trials),
         pruned=sum(t.state.name == "PRUNED" for t in study.trials),
+        epochs=sum(len(t.intermediate_values) for t in study.trials),
         threads=torch.get_num_threads(),
     )

@@ -144,6 +144,7 @@ def search_with_adamtune(task: Task, seed: int, trials: int, extra: dict[str, An
         study = optuna.load_study(study_name=settings.study_name, storage=storage)
         best = best_result(study)
         pruned = sum(t.state.name == "PRUNED" for t in study.trials)
+        epochs = sum(int(t.user_attrs.get("epochs", 0)) for t in study.trials)
         span = span_seconds(study.trials)
         storage.engine.dispose()  # close the file before its directory goes
     return Winner(
@@ -155,6 +156,7 @@ def search_with_adamtune(task: Task, seed: int, trials: int, extra: dict[str, An
         span_seconds=span,
         trials=best.n_trials,
         pruned=pruned,
+        epochs=epochs,
         threads=threads,
     )
 
@@ -271,8 +273,8 @@ def main() -> None:
                     per_budget[budget].setdefault(method, []).append(result)
                     print(
                         f"{name} s{seed} {budget} {method}: {winner.search_seconds:.1f} s "
-                        f"(span {winner.span_seconds:.1f} s), "
-                        f"{winner.pruned} pruned, rescored {result.score:.5g}; "
+                        f"(span {winner.span_seconds:.1f} s), {winner.pruned} pruned, "
+                        f"{winner.epochs} epochs, rescored {result.score:.5g}; "
                         f"{_brief(winner.params)}",
                         file=sys.stderr,
                         flush=True,
@@ -293,6 +295,7 @@ def main() -> None:
                     [r.score for r in rs],
                     [r.winner.search_seconds for r in rs],
                     [r.winner.span_seconds for r in rs],
+                    [r.winner.epochs for r in rs],
                 )
                 for method, rs in per_method.items()
             }

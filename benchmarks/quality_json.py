@@ -99,6 +99,7 @@ def write_json(
                         "rescored": cell.loss,
                         "search_seconds": cell.seconds,
                         "span_seconds": cell.span,
+                        "epochs": cell.epochs,
                     }
                     for method, cell in per_method.items()
                 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,13 @@ COLOURS = {"adamtune": "tab:red", "random": "tab:gray", "tpe": "tab:blue", "gp":
 @dataclass
 class Cell:
     """One method on one task at one budget: per search seed, the re-scored loss, the
-    search's wall seconds and its span (first trial's start to last trial's end)."""
+    search's wall seconds, its span (first trial's start to last trial's end) and the epochs
+    it trained (None where not recorded)."""
 
     losses: list[float]
     walls: list[float]
     spans: list[float]
+    trained: list[int | None] = field(default_factory=list)
 
     @property
     def loss(self) -> float:
@@ -39,6 +41,12 @@ class Cell:
         """Over the seeds whose span is known: a result merged from a file written before
         spans were recorded has 0 there (NaN when no seed has one)."""
         known = [s for s in self.spans if s > 0]
+        return statistics.median(known) if known else math.nan
+
+    @property
+    def epochs(self) -> float:
+        """Median epochs trained, over the seeds that recorded them (NaN when none did)."""
+        known = [e for e in self.trained if e is not None]
         return statistics.median(known) if known else math.nan
 
 
@@ -58,14 +66,15 @@ def table_lines(task: str, budget: int, cells: dict[str, Cell]) -> list[str]:
     lines = [
         f"{task}, {budget} trials (medians over {len(next(iter(cells.values())).losses)} "
         f"search seeds)",
-        f"  {'method':<9} {'rescored':>10} {'vs defaults':>11} {'search s':>9} {'span s':>7}  "
+        f"  {'method':<9} {'rescored':>10} {'vs defaults':>11} {'search s':>9} {'span s':>7} "
+        f"{'epochs':>6}  "
         f"rescored per seed",
     ]
     for method, cell in cells.items():
         per_seed = " ".join(f"{v:.4g}" for v in cell.losses)
         lines.append(
             f"  {method:<9} {cell.loss:>10.5g} {_pct(_gain(cell.loss, base)):>11} "
-            f"{cell.seconds:>9.1f} {cell.span:>7.1f}  {per_seed}"
+            f"{cell.seconds:>9.1f} {cell.span:>7.1f} {cell.epochs:>6.0f}  {per_seed}"
         )
     low = min(cell.loss for cell in cells.values())
     lines.append(f"  lowest median: {' = '.join(m for m, c in cells.items() if c.loss == low)}")
