@@ -9,6 +9,8 @@ tasks (wine's losses near 0 swing either way).
 
     python benchmarks/quality_paired.py --before base.json base10.json --after new.json new10.json
     python benchmarks/quality_paired.py --before a.json --after b.json --method tpe
+    # adamtune against a peer, seed by seed (both from one merged file):
+    python benchmarks/quality_paired.py --before q.json --against random --after q.json
 
 Several files on one side are pooled by seed (a later file wins a seed both hold).
 """
@@ -80,10 +82,15 @@ def main() -> None:
     parser.add_argument("--before", type=Path, nargs="+", required=True)
     parser.add_argument("--after", type=Path, nargs="+", required=True)
     parser.add_argument("--method", default="adamtune")
+    parser.add_argument(
+        "--against", help="the --before files' method, when not --method's: a peer, say"
+    )
     parser.add_argument("--leave-out", nargs="*", default=["wine"])
     args = parser.parse_args()
     lines = report(
-        load(args.before, args.method), load(args.after, args.method), set(args.leave_out)
+        load(args.before, args.against or args.method),
+        load(args.after, args.method),
+        set(args.leave_out),
     )
     print("\n".join(lines))
 
