@@ -77,7 +77,9 @@ class Winner:
     trials: int = 0
     pruned: int | None = None  # trials pruned (diverged included); None: not known
     # Epochs trained over the whole search, every trial's (re-runs included): with one
-    # epoch's cost, what a search's time is made of. None: not known (an older file).
+    # epoch's cost, what a search's time is made of. None: not known (an older file). The two
+    # counts differ at the edges: adamtune counts an epoch whose val loss diverged and
+    # nothing for a trial that raised; a plain loop the reverse.
     epochs: int | None = None
     threads: int | None = None  # torch's CPU threads during the search
 

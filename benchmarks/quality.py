@@ -41,8 +41,10 @@ Methods, each searching with seed s for s < ``--seeds`` at each budget of ``--tr
 Searches run one after another in this process, at the same torch thread count (``--threads``,
 else torch's default), so their wall times (``perf_counter`` around the whole search, imports
 excluded) compare. Per task and budget it prints each method's median (over search seeds)
-re-scored loss and median search seconds, the winner (lowest median), and two checks:
-(a) adamtune's median <= the best peer's median (no tolerance; the ratio is printed);
+re-scored loss, search seconds, span (first trial's start to last trial's end) and epochs
+trained, the winner (lowest median), and two checks:
+(a) adamtune's median <= the best peer's median (within 0.001 absolute is a tie; the ratio
+is printed);
 (b) where some peer's median is more than 2% below the defaults', adamtune's is at least 1%
 below the defaults' (a task where no peer gets there passes as "vacuous").
 

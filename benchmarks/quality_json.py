@@ -39,7 +39,7 @@ def merge(
     earlier: dict[str, Any],
     args: argparse.Namespace,
 ) -> None:
-    """Add an earlier run's results (of this run's tasks, budgets and methods) for the search
+    """Add an earlier run's results (of this run's tasks and budgets, every method) for the search
     seeds this run did not make: more seeds without re-running the ones already measured."""
     for name, per_budget in earlier["results"].items():
         if name not in args.tasks:

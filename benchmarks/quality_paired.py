@@ -1,4 +1,5 @@
-"""Two versions of the search compared seed by seed, from ``quality.py --json`` files.
+"""Two versions of the search (or adamtune and a peer) compared seed by seed, from
+``quality.py --json`` files.
 
 A change to the search's defaults is judged on ``quality.py``'s tasks, so the seeds it was
 chosen on cannot also be its proof: run both versions on held-out seeds as well

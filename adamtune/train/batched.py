@@ -5,7 +5,8 @@ Small models spend most of a training step in per-operation overhead, not arithm
 hyperparameters: they start from the same weights and see the same batches, so their
 parameters are stacked as the rows of one [K, P] tensor, the model runs once per batch for all
 K (the built-in MLPs through ``stacked_mlp``, any other model under ``torch.func.vmap``) and
-``StackedAdam`` updates every row with its own hyperparameters (``stack.Stack``).
+``StackedAdam`` updates every row with its own hyperparameters; the stacked model is
+``stack.Stack``.
 
 Each trial's numbers are those it gets trained alone (``engine.train_trial``) up to the
 rounding of batched matrix multiplies: the rows never mix (the summed loss keeps their
