@@ -33,7 +33,6 @@ from adamtune.config.schema import is_import_path
 from adamtune.errors import first_line
 from adamtune.task.build import Task
 from adamtune.task.data import TaskData, TensorSplit
-from adamtune.train import threads
 from adamtune.train.engine import (
     TrialOutcome,
     batches,
@@ -85,7 +84,6 @@ def train_batch(
     scheduled = any(p.schedule.decays or p.schedule.warmup for p in params)
     rates = [lr_sequence(p.schedule, p.lr, epochs) for p in params] if scheduled else []
     for epoch in range(epochs):
-        threads.pace()
         if scheduled:
             for stack in stacks:
                 stack.optimizer.set_lrs([rates[i][epoch] for i in live])

@@ -177,6 +177,7 @@ class _Run:
         total = torch.zeros((), device=task.device)
         seen = 0
         for x, y in batches(self.data.train, batch_size, self.generator, task.device):
+            threads.pace()  # per step: a long epoch still reacts to a neighbour within 0.5 s
             with autocast(task):
                 loss = task.loss_fn(model(x).float(), y)
             if not torch.isfinite(loss):
@@ -218,7 +219,6 @@ def train_trial(
     runs = [_Run(task, seed, params, data) for seed, data in task.runs(slot)]
     outcome = TrialOutcome(status="complete", value=None)
     for epoch in range(task.settings.config.train.epochs):
-        threads.pace()
         train_losses = [run.train_epoch() for run in runs]
         if not all(math.isfinite(t) for t in train_losses):
             outcome.status = "diverged"

@@ -19,6 +19,7 @@ from torch.func import functional_call, vmap
 
 from adamtune.task.build import Task
 from adamtune.task.data import TaskData, TensorSplit
+from adamtune.train import threads
 from adamtune.train.engine import VAL_CHUNK, autocast, batches, val_chunks
 from adamtune.train.params import AdamParams
 from adamtune.train.stacked_adam import StackedAdam
@@ -152,6 +153,7 @@ class Stack:
             for (_, data), generator in zip(self.runs, self.generators, strict=True)
         ]
         for parts in zip(*feeds, strict=True):
+            threads.pace()  # per step: a long epoch still reacts to a neighbour within 0.5 s
             x, y, per_row = self._feed(parts)
             with autocast(task):
                 losses = self._losses(self._outputs(x, per_row), y, per_row)

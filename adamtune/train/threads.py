@@ -4,7 +4,8 @@ On an idle 2-core machine two threads train a batch of small models 1.5x faster 
 beside one busy process they are a disaster: OpenMP threads spin while they wait for each
 other, take turns with the neighbour, and a 10 s search took 97 s (benchmarks/README.md). No
 fixed number is right for both, and neighbours come and go during a search, so the search
-looks, between epochs (at most every ``_INTERVAL`` seconds), at how much CPU time the rest of
+looks, between training steps (at most every ``_INTERVAL`` seconds, so a long epoch reacts
+too), at how much CPU time the rest of
 the machine took since the last look (the busy time of this process's CPUs in ``/proc/stat``,
 less this process's own), and trains on the cores left free: every one when the machine is
 idle, one fewer per core the neighbours keep busy, never fewer than one. Where there is no
@@ -209,6 +210,7 @@ def following() -> bool:
 
 
 def pace() -> None:
-    """Called between epochs: adjust the threads to the load, when it is followed."""
+    """Called before each training step (a step is cheap to pace: the load is read at most
+    every ``_INTERVAL``): adjust the threads to the load, when it is followed."""
     if _follower is not None:
         _follower.pace()

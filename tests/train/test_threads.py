@@ -201,3 +201,24 @@ def test_local_workers_share_the_cores_within_a_quota(
     assert threads_per_worker(2) == 8
     (tmp_path / "cpu.max").write_text("400000 100000\n")  # docker run --cpus 4
     assert threads_per_worker(2) == 2
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_the_load_is_paced_every_training_step(
+    batched: bool, make_task: MakeTask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long epoch still reacts to a neighbour: the follower is offered every step, not
+    only every epoch (it looks at the load at most twice a second itself)."""
+    from adamtune.train.batched import train_batch
+    from adamtune.train.engine import train_trial
+    from adamtune.train.params import ADAM_DEFAULTS
+
+    calls: list[int] = []
+    monkeypatch.setattr(threads, "pace", lambda: calls.append(1))
+    task = make_task(epochs=2, batch=16)  # iris: 120 training rows, 8 steps an epoch
+    steps = -(-len(task.data.train) // 16)
+    if batched:
+        train_batch(task, [ADAM_DEFAULTS, ADAM_DEFAULTS])
+    else:
+        train_trial(task, ADAM_DEFAULTS)
+    assert len(calls) >= 2 * steps
