@@ -8,7 +8,7 @@ folder), from outside, for each variant, alone and then beside
 ``python -c "while True: pass"`` (started just before, killed just after), back to back:
 
   default       as adamtune runs it: torch's threads follow the load (train/threads.py: the
-                cores other processes leave free, looked at between epochs)
+                cores other processes leave free, looked at between training steps)
   one           --threads 1: the default before the load was followed (for models this small)
   two-spinning  --threads 2 with OpenMP's default waiting (OMP_WAIT_POLICY empty: its threads
                 spin for a while before they sleep), as every search ran before either
