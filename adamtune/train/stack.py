@@ -155,10 +155,8 @@ class Stack:
         for parts in zip(*feeds, strict=True):
             threads.pace()  # per step: a long epoch still reacts to a neighbour within 0.5 s
             x, y, per_row = self._feed(parts)
-            with autocast(task):
-                losses = self._losses(self._outputs(x, per_row), y, per_row)
+            losses = self.gradients(x, y, per_row)
             bad |= ~torch.isfinite(losses.detach())
-            self._backward(losses)
             self.optimizer.step()
             total += losses.detach() * len(parts[0][0])
             seen += len(parts[0][0])
@@ -196,8 +194,10 @@ class Stack:
             history.append(value)
         return values
 
-    def gradients(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """One step's gradients for the batch ``x``, ``y`` into ``grad``, with no update:
-        what ``batched.unbatchable`` tries before a search relies on the stack."""
+    def gradients(self, x: torch.Tensor, y: torch.Tensor, per_row: bool = False) -> torch.Tensor:
+        """One step's gradients for the batch ``x``, ``y`` into ``grad``, with no update; each
+        row's loss, [K]. A training step, and what ``batched.unbatchable`` tries first."""
         with autocast(self.task):
-            self._backward(self._losses(self._outputs(x), y))
+            losses = self._losses(self._outputs(x, per_row), y, per_row)
+        self._backward(losses)
+        return losses

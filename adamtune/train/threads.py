@@ -5,10 +5,10 @@ beside one busy process they are a disaster: OpenMP threads spin while they wait
 other, take turns with the neighbour, and a 10 s search took 97 s (benchmarks/README.md). No
 fixed number is right for both, and neighbours come and go during a search, so the search
 looks, between training steps (at most every ``_INTERVAL`` seconds, so a long epoch reacts
-too), at how much CPU time the rest of
-the machine took since the last look (the busy time of this process's CPUs in ``/proc/stat``,
-less this process's own), and trains on the cores left free: every one when the machine is
-idle, one fewer per core the neighbours keep busy, never fewer than one. Where there is no
+too), at how much CPU time the rest of the machine took since the last look (the busy time of
+this process's CPUs in ``/proc/stat``, less this process's own), and trains on the cores left
+free: every one when the machine is idle, one fewer per core the neighbours keep busy, never
+fewer than one. Where there is no
 ``/proc/stat`` (macOS, Windows) nothing follows the load and the fixed choice stands.
 
 A container's CPU quota (``docker run --cpus 2``, a CI runner's limit: ``cpu.max`` of the
