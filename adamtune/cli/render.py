@@ -187,6 +187,10 @@ def print_search_summary(console: Console, best: BestResult, ran: int, stopped_b
     note = {
         "timeout": " (stopped by --timeout)",
         "exhausted": " (stopped: every remaining choice was tried)",
+        "too_few": (
+            " (stopped: the confirmation has run, and the trials left are too few for a new"
+            " draw and its re-runs on every seed slot)"
+        ),
     }.get(stopped_by, "")
     say(
         console,

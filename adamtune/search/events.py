@@ -61,4 +61,4 @@ class SearchRun:
     storage: str  # redacted
     started: SearchStart
     ran: list[TrialRow] = field(default_factory=list)
-    stopped_by: str = "budget"  # budget | timeout | exhausted (every choice tried)
+    stopped_by: str = "budget"  # budget | timeout | exhausted (every choice tried) | too_few

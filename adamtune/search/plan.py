@@ -25,9 +25,12 @@ never more than a stage of choices can try); stages without ``trials`` share wha
 equally; leftover budget goes to the last stage that searches a continuous parameter.
 When a study is resumed with a different total, stages already left behind keep the trials they
 had, the stages still to come share the new remainder in the fresh plan's proportions, and
-budget that no remaining stage can use goes to a final ``refine`` stage that searches every
-parameter jointly; the local stage, when it is the last, takes it instead. A total raised
-to 60 or more adds the local stage, which shares the new trials with the stage in progress.
+budget that no remaining stage can use goes to a local stage near the winner (a final
+``refine`` stage that searches every parameter jointly where a study has no local stage:
+its own stages, or joint). A total raised to 60 or more adds the local stage, which shares
+the new trials with the stage in progress. A total raised after the confirmation has run
+keeps back the re-runs of one more candidate (``reopened``): a draw no confirmation judged
+could not change the answer.
 """
 
 from __future__ import annotations
@@ -120,15 +123,37 @@ def confirm_seeds(search: SearchConfig, total: int) -> int:
     return search.confirm.seeds if total >= CONFIRM_MIN else 1
 
 
-def confirmation(search: SearchConfig, total: int) -> Confirmation:
+def confirmation(search: SearchConfig, total: int, extra: int = 0) -> Confirmation:
     """The final confirmation of a study of ``total`` trials: ``confirm.top`` candidates at
     most, as many as a fifth of the budget re-runs on every extra slot beside the defaults
-    (at least one)."""
+    (at least one), and ``extra`` more (``reopened``)."""
     slots = confirm_seeds(search, total) - 1
     if slots <= 0 or not _specs(search, total):
         return Confirmation()
     fits = int(_CONFIRM_SHARE * total) // slots - 1
-    return Confirmation(max(1, min(search.confirm.top, fits)), slots)
+    return Confirmation(max(1, min(search.confirm.top, fits)) + extra, slots)
+
+
+def reopened(search: SearchConfig, total: int, drawn: int, reruns: int, raised: int) -> int | None:
+    """How many candidates a study's confirmation takes beyond a fresh study's, when its
+    total was raised after the confirmation had run (None: no more stage draws).
+
+    ``drawn`` counts the stage draws so far, ``reruns`` the confirmation's runs, ``raised``
+    the raises that reopened the stages already (their draws say so: ``trial_attrs``). Each
+    reopening draws near the winner and keeps back the re-runs that confirm one more
+    candidate: what it finds must be able to win. While the confirmation of ``total`` trials
+    has runs to make, a raise needs none (a larger total confirms more candidates itself);
+    once it has made them all, the trials left reopen the stages when they hold a draw and
+    its re-runs, and are left unused when they do not (None): draws that could not be
+    confirmed could not change the answer.
+    """
+    if reruns == 0:
+        return raised
+    base = confirmation(search, total, raised)
+    left = total - 1 - base.trials - drawn
+    if reruns < base.trials or left <= 0:
+        return raised
+    return raised + 1 if base.slots and left >= base.slots + 1 else None
 
 
 def _allot(specs: list[_Spec], rest: int, search: SearchConfig) -> list[int]:
@@ -187,10 +212,19 @@ def _specs(
         return _with_lr_factor(specs, search.space)
     specs = [_Spec(n, tuple(p for p in ps if p in live), w) for n, ps, w in _DEFAULT_STAGES]
     specs = _with_lr_factor([s for s in specs if s.params], search.space)
-    windows = tuple(WINDOWS[p] for p in WINDOWS if p in live)
-    if (total >= LOCAL_MIN or LOCAL in ran) and len(windows) > 1:
-        specs.append(_Spec(LOCAL, windows, _LOCAL_WEIGHT))
+    local = _local(search)
+    if (total >= LOCAL_MIN or LOCAL in ran) and local is not None:
+        specs.append(local)
     return specs
+
+
+def _local(search: SearchConfig) -> _Spec | None:
+    """The local stage of a default staged study, when two of its parameters are searched."""
+    if search.strategy == "joint" or search.stages is not None:
+        return None
+    live = searched(search.space)
+    windows = tuple(WINDOWS[p] for p in WINDOWS if p in live)
+    return _Spec(LOCAL, windows, _LOCAL_WEIGHT) if len(windows) > 1 else None
 
 
 def schedule_stage(search: SearchConfig) -> str | None:
@@ -200,9 +234,9 @@ def schedule_stage(search: SearchConfig) -> str | None:
     return next((s.name for s in _specs(search) if "schedule" in s.params), None)
 
 
-def _rest(search: SearchConfig, total: int) -> int:
+def _rest(search: SearchConfig, total: int, extra: int = 0) -> int:
     """The budget of the stages: the total less the baseline and the confirmation."""
-    return max(total - 1 - confirmation(search, total).trials, 0)
+    return max(total - 1 - confirmation(search, total, extra).trials, 0)
 
 
 def make_plan(search: SearchConfig, total: int) -> list[Stage]:
@@ -221,19 +255,31 @@ def make_plan(search: SearchConfig, total: int) -> list[Stage]:
 
 
 def replan(
-    search: SearchConfig, total: int, done: dict[str, int], finished: frozenset[str] = frozenset()
+    search: SearchConfig,
+    total: int,
+    done: dict[str, int],
+    finished: frozenset[str] = frozenset(),
+    extra: int | None = 0,
 ) -> list[Stage]:
     """The plan for a study that already ran ``done[stage]`` trials per stage; ``finished``
-    names stages that searched all they could, even under their budget.
+    names stages that searched all they could, even under their budget; the confirmation
+    takes ``extra`` candidates more than a fresh study's (``reopened``; None: it has run, and
+    no stage draws again).
 
     With an unchanged total this is ``make_plan``. Stages before the latest one that has run
     (and that one, once finished) are closed at what they ran; the others share the rest in
-    the fresh plan's proportions; what none of them can use goes to a final ``refine`` stage.
+    the fresh plan's proportions; what none of them can use goes to a final local stage (near
+    the winner), or, where a study has none (joint, or its own stages), to ``refine``.
     """
-    fresh = make_plan(search, total)
     # Stage order comes from the full structure: a small plan (under 10 trials) lists only
     # lr, yet a stage that already ran must stay closed when the total is lowered.
     specs = _specs(search, total, frozenset(name for name, n in done.items() if n > 0))
+    live = searched(search.space)
+    if extra is None:  # closed: every stage at what it ran
+        stages = [Stage(s.name, s.params, done[s.name]) for s in specs if done.get(s.name)]
+        refined = [Stage(REFINE, tuple(live), done[REFINE])] if done.get(REFINE) else []
+        return stages + refined
+    fresh = make_plan(search, total)
     started = [i for i, s in enumerate(specs) if done.get(s.name, 0) > 0]
     if not started:
         return fresh
@@ -245,7 +291,7 @@ def replan(
         current == last
         and specs[last].name != LOCAL
         and done.get(specs[last].name, 0) > 0
-        and before + planned.get(specs[last].name, 0) != _rest(search, total)
+        and before + planned.get(specs[last].name, 0) != _rest(search, total, extra)
     ):
         # The last stage has run and the total changed since: it closes at what it ran, and
         # the difference goes to a refine stage. The local stage instead takes it: it
@@ -254,7 +300,7 @@ def replan(
     if done.get(REFINE, 0):  # a refine stage ran after every stage: they all stay closed
         current = len(specs)
     closed = [Stage(s.name, s.params, done[s.name]) for s in specs[:current] if done.get(s.name)]
-    rest = max(_rest(search, total) - sum(s.trials for s in closed), 0)
+    rest = max(_rest(search, total, extra) - sum(s.trials for s in closed), 0)
     open_ = specs[current:]
     if sum(planned.get(s.name, 0) for s in open_) == rest:
         shares = [planned.get(s.name, 0) for s in open_]  # an unchanged plan stays as it was
@@ -269,8 +315,10 @@ def replan(
         if n > 0 or done.get(s.name)  # a stage the new total leaves nothing is not shown
     ]
     leftover = max(rest - sum(shares), 0)
-    live = searched(search.space)
-    if (leftover or done.get(REFINE, 0)) and capacity(live, search.space) is None:
+    local = _local(search)
+    if leftover and local is not None and not done.get(REFINE, 0):
+        plan.append(Stage(LOCAL, local.params, leftover))
+    elif (leftover or done.get(REFINE, 0)) and capacity(live, search.space) is None:
         plan.append(Stage(REFINE, tuple(live), max(leftover, done.get(REFINE, 0))))
     return plan
 

@@ -33,7 +33,17 @@ from adamtune.search.optuna_private import storage_of
 from adamtune.search.plan import BASELINE, confirmation, replan
 from adamtune.search.rows import TrialRow, loss_of, row_of
 from adamtune.search.samplers import make_pruner
-from adamtune.search.steps import Context, Run, Step, Stop, Wait, done_per_stage, next_step
+from adamtune.search.steps import (
+    Context,
+    Run,
+    Step,
+    Stop,
+    Wait,
+    done_per_stage,
+    next_step,
+    raises,
+    reopening,
+)
 from adamtune.search.storage import open_storage, release_storage, storage_errors, storage_failure
 from adamtune.search.study import (
     CONFIG_ATTR,
@@ -174,16 +184,17 @@ def _run(
     runner = TrialRunner(config, task, study, observer, batch)
     trials = study.get_trials(deepcopy=False)
     done = done_per_stage(trials)
+    extra = reopening(config.search, total, trials)
     start = SearchStart(
         study.study_name,
         redact(options.storage),
         task.describe(),
-        replan(config.search, total, done),
+        replan(config.search, total, done, extra=extra),
         total,
         sum(done.values()),
         batch,
         batch_note,
-        confirmation(config.search, total),
+        confirmation(config.search, total, raises(trials) if extra is None else extra),
         lr_range,
         threads.described(options.threads) if task.device.type == "cpu" else None,
     )

@@ -332,7 +332,12 @@ def confirm_due(
     base = baseline_row(rows)
     if base is None or not confirmation.candidates:
         return []
-    picked = final_candidates(rows, stages, confirmation.candidates)
+    # A candidate whose re-runs began is confirmed to the end, whatever a later draw (of a
+    # study raised since) did to the ranking: the new candidates take the places left.
+    ranked = final_candidates(rows, stages, len(rows))
+    begun = {r.confirms for r in rows if r.confirms is not None}
+    ranked = [r for r in ranked if r.number in begun] + [r for r in ranked if r.number not in begun]
+    picked = ranked[: confirmation.candidates]
     if not picked:
         return []
     return [

@@ -26,7 +26,7 @@ from typing import Any
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from adamtune.config.schema import Config
+from adamtune.config.schema import Config, SearchConfig
 from adamtune.search import trial_attrs
 from adamtune.search.drawing import StageSampler, is_joint
 from adamtune.search.plan import (
@@ -37,10 +37,11 @@ from adamtune.search.plan import (
     capacity,
     confirmation,
     current_stage,
+    reopened,
     replan,
 )
 from adamtune.search.rows import TrialRow, row_of
-from adamtune.search.selection import confirm_due, incumbent_row
+from adamtune.search.selection import confirm_due, incumbent_row, select
 from adamtune.search.space import encode, searched
 from adamtune.search.study import counts_toward_budget, stage_of, status_of
 from adamtune.search.trial_runs import Member
@@ -67,7 +68,9 @@ class Wait:
 
 @dataclass
 class Stop:
-    reason: str  # budget | exhausted (every choice tried, nothing left to confirm)
+    # budget | exhausted (every choice tried, nothing left to confirm) | too_few (a total
+    # raised after the confirmation by too little for a new draw and its re-runs)
+    reason: str
 
 
 Step = Run | Wait | Stop
@@ -110,6 +113,20 @@ def _running(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     return [t for t in trials if t.state == TrialState.RUNNING]
 
 
+def reopening(search: SearchConfig, total: int, trials: list[FrozenTrial]) -> int | None:
+    """``plan.reopened`` for a study's trials (running ones count, as for the budget)."""
+    counted = [t for t in trials if counts_toward_budget(t) or t.state == TrialState.RUNNING]
+    keys = [budget_key(t) for t in counted]
+    drawn = sum(k not in (BASELINE, CONFIRM) for k in keys)
+    reruns = sum(k == CONFIRM for k in keys)
+    return reopened(search, total, drawn, reruns, raises(counted))
+
+
+def raises(trials: list[FrozenTrial]) -> int:
+    """How many raises of the total reopened the stages after the confirmation."""
+    return max((int(t.user_attrs.get(trial_attrs.REOPENED, 0)) for t in trials), default=0)
+
+
 def _elsewhere(count: int) -> str:
     return f"{count} trial{'s' if count != 1 else ''} running elsewhere"
 
@@ -144,8 +161,9 @@ def next_step(
         (t.user_attrs.get(trial_attrs.CONFIRMS), t.user_attrs.get(trial_attrs.SLOT))
         for t in running
     }
+    extra = reopening(search, ctx.total, trials)
     while True:
-        plan = replan(search, ctx.total, claimed, frozenset(complete))
+        plan = replan(search, ctx.total, claimed, frozenset(complete), extra)
         stage = current_stage(plan, claimed, frozenset(complete))
         earlier = plan[: plan.index(stage)] if stage is not None else plan
         # A stage starts from the incumbent its predecessors chose: it waits for all of them.
@@ -154,8 +172,11 @@ def next_step(
         if blocking:
             return Wait(f"waiting for stage {budget_key(blocking[0])}: {_elsewhere(len(blocking))}")
         if stage is None:
-            return _confirmation(trials, rows, ctx, [s.name for s in plan], pending)
-        step = _in_stage(trials, rows, ctx, sampling, plan, stage)
+            return _confirmation(trials, rows, ctx, [s.name for s in plan], pending, extra)
+        step = _in_stage(trials, rows, ctx, sampling, plan, stage, bool(extra))
+        if isinstance(step, Run) and extra:  # draws of a study raised after its confirmation
+            for member in step.members:
+                member.attrs[trial_attrs.REOPENED] = extra
         if step is not None:
             return step
         complete.add(stage.name)
@@ -192,9 +213,16 @@ def _in_stage(
     sampling: StageSampler,
     plan: list[Stage],
     stage: Stage,
+    reopened: bool = False,
 ) -> Step | None:
-    """The stage's next draws, a wait for its running ones, or None when it is done."""
-    base_row = incumbent_row(rows, [s.name for s in plan[: plan.index(stage)]])
+    """The stage's next draws, a wait for its running ones, or None when it is done; the
+    draws of a study ``reopened`` after its confirmation start from the confirmed winner."""
+    earlier = [s.name for s in plan[: plan.index(stage)]]
+    if reopened:
+        won = select(rows, [s.name for s in plan], ctx.config.search.confirm.confidence).winner
+        base_row = next((r for r in rows if won is not None and r.number == won.trial), None)
+    else:
+        base_row = incumbent_row(rows, earlier)
     base = base_row.params if base_row is not None and base_row.params else ADAM_DEFAULTS
     base = base.with_values(fixed_values(ctx.config.search.space))
     best_before = next((t for t in trials if base_row and t.number == base_row.number), None)
@@ -258,16 +286,18 @@ def _confirmation(
     ctx: Context,
     stages: list[str],
     pending: set[tuple[Any, Any]],
+    extra: int | None,
 ) -> Step:
     """The final confirmation's next slot, a wait for its running runs, or the end."""
-    plan = confirmation(ctx.config.search, ctx.total)
+    plan = confirmation(ctx.config.search, ctx.total, extra or 0)
     due = [(r, s) for r, s in confirm_due(rows, stages, plan) if (r.number, s) not in pending]
+    due = due[: ctx.total - sum(_claimed(trials).values())]  # never past the budget
     if due:
         return _reruns(ctx, due, rows)
     confirming = [t for t in _running(trials) if budget_key(t) == CONFIRM]
     if confirming:
         return Wait(f"waiting for the confirmation: {_elsewhere(len(confirming))}")
-    return Stop("exhausted")
+    return Stop("too_few" if extra is None else "exhausted")
 
 
 def _reruns(ctx: Context, due: list[tuple[TrialRow, int]], rows: list[TrialRow]) -> Run:

@@ -217,13 +217,23 @@ def test_a_raised_total_grows_a_local_stage_that_ran() -> None:
     assert budgets(plan) == {**done, "local": 18}  # it searches on near the winner
 
 
-def test_a_raise_after_a_refine_stage_reopens_no_stage() -> None:
+def test_a_raise_under_60_goes_to_a_local_stage_near_the_winner() -> None:
     done = dict(budgets(make_plan(search(), 30)), defaults=1)  # a finished 30-trial study
-    raised = replan(search(), 50, done)  # under 60: no local stage, the rest is refined
-    assert budgets(raised) == {**budgets(make_plan(search(), 30)), "refine": 20}
-    plan = replan(search(), 70, {**done, "refine": 20})
-    assert budgets(plan) == {**budgets(make_plan(search(), 30)), "refine": 40}
+    raised = replan(search(), 50, done)  # under 60: not a refine of the whole space
+    assert budgets(raised) == {**budgets(make_plan(search(), 30)), "local": 20}
+    assert raised[-1].params == ("lr_factor", "beta1_factor", "beta2_factor", "weight_decay_factor")
+    plan = replan(search(), 70, {**done, "local": 20})  # once it ran, later raises grow it
+    assert budgets(plan) == {**budgets(make_plan(search(), 30)), "local": 40}
     assert sum(s.trials for s in plan) == 69
+
+
+def test_a_raise_of_a_study_with_its_own_stages_is_refined_jointly() -> None:
+    own = search(stages=[{"params": ["lr"]}, {"params": ["beta1", "beta2"]}])
+    done = dict(budgets(make_plan(own, 30)), defaults=1)
+    raised = replan(own, 40, done)
+    assert raised[-1].name == "refine" and raised[-1].trials == 10
+    plan = replan(own, 50, {**done, "refine": 10})  # a refine stage that ran grows
+    assert budgets(plan) == {**budgets(make_plan(own, 30)), "refine": 20}
 
 
 def test_a_stage_the_new_total_leaves_nothing_is_not_planned() -> None:
@@ -303,6 +313,31 @@ def test_the_confirmation_takes_at_most_a_fifth_of_the_budget() -> None:
     assert confirmation(cfg, 100) == Confirmation(3, 3)  # top is the most it confirms
     assert sum(s.trials for s in make_plan(cfg, 60)) == 60 - 1 - 12
     assert confirmation(search(confirm={"seeds": 3, "top": 5}), 100) == Confirmation(5, 2)
+
+
+def test_a_raise_after_the_confirmation_keeps_back_the_re_runs_of_what_it_finds() -> None:
+    from adamtune.search.plan import Confirmation, confirmation, reopened
+
+    cfg = search(confirm={"seeds": 4, "top": 3})
+    stages = sum(budgets(make_plan(cfg, 30)).values())  # 23 draws, then 6 confirmation runs
+    assert reopened(cfg, 30, stages, 0, 0) == 0  # the stages and the confirmation as planned
+    assert reopened(cfg, 30, stages, 3, 0) == 0  # a confirmation under way
+    # raised by 4: one draw near the winner and the 3 re-runs of one more candidate
+    assert reopened(cfg, 34, stages, 6, 0) == 1
+    assert confirmation(cfg, 34, 1) == Confirmation(2, 3)
+    plan = replan(cfg, 34, {"defaults": 1, **budgets(make_plan(cfg, 30))}, extra=1)
+    assert plan[-1].name == "local" and plan[-1].trials == 1
+    # it stays reopened while its draw and re-runs are made
+    assert reopened(cfg, 34, stages + 1, 6, 1) == 1
+    assert reopened(cfg, 34, stages + 1, 9, 1) == 1
+    # raised by 2 more: too few for a draw and its re-runs, so nothing more is drawn
+    assert reopened(cfg, 36, stages + 1, 9, 1) is None
+    closed = replan(cfg, 36, {"defaults": 1, "local": 1, **budgets(make_plan(cfg, 30))}, extra=None)
+    assert sum(s.trials for s in closed) == stages + 1
+    # by 6: a second reopening (two draws and three re-runs)
+    assert reopened(cfg, 40, stages + 1, 9, 1) == 2
+    # a total whose own confirmation has runs left needs no reopening: it confirms more
+    assert reopened(cfg, 60, stages, 6, 0) == 0 and confirmation(cfg, 60).candidates == 3
 
 
 def test_small_studies_confirm_nothing() -> None:

@@ -17,6 +17,7 @@ from adamtune.insight.results import best_result
 from adamtune.search import SearchOptions, run_search
 from adamtune.search.plan import BASELINE, make_plan
 from adamtune.search.rows import trial_rows
+from adamtune.search.winner import study_selection
 from adamtune.train.params import ADAM_DEFAULTS, AdamParams
 
 STAGE_ORDER = [BASELINE, "lr", "betas", "eps", "weight_decay", "amsgrad"]
@@ -337,14 +338,38 @@ def test_trials_of_a_killed_process_are_failed_on_resume(
 
 
 @pytest.mark.slow
-def test_raising_the_budget_of_a_finished_study_refines_jointly(
+def test_raising_the_budget_of_a_finished_study_searches_near_the_winner(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
     path = write_config(trials=10)
     _search(path, storage_url)
     run, study = _search(path, storage_url, trials=14)
-    assert [r.stage for r in run.ran] == ["refine"] * 4
+    assert [r.stage for r in run.ran] == ["local"] * 4
     assert len({json.dumps(t.user_attrs["adam"], sort_keys=True) for t in study.trials}) == 14
+
+
+@pytest.mark.slow
+def test_a_raise_after_the_confirmation_confirms_what_it_finds_or_trains_nothing(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    text = write_config(trials=30).read_text().replace("confirm: {seeds: 1}", "confirm: {seeds: 4}")
+    path = write_config(text.replace("batch: 1", "batch: 8"), name="confirmed")
+    _, study = _search(path, storage_url)
+    winner = study_selection(study)[1].winner
+    assert winner is not None
+    confirmed = {t.user_attrs["confirms"] for t in study.trials if "confirms" in t.user_attrs}
+    # raised by 4: one draw near the winner, then one more candidate on the 3 extra slots
+    run, study = _search(path, storage_url, trials=34)
+    assert [r.stage for r in run.ran] == ["local", "confirm", "confirm", "confirm"]
+    draw = study.trials[30]
+    assert draw.user_attrs["reopened"] == 1
+    lr = AdamParams.from_dict(draw.user_attrs["adam"]).lr
+    assert winner.params.lr / 3 <= lr <= winner.params.lr * 3
+    new = {t.user_attrs["confirms"] for t in study.trials[31:]}
+    assert len(new) == 1 and not new & confirmed  # a candidate not confirmed before
+    # raised by 2 more: too few for a draw and its 3 re-runs, so nothing is trained
+    run, study = _search(path, storage_url, trials=36)
+    assert run.ran == [] and run.stopped_by == "too_few" and len(study.trials) == 34
 
 
 @pytest.mark.slow
