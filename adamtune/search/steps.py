@@ -173,7 +173,8 @@ def next_step(
             return Wait(f"waiting for stage {budget_key(blocking[0])}: {_elsewhere(len(blocking))}")
         if stage is None:
             return _confirmation(trials, rows, ctx, [s.name for s in plan], pending, extra)
-        step = _in_stage(trials, rows, ctx, sampling, plan, stage, bool(extra))
+        after = claimed.get(CONFIRM, 0) > 0  # a stage drawing again: the total was raised
+        step = _in_stage(trials, rows, ctx, sampling, plan, stage, after)
         if isinstance(step, Run) and extra:  # draws of a study raised after its confirmation
             for member in step.members:
                 member.attrs[trial_attrs.REOPENED] = extra
@@ -213,12 +214,13 @@ def _in_stage(
     sampling: StageSampler,
     plan: list[Stage],
     stage: Stage,
-    reopened: bool = False,
+    confirmed: bool = False,
 ) -> Step | None:
     """The stage's next draws, a wait for its running ones, or None when it is done; the
-    draws of a study ``reopened`` after its confirmation start from the confirmed winner."""
+    draws of a study raised after its confirmation began start from the ``confirmed``
+    winner."""
     earlier = [s.name for s in plan[: plan.index(stage)]]
-    if reopened:
+    if confirmed:
         won = select(rows, [s.name for s in plan], ctx.config.search.confirm.confidence).winner
         base_row = next((r for r in rows if won is not None and r.number == won.trial), None)
     else:
