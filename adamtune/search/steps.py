@@ -115,11 +115,9 @@ def _running(trials: list[FrozenTrial]) -> list[FrozenTrial]:
 
 def reopening(search: SearchConfig, total: int, trials: list[FrozenTrial]) -> int | None:
     """``plan.reopened`` for a study's trials (running ones count, as for the budget)."""
-    counted = [t for t in trials if counts_toward_budget(t) or t.state == TrialState.RUNNING]
-    keys = [budget_key(t) for t in counted]
-    drawn = sum(k not in (BASELINE, CONFIRM) for k in keys)
-    reruns = sum(k == CONFIRM for k in keys)
-    return reopened(search, total, drawn, reruns, raises(counted))
+    claimed = _claimed(trials)
+    drawn = sum(n for key, n in claimed.items() if key not in (BASELINE, CONFIRM))
+    return reopened(search, total, drawn, claimed.get(CONFIRM, 0), raises(trials))
 
 
 def raises(trials: list[FrozenTrial]) -> int:
