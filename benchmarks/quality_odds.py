@@ -16,12 +16,13 @@ method exactly as good as each peer (it is lowest with chance 1 / methods on eve
 from __future__ import annotations
 
 import argparse
-import math
+import itertools
 import random
 import statistics
 from pathlib import Path
 
 from quality_paired import load
+from quality_report import TIE
 
 PEERS = ("random", "tpe", "gp")
 
@@ -29,10 +30,11 @@ Seeds = dict[int, float]  # search seed -> re-scored loss
 
 
 def lowest(runs: dict[str, Seeds], seeds: list[int]) -> set[str]:
-    """The methods whose median over ``seeds`` is the lowest (several on a tie)."""
+    """The methods whose median over ``seeds`` is the lowest, or within check (a)'s ``TIE``
+    of it (several on a tie)."""
     medians = {m: statistics.median(runs[m][s] for s in seeds) for m in runs}
     best = min(medians.values())
-    return {m for m, v in medians.items() if v <= best}
+    return {m for m, v in medians.items() if v <= best + TIE}
 
 
 def odds(runs: dict[str, Seeds], resamples: int, rng: random.Random) -> dict[str, float]:
@@ -61,7 +63,9 @@ def at_least(chances: list[float]) -> list[float]:
 def report(paths: list[Path], method: str, resamples: int, seed: int) -> list[str]:
     methods = [method, *PEERS]
     loaded = {m: load(paths, m) for m in methods}
-    keys = sorted(set.intersection(*(set(r) for r in loaded.values())), key=lambda k: (k[1], k[0]))
+    keys = sorted(
+        set.intersection(*(set(r) for r in loaded.values())), key=lambda k: (int(k[1]), k[0])
+    )
     rng = random.Random(seed)
     lines = [f"{'task':14s} {'budget':>6s}  " + "  ".join(f"{m:>8s}" for m in methods)]
     by_budget: dict[str, list[float]] = {}
@@ -75,16 +79,21 @@ def report(paths: list[Path], method: str, resamples: int, seed: int) -> list[st
         n = len(chances)
         mine = at_least(chances)
         fair = at_least([1 / len(methods)] * n)
-        need = math.ceil(n * 5 / 6)  # the bar: 5 of 6 tasks
         lines.append(
             f"{budget} trials: P({method} lowest on >= k of {n} tasks), k = 1..{n}: "
             + " ".join(f"{p:.3f}" for p in mine[1:])
-            + f"; the bar needs k >= {need}"
         )
         lines.append(
             f"{budget} trials: exchangeable (1 in {len(methods)} per task):"
             f"{' ' * (len(method) + 9)}" + " ".join(f"{p:.3f}" for p in fair[1:])
         )
+        if n >= 6:  # the bar as the issue states it: 5 of 6 tasks
+            sixes = [at_least(list(c))[5] for c in itertools.combinations(chances, 6)]
+            lines.append(
+                f"{budget} trials: P(lowest on >= 5 of 6 tasks), over the {len(sixes)} choices"
+                f" of 6 tasks: mean {statistics.fmean(sixes):.3f}, {min(sixes):.3f}"
+                f" to {max(sixes):.3f}; exchangeable {at_least([1 / len(methods)] * 6)[5]:.3f}"
+            )
     return lines
 
 

@@ -19,6 +19,7 @@ import json
 import math
 import statistics
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,7 @@ def _log_ratio(after: float, before: float) -> float:
 
 
 def report(rows: list[Any]) -> list[str]:
+    """Per raise and task, against the first total's winners (every row raised alike)."""
     lines = []
     totals = [w["total"] for w in rows[0]["winners"]]
     for i, total in enumerate(totals[1:], start=1):
@@ -112,6 +114,13 @@ def report(rows: list[Any]) -> list[str]:
                 f"  geometric mean {math.exp(statistics.fmean(logs)):.3f}"
             )
         lines.append(f"  all: geometric mean {math.exp(statistics.fmean(pooled)):.3f}")
+        ran = Counter((r["winners"][i]["ran"], r["winners"][i]["stopped_by"]) for r in rows)
+        lines.append(
+            "  trials run, and why the search stopped: "
+            + ", ".join(
+                f"{n} run, {why}: {count} studies" for (n, why), count in sorted(ran.items())
+            )
+        )
     return lines
 
 

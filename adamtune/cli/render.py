@@ -188,8 +188,8 @@ def print_search_summary(console: Console, best: BestResult, ran: int, stopped_b
         "timeout": " (stopped by --timeout)",
         "exhausted": " (stopped: every remaining choice was tried)",
         "too_few": (
-            " (stopped: the confirmation has run, and the trials left are too few for a new"
-            " draw and its re-runs on every seed slot)"
+            " (stopped: the trials left are too few to confirm anything new; a new draw"
+            " needs its re-runs on every seed slot too)"
         ),
     }.get(stopped_by, "")
     say(

@@ -29,7 +29,7 @@ budget that no remaining stage can use goes to a local stage near the winner (a 
 ``refine`` stage that searches every parameter jointly where a study has no local stage:
 its own stages, or joint). A total raised to 60 or more adds the local stage, which shares
 the new trials with the stage in progress. A total raised after the confirmation has run
-keeps back the re-runs of one more candidate (``reopened``): a draw no confirmation judged
+keeps back the re-runs of one more candidate (``resumed``): a draw no confirmation judged
 could not change the answer.
 """
 
@@ -126,7 +126,7 @@ def confirm_seeds(search: SearchConfig, total: int) -> int:
 def confirmation(search: SearchConfig, total: int, extra: int = 0) -> Confirmation:
     """The final confirmation of a study of ``total`` trials: ``confirm.top`` candidates at
     most, as many as a fifth of the budget re-runs on every extra slot beside the defaults
-    (at least one), and ``extra`` more (``reopened``)."""
+    (at least one), and ``extra`` more (``resumed``)."""
     slots = confirm_seeds(search, total) - 1
     if slots <= 0 or not _specs(search, total):
         return Confirmation()
@@ -134,26 +134,50 @@ def confirmation(search: SearchConfig, total: int, extra: int = 0) -> Confirmati
     return Confirmation(max(1, min(search.confirm.top, fits)) + extra, slots)
 
 
-def reopened(search: SearchConfig, total: int, drawn: int, reruns: int, raised: int) -> int | None:
-    """How many candidates a study's confirmation takes beyond a fresh study's, when its
-    total was raised after the confirmation had run (None: no more stage draws).
+@dataclass(frozen=True)
+class Resumed:
+    """What a study does next once its confirmation may have begun (``resumed``)."""
 
-    ``drawn`` counts the stage draws so far, ``reruns`` the confirmation's runs, ``raised``
-    the raises that reopened the stages already (their draws say so: ``trial_attrs``). Each
-    reopening draws near the winner and keeps back the re-runs that confirm one more
-    candidate: what it finds must be able to win. While the confirmation of ``total`` trials
-    has runs to make, a raise needs none (a larger total confirms more candidates itself);
-    once it has made them all, the trials left reopen the stages when they hold a draw and
-    its re-runs, and are left unused when they do not (None): draws that could not be
-    confirmed could not change the answer.
+    confirmation: Confirmation  # the candidates it confirms (every one on every extra slot)
+    # Its candidates beyond a fresh study's (``replan``'s ``extra``); None: no stage draws again
+    extra: int | None
+    reopening: int  # the candidates raises added, for its new draws to record (0: none)
+
+
+def resumed(search: SearchConfig, total: int, drawn: int, begun: int, raised: int) -> Resumed:
+    """The confirmation of a study of ``total`` trials that made ``drawn`` stage draws and
+    began the re-runs of ``begun`` candidates, and whether its stages draw again; ``raised``
+    counts the candidates that raises of the total added to the confirmation so far (the
+    draws they reopened record it: ``trial_attrs.REOPENED``).
+
+    Before the confirmation a study follows its plan. A total raised after the confirmation
+    has begun all its candidates reopens the stages when the trials left hold a draw and the
+    re-runs of one more candidate: new draws that nothing confirmed could never become the
+    winner. Otherwise the stages draw no more, and the confirmation takes the candidates
+    whose re-runs fit in what is left (those that began always finish): a raise too small
+    for a draw and its re-runs trains nothing, and no candidate is measured on fewer slots
+    than the others.
     """
-    if reruns == 0:
-        return raised
-    base = confirmation(search, total, raised)
-    left = total - 1 - base.trials - drawn
-    if reruns < base.trials or left <= 0:
-        return raised
-    return raised + 1 if base.slots and left >= base.slots + 1 else None
+    base = confirmation(search, total)
+    slots = base.slots
+    if not slots:
+        return Resumed(base, 0, 0)
+    planned = Confirmation(base.candidates + raised, slots)
+    if total - 1 - drawn - planned.trials > 0 and begun < planned.candidates:
+        return Resumed(planned, raised, raised)  # the plan's draws, then its confirmation
+    fits = (total - 1 - drawn) // slots - 1
+    now = max(begun, min(planned.candidates, fits))
+    room = total - 1 - drawn - (begun + 2) * slots  # draws beside one more candidate
+    if begun and begun >= now and room >= 1 and draws_again(search):
+        return Resumed(Confirmation(begun + 1, slots), begun + 1 - base.candidates, raised + 1)
+    return Resumed(Confirmation(now, slots), None, raised)
+
+
+def draws_again(search: SearchConfig) -> bool:
+    """Whether a raised total can be drawn: near the winner (the local stage), or, where a
+    study has no local stage, by a refine stage over a space that is not only choices."""
+    live = searched(search.space)
+    return _local(search) is not None or capacity(live, search.space) is None
 
 
 def _allot(specs: list[_Spec], rest: int, search: SearchConfig) -> list[int]:
@@ -263,8 +287,8 @@ def replan(
 ) -> list[Stage]:
     """The plan for a study that already ran ``done[stage]`` trials per stage; ``finished``
     names stages that searched all they could, even under their budget; the confirmation
-    takes ``extra`` candidates more than a fresh study's (``reopened``; None: it has run, and
-    no stage draws again).
+    takes ``extra`` candidates more than a fresh study's (``resumed``; None: the stages draw
+    no more).
 
     With an unchanged total this is ``make_plan``. Stages before the latest one that has run
     (and that one, once finished) are closed at what they ran; the others share the rest in

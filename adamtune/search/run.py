@@ -30,7 +30,7 @@ from adamtune.search.events import SearchObserver, SearchRun, SearchStart
 from adamtune.search.lr_auto import ATTR, SEEDS, AutoRange, resolve_lr
 from adamtune.search.options import SearchOptions
 from adamtune.search.optuna_private import storage_of
-from adamtune.search.plan import BASELINE, confirmation, replan
+from adamtune.search.plan import BASELINE, replan
 from adamtune.search.rows import TrialRow, loss_of, row_of
 from adamtune.search.samplers import make_pruner
 from adamtune.search.steps import (
@@ -41,8 +41,7 @@ from adamtune.search.steps import (
     Wait,
     done_per_stage,
     next_step,
-    raises,
-    reopening,
+    resuming,
 )
 from adamtune.search.storage import open_storage, release_storage, storage_errors, storage_failure
 from adamtune.search.study import (
@@ -184,17 +183,17 @@ def _run(
     runner = TrialRunner(config, task, study, observer, batch)
     trials = study.get_trials(deepcopy=False)
     done = done_per_stage(trials)
-    extra = reopening(config.search, total, trials)
+    resume = resuming(config.search, total, trials)
     start = SearchStart(
         study.study_name,
         redact(options.storage),
         task.describe(),
-        replan(config.search, total, done, extra=extra),
+        replan(config.search, total, done, extra=resume.extra),
         total,
         sum(done.values()),
         batch,
         batch_note,
-        confirmation(config.search, total, raises(trials) if extra is None else extra),
+        resume.confirmation,
         lr_range,
         threads.described(options.threads) if task.device.type == "cpu" else None,
     )

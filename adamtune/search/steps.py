@@ -33,12 +33,13 @@ from adamtune.search.plan import (
     BASELINE,
     CONFIRM,
     NOISE,
+    Resumed,
     Stage,
     capacity,
-    confirmation,
     current_stage,
-    reopened,
+    draws_again,
     replan,
+    resumed,
 )
 from adamtune.search.rows import TrialRow, row_of
 from adamtune.search.selection import confirm_due, incumbent_row, select
@@ -113,16 +114,17 @@ def _running(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     return [t for t in trials if t.state == TrialState.RUNNING]
 
 
-def reopening(search: SearchConfig, total: int, trials: list[FrozenTrial]) -> int | None:
-    """``plan.reopened`` for a study's trials (running ones count, as for the budget)."""
+def resuming(search: SearchConfig, total: int, trials: list[FrozenTrial]) -> Resumed:
+    """``plan.resumed`` for a study's trials (running ones count, as for the budget)."""
     claimed = _claimed(trials)
     drawn = sum(n for key, n in claimed.items() if key not in (BASELINE, CONFIRM))
-    return reopened(search, total, drawn, claimed.get(CONFIRM, 0), raises(trials))
-
-
-def raises(trials: list[FrozenTrial]) -> int:
-    """How many raises of the total reopened the stages after the confirmation."""
-    return max((int(t.user_attrs.get(trial_attrs.REOPENED, 0)) for t in trials), default=0)
+    begun = {
+        t.user_attrs.get(trial_attrs.CONFIRMS)
+        for t in trials
+        if stage_of(t) == CONFIRM and (counts_toward_budget(t) or t.state == TrialState.RUNNING)
+    }
+    raised = max((int(t.user_attrs.get(trial_attrs.REOPENED, 0)) for t in trials), default=0)
+    return resumed(search, total, drawn, len(begun), raised)
 
 
 def _elsewhere(count: int) -> str:
@@ -159,9 +161,9 @@ def next_step(
         (t.user_attrs.get(trial_attrs.CONFIRMS), t.user_attrs.get(trial_attrs.SLOT))
         for t in running
     }
-    extra = reopening(search, ctx.total, trials)
+    resume = resuming(search, ctx.total, trials)
     while True:
-        plan = replan(search, ctx.total, claimed, frozenset(complete), extra)
+        plan = replan(search, ctx.total, claimed, frozenset(complete), resume.extra)
         stage = current_stage(plan, claimed, frozenset(complete))
         earlier = plan[: plan.index(stage)] if stage is not None else plan
         # A stage starts from the incumbent its predecessors chose: it waits for all of them.
@@ -170,12 +172,14 @@ def next_step(
         if blocking:
             return Wait(f"waiting for stage {budget_key(blocking[0])}: {_elsewhere(len(blocking))}")
         if stage is None:
-            return _confirmation(trials, rows, ctx, [s.name for s in plan], pending, extra)
+            return _confirmation(trials, rows, ctx, [s.name for s in plan], pending, resume)
         after = claimed.get(CONFIRM, 0) > 0  # a stage drawing again: the total was raised
         step = _in_stage(trials, rows, ctx, sampling, plan, stage, after)
-        if isinstance(step, Run) and extra:  # draws of a study raised after its confirmation
+        if isinstance(step, Run) and after:  # centred on the confirmed winner
             for member in step.members:
-                member.attrs[trial_attrs.REOPENED] = extra
+                member.attrs[trial_attrs.BASE] = step.incumbent
+                if resume.reopening:
+                    member.attrs[trial_attrs.REOPENED] = resume.reopening
         if step is not None:
             return step
         complete.add(stage.name)
@@ -232,12 +236,22 @@ def _in_stage(
     choices = capacity(stage.params, ctx.config.search.space)
     wanted = stage.trials - ran if choices is None or ran < choices else 0
     if wanted > 0:
-        step = _draws(trials, ctx, sampling, plan, stage, base, best_before, _share(ctx, wanted))
-        step.incumbent = base_row.number if base_row is not None else None
+        number = base_row.number if base_row is not None else None
+        seen = trials
+        if confirmed:  # a draw's coordinates are relative to its centre: only its own teach
+            seen = [t for t in trials if stage_of(t) != stage.name or _centre(t) == number]
+        step = _draws(seen, ctx, sampling, plan, stage, base, best_before, _share(ctx, wanted))
+        step.incumbent = number
         return step
     if searching:
         return Wait(f"waiting for stage {stage.name}: {_elsewhere(len(searching))}")
     return None
+
+
+def _centre(trial: FrozenTrial) -> int | None:
+    """The trial a draw made after the confirmation began is centred on (None: before)."""
+    centre = trial.user_attrs.get(trial_attrs.BASE)
+    return None if centre is None else int(centre)
 
 
 def _draws(
@@ -286,18 +300,20 @@ def _confirmation(
     ctx: Context,
     stages: list[str],
     pending: set[tuple[Any, Any]],
-    extra: int | None,
+    resume: Resumed,
 ) -> Step:
     """The final confirmation's next slot, a wait for its running runs, or the end."""
-    plan = confirmation(ctx.config.search, ctx.total, extra or 0)
-    due = [(r, s) for r, s in confirm_due(rows, stages, plan) if (r.number, s) not in pending]
+    due = confirm_due(rows, stages, resume.confirmation)
+    due = [(r, s) for r, s in due if (r.number, s) not in pending]
     due = due[: ctx.total - sum(_claimed(trials).values())]  # never past the budget
     if due:
         return _reruns(ctx, due, rows)
     confirming = [t for t in _running(trials) if budget_key(t) == CONFIRM]
     if confirming:
         return Wait(f"waiting for the confirmation: {_elsewhere(len(confirming))}")
-    return Stop("too_few" if extra is None else "exhausted")
+    # Budget left that stages could draw but that cannot hold a draw and its re-runs
+    too_few = resume.extra is None and draws_again(ctx.config.search)
+    return Stop("too_few" if too_few else "exhausted")
 
 
 def _reruns(ctx: Context, due: list[tuple[TrialRow, int]], rows: list[TrialRow]) -> Run:

@@ -23,7 +23,10 @@ SLOT = "slot"  # the seed slot of a re-run (0, absent, for the search's own)
 CONFIRMS = "confirms"  # the trial a re-run measures again
 OF = "of"  # the budget a re-run uses (the confirmation's)
 RETRY_OF = "retry_of"  # the trial whose worker died, drawn again
-REOPENED = "reopened"  # a draw of the n-th raise of the total after the confirmation had run
+# On a draw made after the confirmation began: the candidates that raises of the total had
+# added to the confirmation by then (plan.resumed)
+REOPENED = "reopened"
+BASE = "base"  # the trial a draw made after the confirmation began is centred on
 # Present (True) when the study maximises its metric: a trial's value then reads without its
 # study (adamtune's own comparisons use "lower is better", ``rows.loss_of``).
 MAXIMIZED = "maximized"

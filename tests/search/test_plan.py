@@ -316,28 +316,68 @@ def test_the_confirmation_takes_at_most_a_fifth_of_the_budget() -> None:
 
 
 def test_a_raise_after_the_confirmation_keeps_back_the_re_runs_of_what_it_finds() -> None:
-    from adamtune.search.plan import Confirmation, confirmation, reopened
+    from adamtune.search.plan import Confirmation, Resumed, resumed
 
     cfg = search(confirm={"seeds": 4, "top": 3})
-    stages = sum(budgets(make_plan(cfg, 30)).values())  # 23 draws, then 6 confirmation runs
-    assert reopened(cfg, 30, stages, 0, 0) == 0  # the stages and the confirmation as planned
-    assert reopened(cfg, 30, stages, 3, 0) == 0  # a confirmation under way
+    drawn = sum(budgets(make_plan(cfg, 30)).values())  # 23 draws, then 6 confirmation runs
+    one, two, three = (Confirmation(n, 3) for n in (1, 2, 3))
+    assert resumed(cfg, 30, 5, 0, 0) == Resumed(one, 0, 0)  # the stages, as planned
+    assert resumed(cfg, 30, drawn, 0, 0) == Resumed(one, None, 0)  # then the confirmation
     # raised by 4: one draw near the winner and the 3 re-runs of one more candidate
-    assert reopened(cfg, 34, stages, 6, 0) == 1
-    assert confirmation(cfg, 34, 1) == Confirmation(2, 3)
+    assert resumed(cfg, 34, drawn, 1, 0) == Resumed(two, 1, 1)
     plan = replan(cfg, 34, {"defaults": 1, **budgets(make_plan(cfg, 30))}, extra=1)
     assert plan[-1].name == "local" and plan[-1].trials == 1
-    # it stays reopened while its draw and re-runs are made
-    assert reopened(cfg, 34, stages + 1, 6, 1) == 1
-    assert reopened(cfg, 34, stages + 1, 9, 1) == 1
+    # the draw made (its trial says it belongs to the first raise), its candidate's re-runs
+    assert resumed(cfg, 34, drawn + 1, 1, 1) == Resumed(two, None, 1)
     # raised by 2 more: too few for a draw and its re-runs, so nothing more is drawn
-    assert reopened(cfg, 36, stages + 1, 9, 1) is None
+    assert resumed(cfg, 36, drawn + 1, 2, 1) == Resumed(two, None, 1)
     closed = replan(cfg, 36, {"defaults": 1, "local": 1, **budgets(make_plan(cfg, 30))}, extra=None)
-    assert sum(s.trials for s in closed) == stages + 1
-    # by 6: a second reopening (two draws and three re-runs)
-    assert reopened(cfg, 40, stages + 1, 9, 1) == 2
-    # a total whose own confirmation has runs left needs no reopening: it confirms more
-    assert reopened(cfg, 60, stages, 6, 0) == 0 and confirmation(cfg, 60).candidates == 3
+    assert sum(s.trials for s in closed) == drawn + 1
+    # by 6: a second raise, of three draws, and a third candidate; drawn one at a time, it
+    # goes on drawing until its three are made
+    assert resumed(cfg, 40, drawn + 1, 2, 1) == Resumed(three, 2, 2)
+    assert resumed(cfg, 40, drawn + 2, 2, 2) == Resumed(three, 2, 2)
+    assert resumed(cfg, 40, drawn + 4, 2, 2) == Resumed(three, None, 2)
+    # a total whose own confirmation has candidates left to begin needs no raise of its own
+    assert resumed(cfg, 60, drawn, 1, 0) == Resumed(three, 0, 0)
+
+
+def test_a_raise_never_confirms_a_candidate_on_fewer_slots() -> None:
+    from adamtune.search.plan import Confirmation, Resumed, resumed
+
+    cfg = search(confirm={"seeds": 4, "top": 3})
+    # a finished 44-trial study (37 draws, one candidate) raised to 45, whose own confirmation
+    # takes two: the second's re-runs do not fit in one trial, so it takes none
+    assert resumed(cfg, 45, 37, 1, 0) == Resumed(Confirmation(1, 3), None, 0)
+    # a 29-trial study (no confirmation) raised to 31: not enough for one
+    assert resumed(cfg, 31, 28, 0, 0).confirmation.trials == 0
+
+
+def test_a_raise_during_an_unfinished_confirmation_still_confirms_its_draw() -> None:
+    from adamtune.search.plan import Confirmation, Resumed, resumed
+
+    cfg = search(confirm={"seeds": 4, "top": 3})
+    # stopped half-way through its confirmation (the one candidate begun), resumed with 34
+    assert resumed(cfg, 34, 23, 1, 0) == Resumed(Confirmation(2, 3), 1, 1)
+
+
+def test_a_space_of_choices_only_is_never_reopened() -> None:
+    from adamtune.search.plan import draws_again, resumed
+
+    cfg = search(
+        confirm={"seeds": 4},
+        space={
+            "lr": 1e-3,
+            "beta1": 0.9,
+            "beta2": 0.999,
+            "eps": 1e-8,
+            "weight_decay": 0.01,
+            "decoupled_weight_decay": [False, True],
+        },
+    )
+    assert not draws_again(cfg)
+    # confirmed with budget the stages could not use: it stops, as a fresh study did
+    assert resumed(cfg, 30, 3, 1, 0).extra is None
 
 
 def test_small_studies_confirm_nothing() -> None:
