@@ -192,7 +192,9 @@ class ConfirmConfig(Strict):
     one is called better; ``seeds: 1`` turns it off."""
 
     seeds: int = Field(4, ge=1, le=20)
-    top: int = Field(3, ge=1, le=10)  # at most: the confirmation takes a fifth of the budget
+    # At most (the confirmation takes a fifth of the budget); a total raised once it began
+    # may add one each time: the candidates confirmed before stay
+    top: int = Field(3, ge=1, le=10)
     confidence: float = Field(0.8, ge=0.5, lt=1)  # how sure a gain must be to move a parameter
 
 

@@ -150,13 +150,14 @@ def resumed(search: SearchConfig, total: int, drawn: int, begun: int, raised: in
     counts the candidates that raises of the total added to the confirmation so far (the
     draws they reopened record it: ``trial_attrs.REOPENED``).
 
-    Before the confirmation a study follows its plan. A total raised after the confirmation
-    has begun all its candidates reopens the stages when the trials left hold a draw and the
-    re-runs of one more candidate: new draws that nothing confirmed could never become the
-    winner. Otherwise the stages draw no more, and the confirmation takes the candidates
-    whose re-runs fit in what is left (those that began always finish): a raise too small
-    for a draw and its re-runs trains nothing, and no candidate is measured on fewer slots
-    than the others.
+    Until every candidate of its confirmation has begun, a study follows its plan (a total
+    raised to one whose own confirmation takes more candidates draws by the plan, then
+    confirms them). Once all have begun, a raise reopens the stages when the trials left
+    hold a draw and the re-runs of one more candidate: new draws that nothing confirmed
+    could never become the winner. Otherwise the stages draw no more, and the confirmation
+    takes the candidates whose re-runs fit in what is left (those that began always
+    finish): a raise too small for a draw and its re-runs trains nothing, and no candidate
+    is measured on fewer slots than the others.
     """
     base = confirmation(search, total)
     slots = base.slots

@@ -320,6 +320,16 @@ def verdict(selection: Selection) -> str:
 
 
 # --- which runs are due ----------------------------------------------------------------------
+def begun(rows: list[TrialRow]) -> set[int]:
+    """The candidates whose re-runs began: one of them finished (it counts toward the budget)
+    or is running; a killed or interrupted one is run again, and began nothing."""
+    return {
+        r.confirms
+        for r in rows
+        if r.stage == CONFIRM and r.confirms is not None and (finished(r) or r.state == "running")
+    }
+
+
 def _ran(rows: list[TrialRow], row: TrialRow, slot: int) -> bool:
     return any(r.confirms == row.number and r.slot == slot and finished(r) for r in rows)
 
@@ -334,10 +344,11 @@ def confirm_due(
         return []
     # A candidate whose re-runs began is confirmed to the end, whatever a later draw (of a
     # study raised since) did to the ranking: the new candidates take the places left.
+    started = begun(rows)
+    first = [r for r in rows if r.number in started]
     ranked = final_candidates(rows, stages, len(rows))
-    begun = {r.confirms for r in rows if r.confirms is not None}
-    ranked = [r for r in ranked if r.number in begun] + [r for r in ranked if r.number not in begun]
-    picked = ranked[: confirmation.candidates]
+    rest = [r for r in ranked if all(r.params != b.params for b in first)]
+    picked = (first + rest)[: max(confirmation.candidates, len(first))]
     if not picked:
         return []
     return [

@@ -42,7 +42,7 @@ from adamtune.search.plan import (
     resumed,
 )
 from adamtune.search.rows import TrialRow, row_of
-from adamtune.search.selection import confirm_due, incumbent_row, select
+from adamtune.search.selection import begun, confirm_due, incumbent_row, select
 from adamtune.search.space import encode, searched
 from adamtune.search.study import counts_toward_budget, stage_of, status_of
 from adamtune.search.trial_runs import Member
@@ -70,7 +70,7 @@ class Wait:
 @dataclass
 class Stop:
     # budget | exhausted (every choice tried, nothing left to confirm) | too_few (a total
-    # raised after the confirmation by too little for a new draw and its re-runs)
+    # raised once the confirmation began, by too little for a new draw and its re-runs)
     reason: str
 
 
@@ -118,13 +118,9 @@ def resuming(search: SearchConfig, total: int, trials: list[FrozenTrial]) -> Res
     """``plan.resumed`` for a study's trials (running ones count, as for the budget)."""
     claimed = _claimed(trials)
     drawn = sum(n for key, n in claimed.items() if key not in (BASELINE, CONFIRM))
-    begun = {
-        t.user_attrs.get(trial_attrs.CONFIRMS)
-        for t in trials
-        if stage_of(t) == CONFIRM and (counts_toward_budget(t) or t.state == TrialState.RUNNING)
-    }
+    started = begun([row_of(t) for t in trials])
     raised = max((int(t.user_attrs.get(trial_attrs.REOPENED, 0)) for t in trials), default=0)
-    return resumed(search, total, drawn, len(begun), raised)
+    return resumed(search, total, drawn, len(started), raised)
 
 
 def _elsewhere(count: int) -> str:
@@ -175,11 +171,9 @@ def next_step(
             return _confirmation(trials, rows, ctx, [s.name for s in plan], pending, resume)
         after = claimed.get(CONFIRM, 0) > 0  # a stage drawing again: the total was raised
         step = _in_stage(trials, rows, ctx, sampling, plan, stage, after)
-        if isinstance(step, Run) and after:  # centred on the confirmed winner
+        if isinstance(step, Run) and resume.reopening:  # draws of a raise after confirming
             for member in step.members:
-                member.attrs[trial_attrs.BASE] = step.incumbent
-                if resume.reopening:
-                    member.attrs[trial_attrs.REOPENED] = resume.reopening
+                member.attrs[trial_attrs.REOPENED] = resume.reopening
         if step is not None:
             return step
         complete.add(stage.name)
@@ -236,22 +230,12 @@ def _in_stage(
     choices = capacity(stage.params, ctx.config.search.space)
     wanted = stage.trials - ran if choices is None or ran < choices else 0
     if wanted > 0:
-        number = base_row.number if base_row is not None else None
-        seen = trials
-        if confirmed:  # a draw's coordinates are relative to its centre: only its own teach
-            seen = [t for t in trials if stage_of(t) != stage.name or _centre(t) == number]
-        step = _draws(seen, ctx, sampling, plan, stage, base, best_before, _share(ctx, wanted))
-        step.incumbent = number
+        step = _draws(trials, ctx, sampling, plan, stage, base, best_before, _share(ctx, wanted))
+        step.incumbent = base_row.number if base_row is not None else None
         return step
     if searching:
         return Wait(f"waiting for stage {stage.name}: {_elsewhere(len(searching))}")
     return None
-
-
-def _centre(trial: FrozenTrial) -> int | None:
-    """The trial a draw made after the confirmation began is centred on (None: before)."""
-    centre = trial.user_attrs.get(trial_attrs.BASE)
-    return None if centre is None else int(centre)
 
 
 def _draws(
@@ -311,8 +295,8 @@ def _confirmation(
     confirming = [t for t in _running(trials) if budget_key(t) == CONFIRM]
     if confirming:
         return Wait(f"waiting for the confirmation: {_elsewhere(len(confirming))}")
-    # Budget left that stages could draw but that cannot hold a draw and its re-runs
-    too_few = resume.extra is None and draws_again(ctx.config.search)
+    # A confirmation began, and the budget left cannot hold a draw and its re-runs
+    too_few = resume.extra is None and bool(begun(rows)) and draws_again(ctx.config.search)
     return Stop("too_few" if too_few else "exhausted")
 
 

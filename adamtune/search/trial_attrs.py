@@ -26,7 +26,6 @@ RETRY_OF = "retry_of"  # the trial whose worker died, drawn again
 # On a draw made after the confirmation began: the candidates that raises of the total had
 # added to the confirmation by then (plan.resumed)
 REOPENED = "reopened"
-BASE = "base"  # the trial a draw made after the confirmation began is centred on
 # Present (True) when the study maximises its metric: a trial's value then reads without its
 # study (adamtune's own comparisons use "lower is better", ``rows.loss_of``).
 MAXIMIZED = "maximized"

@@ -20,6 +20,8 @@ from adamtune.search.selection import (
     CONFIRM,
     NOISE,
     bar,
+    begun,
+    confirm_due,
     final_candidates,
     select,
     stage_pick,
@@ -127,6 +129,22 @@ def test_over_many_studies_chance_is_seldom_claimed_and_real_gains_are(
         real += verdict(select(study.rows, ["lr"], confidence)) == "improved"
     assert chance <= 200 * chance_at_most
     assert real >= 200 * 0.9
+
+
+def test_a_candidate_whose_re_runs_began_finishes_whatever_a_later_draw_ranks() -> None:
+    from adamtune.search.plan import Confirmation
+
+    study = Study(random.Random(3))
+    study.defaults(0.10)
+    first = study.stage([0.08, 0.10, 0.12])[0]
+    study.add(CONFIRM, first.params, 0.08, 1, first.number)  # its re-runs began (slot 1)
+    killed = TrialRow(99, CONFIRM, "killed", first.params, None, 3, slot=2, confirms=2)
+    assert begun([*study.rows, killed]) == {first.number}  # a killed re-run began nothing
+    # a later draw repeats its parameters and looks better: the one that began goes on
+    study.add("local", first.params, 0.05)
+    due = confirm_due(study.rows, ["lr", "local"], Confirmation(1, 3))
+    assert {row.number for row, _ in due} == {0, first.number}
+    assert sorted(slot for row, slot in due if row.number == first.number) == [2, 3]
 
 
 def test_the_seed_shift_shared_by_all_runs_of_a_seed_cancels_in_the_bar() -> None:
