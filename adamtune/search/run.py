@@ -183,7 +183,7 @@ def _run(
     runner = TrialRunner(config, task, study, observer, batch)
     trials = study.get_trials(deepcopy=False)
     done = done_per_stage(trials)
-    resume = resuming(config.search, total, trials)
+    resume = resuming(config.search, total, trials, [row_of(t) for t in trials])
     start = SearchStart(
         study.study_name,
         redact(options.storage),

@@ -114,11 +114,14 @@ def _running(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     return [t for t in trials if t.state == TrialState.RUNNING]
 
 
-def resuming(search: SearchConfig, total: int, trials: list[FrozenTrial]) -> Resumed:
-    """``plan.resumed`` for a study's trials (running ones count, as for the budget)."""
+def resuming(
+    search: SearchConfig, total: int, trials: list[FrozenTrial], rows: list[TrialRow]
+) -> Resumed:
+    """``plan.resumed`` for a study's trials (running ones count, as for the budget) and
+    their ``rows``."""
     claimed = _claimed(trials)
     drawn = sum(n for key, n in claimed.items() if key not in (BASELINE, CONFIRM))
-    started = begun([row_of(t) for t in trials])
+    started = begun(rows)
     raised = max((int(t.user_attrs.get(trial_attrs.REOPENED, 0)) for t in trials), default=0)
     return resumed(search, total, drawn, len(started), raised)
 
@@ -157,7 +160,7 @@ def next_step(
         (t.user_attrs.get(trial_attrs.CONFIRMS), t.user_attrs.get(trial_attrs.SLOT))
         for t in running
     }
-    resume = resuming(search, ctx.total, trials)
+    resume = resuming(search, ctx.total, trials, rows)
     while True:
         plan = replan(search, ctx.total, claimed, frozenset(complete), resume.extra)
         stage = current_stage(plan, claimed, frozenset(complete))
