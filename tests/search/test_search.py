@@ -373,6 +373,20 @@ def test_a_raise_after_the_confirmation_confirms_what_it_finds_or_trains_nothing
 
 
 @pytest.mark.slow
+def test_a_joint_study_raised_after_its_confirmation_draws_no_trial_twice(
+    write_config: Callable[..., Path], storage_url: str
+) -> None:
+    text = write_config(trials=30).read_text().replace("confirm: {seeds: 1}", "confirm: {seeds: 4}")
+    text = text.replace("search:\n", "search:\n  strategy: joint\n").replace("batch: 1", "batch: 8")
+    path = write_config(text, name="joint")
+    _search(path, storage_url)
+    _, study = _search(path, storage_url, trials=45)
+    drawn = [t for t in study.trials if "confirms" not in t.user_attrs]
+    assert len(drawn) > 30 and len(study.trials) == 45
+    assert len({json.dumps(t.user_attrs["adam"], sort_keys=True) for t in drawn}) == len(drawn)
+
+
+@pytest.mark.slow
 def test_a_stage_of_choices_runs_each_untried_choice_once(
     write_config: Callable[..., Path], storage_url: str
 ) -> None:
