@@ -39,6 +39,7 @@ from adamtune.search.steps import (
     Step,
     Stop,
     Wait,
+    claimed_per_stage,
     done_per_stage,
     next_step,
     resuming,
@@ -183,7 +184,8 @@ def _run(
     runner = TrialRunner(config, task, study, observer, batch)
     trials = study.get_trials(deepcopy=False)
     done = done_per_stage(trials)
-    resume = resuming(config.search, total, trials, [row_of(t) for t in trials])
+    rows = [row_of(t) for t in trials]
+    resume = resuming(config.search, total, trials, rows, claimed_per_stage(trials))
     start = SearchStart(
         study.study_name,
         redact(options.storage),

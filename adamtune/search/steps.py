@@ -102,7 +102,7 @@ def done_per_stage(trials: list[FrozenTrial]) -> dict[str, int]:
     return done
 
 
-def _claimed(trials: list[FrozenTrial]) -> dict[str, int]:
+def claimed_per_stage(trials: list[FrozenTrial]) -> dict[str, int]:
     """``done_per_stage`` with the running trials counted as if they had finished."""
     claimed = done_per_stage(trials)
     for t in _running(trials):
@@ -115,11 +115,14 @@ def _running(trials: list[FrozenTrial]) -> list[FrozenTrial]:
 
 
 def resuming(
-    search: SearchConfig, total: int, trials: list[FrozenTrial], rows: list[TrialRow]
+    search: SearchConfig,
+    total: int,
+    trials: list[FrozenTrial],
+    rows: list[TrialRow],
+    claimed: dict[str, int],
 ) -> Resumed:
-    """``plan.resumed`` for a study's trials (running ones count, as for the budget) and
-    their ``rows``."""
-    claimed = _claimed(trials)
+    """``plan.resumed`` for a study's trials, their ``rows`` and the budget they claim
+    (``claimed_per_stage``: running trials count, as for the budget)."""
     drawn = sum(n for key, n in claimed.items() if key not in (BASELINE, CONFIRM))
     started = begun(rows)
     raised = max((int(t.user_attrs.get(trial_attrs.REOPENED, 0)) for t in trials), default=0)
@@ -143,7 +146,7 @@ def next_step(
 ) -> Step:
     """What to train next; ``complete`` collects stages that searched all they could under
     their budget (a stage of choices that tried them all): the rest goes to the stages after."""
-    done, claimed = done_per_stage(trials), _claimed(trials)
+    done, claimed = done_per_stage(trials), claimed_per_stage(trials)
     running = _running(trials)
     if sum(done.values()) >= ctx.total:
         return Stop("budget")
@@ -160,7 +163,7 @@ def next_step(
         (t.user_attrs.get(trial_attrs.CONFIRMS), t.user_attrs.get(trial_attrs.SLOT))
         for t in running
     }
-    resume = resuming(search, ctx.total, trials, rows)
+    resume = resuming(search, ctx.total, trials, rows, claimed)
     while True:
         plan = replan(search, ctx.total, claimed, frozenset(complete), resume.extra)
         stage = current_stage(plan, claimed, frozenset(complete))
@@ -171,7 +174,8 @@ def next_step(
         if blocking:
             return Wait(f"waiting for stage {budget_key(blocking[0])}: {_elsewhere(len(blocking))}")
         if stage is None:
-            return _confirmation(trials, rows, ctx, [s.name for s in plan], pending, resume)
+            room = ctx.total - sum(claimed.values())
+            return _confirmation(trials, rows, ctx, [s.name for s in plan], pending, resume, room)
         after = claimed.get(CONFIRM, 0) > 0  # a stage drawing again: the total was raised
         step = _in_stage(trials, rows, ctx, sampling, plan, stage, after)
         if isinstance(step, Run) and resume.reopening:  # draws of a raise after confirming
@@ -190,7 +194,7 @@ def _first_round(
     space = ctx.config.search.space
     params = ADAM_DEFAULTS.with_values(fixed_values(space))
     baseline = Member.fixed(params, _coords(ctx.config, params), {trial_attrs.STAGE: BASELINE})
-    claimed = _claimed(trials)
+    claimed = claimed_per_stage(trials)
     plan = replan(ctx.config.search, ctx.total, claimed, frozenset(complete))
     stage = current_stage(plan, claimed, frozenset(complete))
     if stage is None or ctx.batch <= 1:
@@ -288,11 +292,13 @@ def _confirmation(
     stages: list[str],
     pending: set[tuple[Any, Any]],
     resume: Resumed,
+    room: int,
 ) -> Step:
-    """The final confirmation's next slot, a wait for its running runs, or the end."""
+    """The final confirmation's next slot (no more runs than ``room``, the budget left), a
+    wait for its running runs, or the end."""
     due = confirm_due(rows, stages, resume.confirmation)
     due = [(r, s) for r, s in due if (r.number, s) not in pending]
-    due = due[: ctx.total - sum(_claimed(trials).values())]  # never past the budget
+    due = due[:room]  # never past the budget
     if due:
         return _reruns(ctx, due, rows)
     confirming = [t for t in _running(trials) if budget_key(t) == CONFIRM]
